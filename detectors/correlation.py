@@ -1,0 +1,291 @@
+"""Cross-department correlation: anomalies of one region close in event time become one
+incident with a stable id, versioned as evidence arrives and resolved when quiet."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from .base import P_FLOOR, fisher_combine
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One anomaly as the correlator sees it (times are epoch seconds, event time)."""
+
+    anomaly_id: str
+    source: str  # env | complaint | market
+    department: str
+    region: str
+    kind: str  # e.g. "env:water_cod", "complaint:odor", "market:price:pork"
+    signal: str  # kind plus instance, e.g. "env:water_cod:S-harbour-w"
+    detector: str
+    observed: float
+    expected: float
+    p_value: float
+    t: float
+    event_ids: tuple[str, ...] = ()
+
+    @property
+    def score(self) -> float:
+        return -math.log10(max(self.p_value, P_FLOOR))
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A named scenario: which signal kinds from which sources make it up."""
+
+    name: str
+    kinds: frozenset[str]  # kind prefixes, e.g. "env:water_cod", "complaint:odor", "market:price"
+
+    def matches(self, kind: str) -> bool:
+        return any(kind == k or kind.startswith(k + ":") for k in self.kinds)
+
+
+DEFAULT_TEMPLATES: tuple[Template, ...] = (
+    Template("pollution", frozenset({
+        "env:water_cod", "env:water_nh3n", "env:water_ph", "env:pm25", "env:pm10", "env:no2",
+        "env:so2", "env:o3", "complaint:odor", "complaint:water_quality", "complaint:illness",
+        "complaint:air_quality",
+    })),
+    Template("food_safety", frozenset({
+        "market:inspection_fail", "market:recall", "complaint:food_safety",
+        "complaint:illness", "market:license_violation",
+    })),
+    Template("price_gouging", frozenset({"market:price", "complaint:price"})),
+    Template("flood", frozenset({"env:water_level_m", "complaint:flooding", "complaint:water_quality"})),
+    Template("product_quality", frozenset({
+        "market:recall", "market:inspection_fail", "complaint:product_quality",
+    })),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentVersion:
+    """One published version of an incident (becomes a ``Warning`` on the wire)."""
+
+    warning_id: str
+    version: int
+    status: str  # new | update | resolved
+    region: str
+    scenario: str
+    severity: str
+    urgency: str
+    certainty: str
+    score: float
+    p_value: float
+    departments: tuple[str, ...]
+    first_seen: float
+    last_seen: float
+    evidence: tuple[Finding, ...]
+    explanation: str
+
+
+@dataclass(slots=True)
+class _Incident:
+    warning_id: str
+    region: str
+    version: int
+    first_seen: float
+    last_seen: float
+    evidence: dict[str, Finding] = field(default_factory=dict)  # best finding per signal
+    scenario: str = "cross_department"
+    severity: str = "Minor"
+
+
+class Correlator:
+    """Fuses anomalies of different departments, per region, within ``window_s``.
+
+    A region whose recent anomalies (within ``window_s`` of each other) come from at least
+    ``min_departments`` departments opens an incident. Later anomalies of that region extend
+    it and, when they add a signal or raise the combined score, publish an ``update``.
+    An incident with no evidence for ``quiet_s`` of event time resolves.
+
+    The combined p-value is Fisher's method over the best p-value of each signal.
+
+    >>> c = Correlator(window_s=6 * 3600)
+    >>> f = lambda i, src, dep, kind, t: Finding(str(i), src, dep, "r1", kind, kind, "d",
+    ...                                           5.0, 1.0, 1e-6, t)
+    >>> c.process(f(1, "env", "eco", "env:water_cod", 1000.0))
+    []
+    >>> [v.status for v in c.process(f(2, "complaint", "hotline", "complaint:odor", 2000.0))]
+    ['new']
+    """
+
+    def __init__(
+        self,
+        window_s: float = 6 * 3600.0,
+        quiet_s: float = 12 * 3600.0,
+        min_departments: int = 2,
+        templates: Iterable[Template] = DEFAULT_TEMPLATES,
+        update_score_step: float = 2.0,
+    ) -> None:
+        self.window_s = window_s
+        self.quiet_s = quiet_s
+        self.min_departments = min_departments
+        self.templates = tuple(templates)
+        self.update_score_step = update_score_step
+        self._recent: dict[str, deque[Finding]] = {}
+        self._open: dict[str, list[_Incident]] = {}
+        self._seen_ids: dict[str, None] = {}
+        self.watermark = -math.inf
+
+    # -- public ---------------------------------------------------------------------------
+    def process(self, f: Finding) -> list[IncidentVersion]:
+        """Take one anomaly; return the warning versions it causes (possibly none)."""
+        if f.anomaly_id in self._seen_ids:
+            return []
+        self._seen_ids[f.anomaly_id] = None
+        if len(self._seen_ids) > 100_000:
+            self._seen_ids.pop(next(iter(self._seen_ids)))
+        out = self.advance(f.t)
+        for inc in self._open.get(f.region, []):
+            if f.t <= inc.last_seen + self.window_s and self._fits(inc, f):
+                v = self._extend(inc, f)
+                if v is not None:
+                    out.append(v)
+                return out
+        buf = self._recent.setdefault(f.region, deque())
+        buf.append(f)
+        while buf and buf[0].t < f.t - 2 * self.window_s:
+            buf.popleft()
+        window = [g for g in buf if abs(g.t - f.t) <= self.window_s]
+        if len({g.department for g in window}) >= self.min_departments:
+            out.append(self._open_incident(f.region, window))
+            used = {g.anomaly_id for g in window}
+            self._recent[f.region] = deque(g for g in buf if g.anomaly_id not in used)
+        return out
+
+    def _fits(self, inc: _Incident, f: Finding) -> bool:
+        """Does ``f`` belong to incident ``inc`` (same scenario family)?"""
+        if inc.scenario == "cross_department":
+            return True
+        tpl = next((t for t in self.templates if t.name == inc.scenario), None)
+        return tpl is None or tpl.matches(f.kind)
+
+    def advance(self, watermark: float) -> list[IncidentVersion]:
+        """Move event time forward; resolve incidents quiet for ``quiet_s``."""
+        if watermark <= self.watermark:
+            return []
+        self.watermark = watermark
+        out = []
+        for region, incs in list(self._open.items()):
+            keep = []
+            for inc in incs:
+                if inc.last_seen + self.quiet_s <= watermark:
+                    inc.version += 1
+                    out.append(self._version(inc, "resolved"))
+                else:
+                    keep.append(inc)
+            if keep:
+                self._open[region] = keep
+            else:
+                del self._open[region]
+        return out
+
+    def open_incidents(self) -> int:
+        return sum(len(v) for v in self._open.values())
+
+    # -- internals ------------------------------------------------------------------------
+    def _open_incident(self, region: str, window: list[Finding]) -> IncidentVersion:
+        # the latest finding of each signal: a stale blip of a signal that is anomalous
+        # again now does not pull the incident's start back in time
+        latest: dict[str, Finding] = {}
+        for g in window:
+            cur = latest.get(g.signal)
+            if cur is None or g.t > cur.t:
+                latest[g.signal] = g
+        chosen = sorted(latest.values(), key=lambda g: (g.t, g.anomaly_id))
+        first = chosen[0]
+        digest = hashlib.sha1(f"{region}|{first.anomaly_id}".encode()).hexdigest()[:16]
+        inc = _Incident(
+            warning_id=f"tw-{region}-{digest}", region=region, version=1,
+            first_seen=first.t, last_seen=max(g.t for g in chosen),
+        )
+        for g in chosen:
+            self._add(inc, g)
+        self._open.setdefault(region, []).append(inc)
+        return self._version(inc, "new")
+
+    def _add(self, inc: _Incident, f: Finding) -> bool:
+        """Add evidence; True if it is a new signal or a clearly stronger one."""
+        cur = inc.evidence.get(f.signal)
+        inc.first_seen = min(inc.first_seen, f.t)
+        inc.last_seen = max(inc.last_seen, f.t)
+        if cur is None:
+            inc.evidence[f.signal] = f
+            return True
+        if f.score > cur.score:
+            inc.evidence[f.signal] = f
+            return f.score >= cur.score + self.update_score_step
+        return False
+
+    def _extend(self, inc: _Incident, f: Finding) -> IncidentVersion | None:
+        before_depts = {g.department for g in inc.evidence.values()}
+        changed = self._add(inc, f)
+        if not changed and f.department in before_depts:
+            return None
+        inc.version += 1
+        return self._version(inc, "update")
+
+    def _scenario(self, kinds: set[str]) -> str:
+        best, best_n = "cross_department", 0
+        for tpl in self.templates:
+            matched = [k for k in kinds if tpl.matches(k)]
+            sources = {k.split(":", 1)[0] for k in matched}
+            n = len(matched) + 2 * len(sources)
+            if len(sources) >= 2 and n > best_n:
+                best, best_n = tpl.name, n
+        return best
+
+    def _version(self, inc: _Incident, status: str) -> IncidentVersion:
+        ev = tuple(sorted(inc.evidence.values(), key=lambda g: (g.t, g.signal)))
+        depts = tuple(sorted({g.department for g in ev}))
+        p = fisher_combine([g.p_value for g in ev])
+        score = -math.log10(max(p, P_FLOOR))
+        inc.scenario = self._scenario({g.kind for g in ev})
+        nd = len(depts)
+        if nd >= 3 or score >= 20:
+            severity = "Severe"
+        elif score >= 8:
+            severity = "Moderate"
+        else:
+            severity = "Minor"
+        inc.severity = severity
+        certainty = "Likely" if nd >= 3 or score >= 12 else "Possible"
+        urgency = "Past" if status == "resolved" else "Immediate"
+        return IncidentVersion(
+            warning_id=inc.warning_id, version=inc.version, status=status, region=inc.region,
+            scenario=inc.scenario, severity=severity, urgency=urgency, certainty=certainty,
+            score=round(score, 3), p_value=p, departments=depts,
+            first_seen=inc.first_seen, last_seen=inc.last_seen, evidence=ev,
+            explanation=explain(inc.region, inc.scenario, ev, p, status),
+        )
+
+
+def explain(region: str, scenario: str, ev: tuple[Finding, ...], p: float, status: str) -> str:
+    """One short paragraph a duty officer can read."""
+    from datetime import UTC, datetime
+
+    def ts(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    depts = sorted({g.department for g in ev})
+    parts = []
+    for g in sorted(ev, key=lambda g: g.p_value)[:5]:
+        exp = "n/a" if math.isnan(g.expected) else f"{g.expected:.3g}"
+        parts.append(f"{g.kind} observed {g.observed:.3g} vs expected {exp} (p={g.p_value:.1e})")
+    head = "Resolved: " if status == "resolved" else ""
+    since = ts(min(g.t for g in ev)) if ev else "?"
+    return (
+        f"{head}Possible {scenario.replace('_', ' ')} in {region}: {len(depts)} departments "
+        f"({', '.join(depts)}) report anomalies since {since}. "
+        + "; ".join(parts)
+        + f". Combined chance of this by coincidence: p={p:.1e}."
+    )
+
+
+__all__ = ["DEFAULT_TEMPLATES", "Correlator", "Finding", "IncidentVersion", "Template", "replace"]

@@ -1,0 +1,163 @@
+"""Detect stage: route each valid record to its detectors, in event time, and emit findings."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from detectors.base import Score
+from detectors.correlation import Finding
+from detectors.counts import CountSurge
+from detectors.robust import RobustBaseline
+
+from .schemas import Complaint, MarketEvent, SensorReading
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    alpha_level: float = 1e-5  # p-value below which a level signal is anomalous
+    alpha_count: float = 2e-3  # p-value below which a count signal is anomalous
+    min_count: int = 2  # fewest events in a window for a count anomaly
+    level_window: int = 96
+    level_min_history: int = 24
+    hold_max: int = 24  # anomalous readings kept out of the baseline before it adapts
+    repeat_every: int = 4  # while anomalous, re-emit every n-th anomalous reading
+    bucket_s: float = 3600.0
+    lateness_s: float = 1800.0
+
+
+@dataclass(slots=True)
+class _LevelState:
+    det: RobustBaseline
+    run: int = 0
+    last: deque[float] = field(default_factory=lambda: deque(maxlen=3))
+
+
+@dataclass(slots=True)
+class _CountCtx:
+    det: CountSurge
+    recent_ids: dict[object, deque[str]] = field(default_factory=dict)
+
+
+class Detection:
+    """Per-source detector banks. ``process`` scores a record before learning it."""
+
+    def __init__(self, params: DetectParams | None = None) -> None:
+        self.p = params or DetectParams()
+        self._levels: dict[tuple[str, ...], _LevelState] = {}
+        self._counts = {
+            src: _CountCtx(CountSurge(bucket_s=self.p.bucket_s, lateness_s=self.p.lateness_s))
+            for src in ("complaint", "market")
+        }
+        self.watermark: dict[str, float] = {}
+        self.late_events: dict[str, int] = {"env": 0, "complaint": 0, "market": 0}
+
+    # -- entry ----------------------------------------------------------------------------
+    def process(self, source: str, rec: SensorReading | Complaint | MarketEvent) -> list[Finding]:
+        t = rec.event_time.timestamp()
+        wm = self.watermark.get(source)
+        if wm is None or t > wm:
+            self.watermark[source] = t
+        if isinstance(rec, SensorReading):
+            return self._sensor(rec, t)
+        if isinstance(rec, Complaint):
+            return self._count("complaint", rec.department, rec.region,
+                               f"complaint:{rec.category}", rec.complaint_id, t)
+        return self._market(rec, t)
+
+    # -- level signals ------------------------------------------------------------------
+    def _level(
+        self, key: tuple[str, ...], x: float, t: float, *, source: str, department: str,
+        region: str, kind: str, signal: str, event_id: str,
+    ) -> list[Finding]:
+        st = self._levels.get(key)
+        if st is None:
+            st = _LevelState(RobustBaseline(self.p.level_window, self.p.level_min_history))
+            self._levels[key] = st
+        # score the median of the last three readings: one stray reading is not an anomaly
+        st.last.append(x)
+        s = st.det.score_one(sorted(st.last)[len(st.last) // 2] if len(st.last) == 3 else x)
+        out: list[Finding] = []
+        if s.p_value < self.p.alpha_level:
+            if st.run % self.p.repeat_every == 0:
+                out.append(self._finding(
+                    f"{signal}@{event_id}", source, department, region, kind, signal,
+                    "robust_baseline", s, t, (event_id,),
+                ))
+            st.run += 1
+            if st.run > self.p.hold_max:
+                st.det.learn_one(x)
+        else:
+            st.run = 0
+            st.det.learn_one(x)
+        return out
+
+    def _sensor(self, r: SensorReading, t: float) -> list[Finding]:
+        kind = f"env:{r.metric}"
+        return self._level(
+            ("env", r.sensor_id, r.metric), r.value, t, source="env", department=r.department,
+            region=r.region, kind=kind, signal=f"{kind}:{r.sensor_id}", event_id=r.reading_id,
+        )
+
+    def _market(self, e: MarketEvent, t: float) -> list[Finding]:
+        if e.kind == "price_report":
+            assert e.price is not None and e.commodity is not None
+            kind = f"market:price:{e.commodity}"
+            out = self._level(
+                ("price", e.commodity, e.region, e.unit or ""), e.price, t, source="market",
+                department=e.department, region=e.region, kind=kind,
+                signal=f"{kind}:{e.region}", event_id=e.event_id,
+            )
+            self._advance("market", t)
+            return out
+        if e.kind == "inspection":
+            if e.passed:
+                self._advance("market", t)
+                return []
+            return self._count("market", e.department, e.region, "market:inspection_fail",
+                               e.event_id, t)
+        return self._count("market", e.department, e.region, f"market:{e.kind}", e.event_id, t)
+
+    # -- count signals ------------------------------------------------------------------
+    def _advance(self, source: str, t: float) -> None:
+        self._counts[source].det.advance(self.watermark.get(source, t))
+
+    def _count(
+        self, source: str, department: str, region: str, kind: str, event_id: str, t: float
+    ) -> list[Finding]:
+        ctx = self._counts[source]
+        det = ctx.det
+        self._advance(source, t)
+        key = (region, kind)
+        if not det.learn_one(key, t):
+            self.late_events[source] += 1
+            return []
+        ids = ctx.recent_ids.get(key)
+        if ids is None:
+            ids = ctx.recent_ids[key] = deque(maxlen=25)
+        ids.append(event_id)
+        s = det.score_one(key, t)
+        if s.p_value < self.p.alpha_count and s.observed >= self.p.min_count:
+            if det.mark_fired(key, t):
+                bucket = det.bucket_of(t)
+                signal = f"{kind}:{region}"
+                return [self._finding(
+                    f"{signal}@{bucket}", source, department, region, kind, signal,
+                    "count_surge", s, t, tuple(ids),
+                )]
+        return []
+
+    @staticmethod
+    def _finding(
+        anomaly_id: str, source: str, department: str, region: str, kind: str, signal: str,
+        detector: str, s: Score, t: float, event_ids: tuple[str, ...],
+    ) -> Finding:
+        return Finding(
+            anomaly_id=anomaly_id, source=source, department=department, region=region,
+            kind=kind, signal=signal, detector=detector, observed=s.observed,
+            expected=s.expected, p_value=s.p_value, t=t, event_ids=event_ids,
+        )
+
+    @property
+    def n_series(self) -> int:
+        return len(self._levels) + sum(c.det.n_keys for c in self._counts.values())

@@ -1,0 +1,40 @@
+"""One exception hierarchy. Every message says what the operator should do next."""
+
+from __future__ import annotations
+
+
+class TocsinError(Exception):
+    """Base class of every error Tocsin raises on purpose."""
+
+
+class ConfigError(TocsinError):
+    """A setting, a registry file or a command-line option is wrong."""
+
+
+class RegistryError(ConfigError):
+    """The region registry cannot be read or is inconsistent."""
+
+
+class BrokerError(TocsinError):
+    """The Kafka broker cannot be reached or refused a request."""
+
+
+class BrokerStartError(BrokerError):
+    """The embedded broker could not be started."""
+
+
+class BrokerUnavailableError(BrokerError):
+    """The broker has been unreachable for longer than the configured limit."""
+
+
+class ValidationFailure(TocsinError):
+    """A record failed validation; ``reason`` is stored with it in the dead-letter topic."""
+
+    def __init__(self, reason: str, error_type: str = "invalid") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error_type = error_type
+
+
+class InputFileError(TocsinError):
+    """A JSONL or JSON input file is unreadable or malformed."""

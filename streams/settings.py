@@ -1,0 +1,131 @@
+"""One frozen settings object, read from ``TOCSIN_*`` environment variables (or a .env file)."""
+
+from __future__ import annotations
+
+import ssl
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REGISTRY = Path(__file__).parent / "data" / "regions.csv"
+
+
+class TocsinSettings(BaseSettings):
+    """Every knob of a Tocsin worker. Environment variables take the ``TOCSIN_`` prefix,
+    e.g. ``TOCSIN_BROKER=kafka://k1:9092,k2:9092``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOCSIN_", env_file=".env", env_file_encoding="utf-8", frozen=True,
+        extra="ignore",
+    )
+
+    # --- broker -----------------------------------------------------------------
+    broker: str = Field(
+        "kafka://127.0.0.1:9092",
+        description="Kafka bootstrap servers, comma separated, with or without kafka:// scheme.",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = Field(None, description="CA bundle that signed the broker certificate.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="Client key for mutual TLS.")
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    broker_unavailable_limit_s: float = Field(
+        120.0, gt=0, description="Exit with BrokerUnavailableError after this long without a broker."
+    )
+
+    # --- worker -------------------------------------------------------------------
+    app_id: str = Field("tocsin", description="Consumer group / faust application id.")
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions of the Tocsin topics.")
+    replication_factor: int = Field(1, ge=1)
+    batch_size: int = Field(1000, ge=1, description="Events taken per batch by each agent.")
+    batch_within_s: float = Field(0.2, gt=0, description="Longest wait to fill a batch.")
+    session_timeout_s: float = Field(8.0, gt=0)
+    rebalance_timeout_s: float = Field(8.0, gt=0)
+    heartbeat_interval_s: float = Field(1.0, gt=0)
+    web_port: int = Field(6066, ge=0, le=65535)
+    web_enabled: bool = False
+    data_dir: Path = Field(Path(".tocsin-data"), description="faust data directory.")
+
+    # --- data ---------------------------------------------------------------------
+    region_registry: Path = Field(DEFAULT_REGISTRY, description="CSV: region,name,lat,lon[,...].")
+    dedup_window: int = Field(
+        200_000, ge=1, description="Message ids remembered per source to drop exact re-deliveries."
+    )
+    allowed_lateness_s: float = Field(
+        1800.0, ge=0, description="Event-time lateness accepted before a bucket closes."
+    )
+    correlation_window_s: float = Field(
+        6 * 3600.0, gt=0, description="Anomalies of a region this close in event time correlate."
+    )
+    quiet_resolve_s: float = Field(
+        12 * 3600.0, gt=0, description="An incident with no new evidence for this long resolves."
+    )
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_not_empty(cls, v: str) -> str:
+        if not bootstrap_list(v):
+            raise ValueError("TOCSIN_BROKER must name at least one host:port")
+        return v
+
+    @cached_property
+    def bootstrap_servers(self) -> list[str]:
+        return bootstrap_list(self.broker)
+
+    @property
+    def faust_broker(self) -> str:
+        return ";".join(f"kafka://{hp}" for hp in self.bootstrap_servers)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        ctx = ssl.create_default_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+        )
+        ctx.check_hostname = self.ssl_check_hostname
+        if self.ssl_certfile:
+            ctx.load_cert_chain(
+                str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+            )
+        return ctx
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments shared by aiokafka and kafka-python clients."""
+        kw: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        ctx = self.ssl_context()
+        if ctx is not None:
+            kw["ssl_context"] = ctx
+        if self.security_protocol.startswith("SASL"):
+            kw["sasl_mechanism"] = self.sasl_mechanism
+            kw["sasl_plain_username"] = self.sasl_username
+            kw["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return kw
+
+
+def bootstrap_list(broker: str) -> list[str]:
+    """``"kafka://a:1;kafka://b:2"`` or ``"a:1,b:2"`` -> ``["a:1", "b:2"]``."""
+    out = []
+    for part in broker.replace(";", ",").split(","):
+        part = part.strip()
+        if part.startswith("kafka://"):
+            part = part[len("kafka://") :]
+        part = part.rstrip("/")
+        if part:
+            out.append(part)
+    return out
+
+
+def load_settings(**overrides: Any) -> TocsinSettings:
+    """Settings from the environment, with explicit overrides (e.g. from CLI options)."""
+    return TocsinSettings(**{k: v for k, v in overrides.items() if v is not None})
