@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import InputFileError
 from .ingest import Origin
-from .pipeline import Pipeline
+from .pipeline import Pipeline, partition_for
 from .regions import RegionRegistry
 from .schemas import EventTime, Warning
 from .settings import TocsinSettings
@@ -99,7 +99,9 @@ def run_pipeline(lines: Iterable[ReplayLine], settings: TocsinSettings,
         if ln.source is None:
             bad_lines += 1
             continue
-        pipe.feed(ln.source, ln.raw, Origin(f"replay:{ln.source}", -1, ln.lineno, ln.key))
+        # the partition a live run would read this record from (keyed by region)
+        part = partition_for(ln.key, settings.partitions)
+        pipe.feed(ln.source, ln.raw, Origin(f"replay:{ln.source}", part, ln.lineno, ln.key))
     return pipe, bad_lines
 
 

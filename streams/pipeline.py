@@ -96,13 +96,32 @@ class StepResult:
     duplicate: bool = False
 
 
+def partition_for(key: bytes | None, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for ``key`` (murmur2, positive)."""
+    if key is None:
+        return 0
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class SourceStage:
-    """Ingest + detect for the three source topics (one instance per worker)."""
+    """Ingest + detect for the three source topics (one instance per worker).
+
+    Detector state (and its event-time watermark) is kept per partition: a partition's
+    records arrive in producer order, so a replay and a live run see the same sequence."""
 
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
         self.ingestor = Ingestor(registry, settings.dedup_window)
-        self.detection = Detection(DetectParams(lateness_s=settings.allowed_lateness_s))
+        self._params = DetectParams(lateness_s=settings.allowed_lateness_s)
+        self._detection: dict[int, Detection] = {}
         self.counters = Counters()
+
+    def detection(self, partition: int) -> Detection:
+        d = self._detection.get(partition)
+        if d is None:
+            d = self._detection[partition] = Detection(self._params)
+        return d
 
     def process(self, source: str, raw: bytes, origin: Origin) -> StepResult:
         c = self.counters
@@ -116,7 +135,7 @@ class SourceStage:
             return StepResult(dead=res.dead)
         assert res.record is not None
         c.valid[source] += 1
-        found = self.detection.process(source, res.record)
+        found = self.detection(origin.partition).process(source, res.record)
         c.anomalies += len(found)
         return StepResult(anomalies=[finding_to_anomaly(f) for f in found])
 

@@ -41,6 +41,9 @@ class TocsinSettings(BaseSettings):
 
     # --- worker -------------------------------------------------------------------
     app_id: str = Field("tocsin", description="Consumer group / faust application id.")
+    topic_prefix: str = Field(
+        "", description="Prepended to every topic name (isolates tests or tenants on one cluster)."
+    )
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of the Tocsin topics.")
     replication_factor: int = Field(1, ge=1)
     batch_size: int = Field(1000, ge=1, description="Events taken per batch by each agent.")

@@ -1,0 +1,162 @@
+"""The faust application: ingest+detect agents on the three source topics, a correlate agent
+on the anomalies topic, sinks to the warnings and dead-letter topics.
+
+Agents take events in batches (``take_events``) and send their outputs once per batch;
+a batch is acknowledged only after its outputs are delivered (at-least-once)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from pydantic import ValidationError
+
+from .ingest import Origin, dead_letter
+from .pipeline import CorrelationStage, SourceStage
+from .regions import RegionRegistry
+from .schemas import Anomaly
+from .settings import TocsinSettings
+from .topics import ANOMALIES, DEADLETTER, SOURCE_TOPICS, WARNINGS, topic_name
+
+log = logging.getLogger("tocsin.worker")
+
+
+def _credentials(settings: TocsinSettings) -> Any:
+    ctx = settings.ssl_context()
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
+            ssl_context=ctx, mechanism=settings.sasl_mechanism,
+        )
+    if ctx is not None:
+        return faust.SSLCredentials(ctx)
+    return None
+
+
+def on_processing_error(topic: str, partition: int, offset: int, exc: BaseException) -> None:
+    """Called for a record whose processing raised: the record goes to the dead-letter topic."""
+    log.error("processing failed for %s[%d]@%d: %s: %s; record sent to the dead-letter topic",
+              topic, partition, offset, type(exc).__name__, exc)
+
+
+class Worker:
+    """Holds the faust app and the per-worker processing state."""
+
+    def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
+        self.settings = settings
+        self.sources = SourceStage(settings, registry)
+        self.correlation = CorrelationStage(settings)
+        self.warnings_sent = 0
+        self.dead_sent = 0
+        s = settings
+        self.app = faust.App(
+            s.app_id,
+            broker=s.faust_broker,
+            broker_credentials=_credentials(s),
+            value_serializer="raw",
+            key_serializer="raw",
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication_factor,
+            broker_session_timeout=s.session_timeout_s,
+            broker_rebalance_timeout=s.rebalance_timeout_s,
+            broker_heartbeat_interval=s.heartbeat_interval_s,
+            broker_commit_interval=1.0,
+            consumer_auto_offset_reset="earliest",
+            web_enabled=s.web_enabled,
+            web_port=s.web_port,
+            datadir=str(s.data_dir),
+            producer_linger=0.005,
+        )
+
+        def topic(base: str) -> Any:
+            return self.app.topic(topic_name(s, base), key_type=bytes, value_type=bytes,
+                                  value_serializer="raw", key_serializer="raw",
+                                  partitions=s.partitions)
+
+        self.deadletter_topic = topic(DEADLETTER)
+        self.anomalies_topic = topic(ANOMALIES)
+        self.warnings_topic = topic(WARNINGS)
+        for source, base in SOURCE_TOPICS.items():
+            self.app.agent(topic(base), name=f"tocsin.ingest.{source}")(self._ingest_agent(source))
+        self.app.agent(self.anomalies_topic, name="tocsin.correlate")(self._correlate)
+        self.app.timer(10.0)(self._report)
+
+    # -- agents ---------------------------------------------------------------------------
+    def _ingest_agent(self, source: str) -> Any:
+        async def ingest(stream: Any) -> AsyncIterator[None]:
+            s = self.settings
+            async for events in stream.take_events(s.batch_size, s.batch_within_s):
+                pending: list[Awaitable[Any]] = []
+                for ev in events:
+                    m = ev.message
+                    origin = Origin(m.topic, m.partition, m.offset, m.key)
+                    raw = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
+                    try:
+                        step = self.sources.process(source, raw, origin)
+                    except Exception as exc:  # a bug must not stop the stream nor lose data
+                        on_processing_error(m.topic, m.partition, m.offset, exc)
+                        d = dead_letter(raw, origin, f"processing error: {exc!r}",
+                                        "processing_error")
+                        pending.append(await self._send(self.deadletter_topic, None,
+                                                        d.model_dump_json().encode()))
+                        continue
+                    if step.dead is not None:
+                        pending.append(await self._send(
+                            self.deadletter_topic, m.key, step.dead.model_dump_json().encode()))
+                        self.dead_sent += 1
+                    for a in step.anomalies:
+                        pending.append(await self._send(
+                            self.anomalies_topic, a.region.encode(),
+                            a.model_dump_json().encode()))
+                if pending:
+                    await asyncio.gather(*pending)
+                yield None
+
+        ingest.__name__ = f"ingest_{source}"
+        return ingest
+
+    async def _correlate(self, stream: Any) -> AsyncIterator[None]:
+        s = self.settings
+        async for events in stream.take_events(s.batch_size, s.batch_within_s):
+            pending: list[Awaitable[Any]] = []
+            for ev in events:
+                m = ev.message
+                try:
+                    a = Anomaly.model_validate_json(ev.value)
+                except ValidationError as exc:
+                    on_processing_error(m.topic, m.partition, m.offset, exc)
+                    d = dead_letter(ev.value, Origin(m.topic, m.partition, m.offset, m.key),
+                                    f"bad anomaly record: {exc.errors()[0]['msg']}", "schema")
+                    pending.append(await self._send(self.deadletter_topic, m.key,
+                                                    d.model_dump_json().encode()))
+                    continue
+                for w in self.correlation.process(a):
+                    log.info("warning %s v%d %s %s %s", w.warning_id, w.version, w.status,
+                             w.region, w.scenario)
+                    pending.append(await self._send(self.warnings_topic, w.warning_id.encode(),
+                                                    w.model_dump_json().encode()))
+                    self.warnings_sent += 1
+            if pending:
+                await asyncio.gather(*pending)
+            yield None
+
+    @staticmethod
+    async def _send(topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        fut: Awaitable[Any] = await topic.send(key=key, value=value)
+        return fut
+
+    async def _report(self) -> None:
+        c = self.sources.counters
+        log.info("received=%s valid=%s dead=%s duplicate=%s anomalies=%d warnings=%d at %s",
+                 c.received, c.valid, c.dead, c.duplicate, c.anomalies, self.warnings_sent,
+                 datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def run(self, loglevel: str = "info") -> None:
+        """Run the worker until stopped (SIGINT/SIGTERM)."""
+        worker = faust.Worker(self.app, loglevel=loglevel, quiet=True)
+        worker.execute_from_commandline()

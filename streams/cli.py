@@ -1,0 +1,217 @@
+"""The ``tocsin`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from .errors import TocsinError
+
+app = typer.Typer(help="Tocsin: cross-department early warning on Kafka.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+topics_app = typer.Typer(help="Topic catalogue.", no_args_is_help=True)
+eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(eval_app, name="eval")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings(**overrides: object):  # type: ignore[no-untyped-def]
+    from .settings import load_settings
+
+    return load_settings(**overrides)
+
+
+@app.command()
+def schema(topic: Annotated[str | None, typer.Option(help="Only this topic's schema.")] = None
+           ) -> None:
+    """Print the JSON Schema of each message type, keyed by topic."""
+    from .schemas import json_schemas
+
+    schemas = json_schemas()
+    if topic is not None:
+        if topic not in schemas:
+            raise TocsinError(f"no schema for topic {topic!r}; known: {', '.join(schemas)}")
+        schemas = {topic: schemas[topic]}
+    print(json.dumps(schemas, indent=2))
+
+
+@topics_app.command("create")
+def topics_create(broker: Annotated[str | None, typer.Option(help="host:port[,...]")] = None
+                  ) -> None:
+    """Create the catalogue's topics (idempotent)."""
+    from .topics import create_topics
+
+    for name, outcome in create_topics(_settings(broker=broker)).items():
+        console.print(f"{outcome:8} {name}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Print the topic catalogue."""
+    from .topics import CATALOGUE
+
+    s = _settings()
+    for t in CATALOGUE:
+        console.print(f"{s.topic_prefix + t.name:32} partitions={t.partitions or s.partitions} "
+                      f"retention={t.retention_ms // 3600000}h "
+                      f"{'compacted' if t.compacted else 'delete'}  {t.description}")
+
+
+@app.command()
+def broker(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 9092) -> None:
+    """Run the embedded Tansu broker on loopback until interrupted."""
+    from .broker import EmbeddedBroker
+
+    b = EmbeddedBroker(port=port).start()
+    console.print(f"Tansu listening on {b.bootstrap}; Ctrl-C stops it")
+    try:
+        while b.proc is not None and b.proc.poll() is None:
+            time.sleep(0.5)
+        raise TocsinError(f"the broker exited with code {b.proc.returncode if b.proc else '?'}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        b.stop()
+
+
+@app.command()
+def worker(
+    broker: Annotated[str | None, typer.Option(help="host:port[,...]")] = None,
+    loglevel: Annotated[str, typer.Option(help="crit|error|warn|info|debug")] = "info",
+) -> None:
+    """Run a stream worker (all agents) against TOCSIN_BROKER."""
+    from .app import Worker
+    from .regions import RegionRegistry
+
+    s = _settings(broker=broker)
+    registry = RegionRegistry.from_csv(s.region_registry)
+    sys.argv = [sys.argv[0]]  # faust's own command line must not see ours
+    Worker(s, registry).run(loglevel=loglevel)
+
+
+@app.command()
+def simulate(
+    seed: Annotated[int, typer.Option(help="Random seed (deterministic output).")] = 7,
+    days: Annotated[float, typer.Option(help="Simulated days.")] = 7.0,
+    out: Annotated[Path | None, typer.Option(help="Write events to this JSONL file.")] = None,
+    truth: Annotated[Path | None, typer.Option(help="Write ground truth to this JSON file.")
+                     ] = None,
+    to_kafka: Annotated[bool, typer.Option(help="Produce to the topics instead.")] = False,
+    effect_scale: Annotated[float, typer.Option(help="Scale every incident's effect.")] = 1.0,
+    speed: Annotated[float, typer.Option(help="With --to-kafka: event-time speed-up, 0 = max.")
+                     ] = 0.0,
+) -> None:
+    """Generate department streams with injected incidents and their ground truth."""
+    import tempfile
+
+    from .regions import RegionRegistry
+    from .replay import replay_file
+    from .simulate import SimConfig
+    from .simulate import simulate as run_sim
+
+    if out is None and not to_kafka:
+        raise TocsinError("say where to write: --out FILE.jsonl and/or --to-kafka")
+    s = _settings()
+    sim = run_sim(SimConfig(seed=seed, days=days, effect_scale=effect_scale),
+                  RegionRegistry.from_csv(s.region_registry))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = out or Path(tmp) / "events.jsonl"
+        sim.write(path, truth)
+        err.print(f"{len(sim.events)} events ({sim.n_malformed} malformed, {sim.n_duplicates} "
+                  f"re-delivered), {len(sim.incidents)} incidents"
+                  + (f" -> {out}" if out else "") + (f", truth -> {truth}" if truth else ""))
+        if to_kafka:
+            stats = replay_file(s, path, speed)
+            err.print(f"produced {stats.sent}")
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="JSONL file, one message per line with 'source'.")],
+    speed: Annotated[float, typer.Option(help="Event-time speed-up, 0 = as fast as possible.")
+                     ] = 0.0,
+    broker: Annotated[str | None, typer.Option(help="host:port[,...]")] = None,
+) -> None:
+    """Produce a replay file to the source topics (bad lines go to the dead-letter topic)."""
+    from .replay import replay_file
+
+    stats = replay_file(_settings(broker=broker), file, speed)
+    console.print(f"sent {stats.sent}, {stats.bad_lines} bad line(s) to the dead-letter topic")
+
+
+@eval_app.command("replay")
+def eval_replay(
+    events: Annotated[Path, typer.Option(help="Replay JSONL file.")],
+    truth: Annotated[Path, typer.Option(help="Ground-truth JSON list of incidents.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    warnings_out: Annotated[Path | None, typer.Option(help="Write every warning version.")
+                            ] = None,
+    regions: Annotated[Path | None, typer.Option(help="Region registry CSV.")] = None,
+) -> None:
+    """Run detection and correlation in-process over a replay file and score it."""
+    from .evaluate import load_truth, read_replay, run_pipeline, score, span_weeks
+    from .regions import RegionRegistry
+
+    s = _settings(region_registry=regions)
+    registry = RegionRegistry.from_csv(s.region_registry)
+    incidents = load_truth(truth)
+    t0 = time.perf_counter()
+    pipe, bad = run_pipeline(read_replay(events), s, registry)
+    elapsed = time.perf_counter() - t0
+    report = score(pipe.warnings, incidents, registry)
+    c = pipe.sources.counters
+    weeks = span_weeks(incidents, pipe.warnings)
+    report.update({
+        "events": sum(c.received.values()) + bad, "valid": sum(c.valid.values()),
+        "dead_letters": sum(c.dead.values()) + bad, "duplicates": sum(c.duplicate.values()),
+        "anomalies": c.anomalies, "warning_versions": len(pipe.warnings),
+        "false_warnings_per_region_week": report["false_warnings"] / (len(registry) * weeks),
+        "seconds": round(elapsed, 3),
+    })
+    if warnings_out is not None:
+        with warnings_out.open("w", encoding="utf-8") as f:
+            for w in pipe.warnings:
+                f.write(w.model_dump_json() + "\n")
+    if as_json:
+        print(json.dumps(report))
+        return
+    for k in ("incidents", "detected", "recall", "warnings", "false_warnings", "precision",
+              "median_delay_s", "events", "dead_letters", "duplicates", "seconds"):
+        console.print(f"{k:24} {report[k]}")
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Scenario seed.")] = 7,
+    days: Annotated[float, typer.Option(help="Simulated days.")] = 7.0,
+    speed: Annotated[float, typer.Option(help="Event-time speed-up (seconds per second).")
+                     ] = 20000.0,
+    broker: Annotated[str | None, typer.Option(
+        help="Use this broker instead of starting the embedded one.")] = None,
+) -> None:
+    """Embedded broker + worker + a replayed simulated week, watched live; exit 0 only if
+    every cross-department incident was detected."""
+    from .demo import run_demo
+
+    result = run_demo(seed, speed, days, broker, console)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def main() -> None:
+    try:
+        app()
+    except TocsinError as e:
+        err.print(f"[red]error:[/] {e}")
+        sys.exit(2)
+    except ValidationError as e:
+        err.print(f"[red]configuration error:[/] {e}")
+        sys.exit(2)

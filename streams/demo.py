@@ -1,0 +1,227 @@
+"""``tocsin demo``: the whole path on the embedded broker, watched live, scored at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .broker import EmbeddedBroker
+from .evaluate import TruthIncident, read_replay, score
+from .kafka_util import assign_all, group_lag
+from .regions import RegionRegistry
+from .replay import produce
+from .schemas import Warning
+from .settings import TocsinSettings
+from .simulate import SimConfig, simulate
+from .topics import ANOMALIES, SOURCE_TOPICS, WARNINGS, create_topics, topic_name
+
+SEVERITY_STYLE = {"Extreme": "bold red", "Severe": "red", "Moderate": "yellow", "Minor": "cyan"}
+
+
+@dataclass
+class DemoResult:
+    report: dict[str, Any]
+    warnings: list[Warning] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.report["detected"] == self.report["incidents"])
+
+
+def start_worker(settings: TocsinSettings, log_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update({
+        "TOCSIN_BROKER": ",".join(settings.bootstrap_servers),
+        "TOCSIN_APP_ID": settings.app_id,
+        "TOCSIN_TOPIC_PREFIX": settings.topic_prefix,
+        "TOCSIN_PARTITIONS": str(settings.partitions),
+        "TOCSIN_DATA_DIR": str(settings.data_dir),
+        "TOCSIN_REGION_REGISTRY": str(settings.region_registry),
+    })
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+async def _watch_warnings(settings: TocsinSettings, sink: list[Warning], progress: Progress,
+                          stop: asyncio.Event) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await assign_all(consumer, topic_name(settings, WARNINGS))
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=300)
+            for msgs in batch.values():
+                for m in msgs:
+                    w = Warning.model_validate_json(m.value)
+                    sink.append(w)
+                    style = SEVERITY_STYLE.get(w.severity, "white")
+                    progress.console.print(
+                        f"[{style}]⚠ {w.status.upper():8}[/] {w.warning_id} v{w.version} "
+                        f"[bold]{w.region}[/] {w.scenario} {w.severity}/{w.certainty} "
+                        f"score={w.score:.1f} depts={'+'.join(w.departments)} "
+                        f"first_seen={w.first_seen:%a %H:%M}"
+                    )
+    finally:
+        await consumer.stop()
+
+
+async def wait_drained(settings: TocsinSettings, timeout: float) -> bool:
+    topics = [topic_name(settings, t) for t in (*SOURCE_TOPICS.values(), ANOMALIES)]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lag = await group_lag(settings, settings.app_id, topics)
+        if lag == 0:
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def run_pipeline_live(
+    settings: TocsinSettings, events_path: Path, truth: list[TruthIncident],
+    registry: RegionRegistry, speed: float, console: Console, n_lines: int,
+    workdir: Path, drain_timeout: float = 120.0,
+) -> DemoResult:
+    """Start a worker, replay the file into the topics, collect warnings, score them."""
+    t0 = time.monotonic()
+    worker = start_worker(settings, workdir / "worker.log")
+    warnings: list[Warning] = []
+    stop = asyncio.Event()
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("{task.fields[clock]}"),
+                        TimeElapsedColumn(), console=console, transient=False)
+    try:
+        with progress:
+            task = progress.add_task("replaying", total=n_lines, clock="")
+            watcher = asyncio.create_task(_watch_warnings(settings, warnings, progress, stop))
+
+            def on_sent(n: int, et: float | None) -> None:
+                clock = f"{datetime.fromtimestamp(et, UTC):%a %d %b %H:%M}" if et else None
+                if clock:
+                    progress.update(task, advance=n, clock=clock)
+                else:
+                    progress.advance(task, n)
+
+            await produce(settings, read_replay(events_path), speed, on_sent)
+            progress.update(task, description="draining")
+            drained = await wait_drained(settings, drain_timeout)
+            if worker.poll() is not None:
+                console.print(f"[red]the worker exited early (code {worker.returncode}); "
+                              f"see {workdir / 'worker.log'}[/]")
+            elif not drained:
+                console.print("[yellow]the worker did not catch up in time; scoring what "
+                              "arrived[/]")
+            await asyncio.sleep(1.5)
+            stop.set()
+            await watcher
+    finally:
+        stop_process(worker)
+    report = score(warnings, truth, registry)
+    return DemoResult(report, warnings, time.monotonic() - t0)
+
+
+def print_report(console: Console, result: DemoResult) -> None:
+    r = result.report
+    t = Table(title="Injected incidents")
+    for col in ("incident", "scenario", "region", "kind", "start (UTC)", "detected", "delay",
+                "warning"):
+        t.add_column(col)
+    for p in r["per_incident"]:
+        kind = "cross-dept" if p["cross_department"] else "single-dept noise"
+        if p["cross_department"]:
+            det = "[green]yes[/]" if p["detected"] else "[red]NO[/]"
+        else:
+            det = "[red]warned[/]" if p["detected"] else "[green]quiet[/]"
+        delay = "" if p["delay_s"] is None else f"{p['delay_s'] / 3600:.1f} h"
+        t.add_row(p["id"], p["scenario"], p["region"], kind, p["start"][:16].replace("T", " "),
+                  det, delay, ", ".join(p["warnings"]))
+    console.print(t)
+    u = Table(title="Warnings that matched no incident")
+    for col in ("warning", "region", "scenario", "first seen", "departments"):
+        u.add_column(col)
+    firsts: dict[str, Warning] = {}
+    for w in result.warnings:
+        firsts.setdefault(w.warning_id, w)
+    for wid in r["false_warning_ids"]:
+        w = firsts[wid]
+        u.add_row(wid, w.region, w.scenario, f"{w.first_seen:%Y-%m-%d %H:%M}",
+                  ", ".join(w.departments))
+    if not r["false_warning_ids"]:
+        u.add_row("(none)", "", "", "", "")
+    console.print(u)
+    med = r["median_delay_s"]
+    console.print(
+        f"recall {r['recall']:.2f} ({r['detected']}/{r['incidents']} cross-department), "
+        f"precision {r['precision']:.2f}, {r['warnings']} warnings, "
+        f"{r['false_warnings']} unmatched, median delay "
+        f"{'n/a' if med is None else f'{med / 3600:.1f} h'} of event time, "
+        f"{result.seconds:.0f} s wall clock"
+    )
+
+
+def run_demo(seed: int, speed: float, days: float, broker: str | None,
+             console: Console) -> DemoResult:
+    base = TocsinSettings()
+    registry = RegionRegistry.from_csv(base.region_registry)
+    sim = simulate(SimConfig(seed=seed, days=days), registry)
+    with tempfile.TemporaryDirectory(prefix="tocsin-demo-") as tmp:
+        workdir = Path(tmp)
+        events_path = workdir / "events.jsonl"
+        sim.write(events_path, workdir / "truth.json")
+        truth = [TruthIncident.model_validate(i) for i in sim.truth()]
+        console.print(f"[bold]Tocsin demo[/]: seed {seed}, {days:g} simulated days, "
+                      f"{len(sim.events)} records ({sim.n_malformed} malformed, "
+                      f"{sim.n_duplicates} re-delivered), {len(registry)} regions, "
+                      f"{sum(i.cross_department for i in sim.incidents)} cross-department and "
+                      f"{sum(not i.cross_department for i in sim.incidents)} single-department "
+                      "incidents injected")
+        ctx: Any = contextlib.nullcontext() if broker else EmbeddedBroker(
+            log_path=workdir / "tansu.log")
+        with ctx as emb:
+            bootstrap = broker or emb.bootstrap
+            settings = base.model_copy(update={
+                "broker": bootstrap, "app_id": f"tocsin-demo-{uuid.uuid4().hex[:8]}",
+                "data_dir": workdir / "data",
+            })
+            console.print(f"broker {bootstrap} ({'external' if broker else 'embedded Tansu'}), "
+                          f"app id {settings.app_id}")
+            create_topics(settings)
+            result = run_async(run_pipeline_live(
+                settings, events_path, truth, registry, speed, console, len(sim.events),
+                workdir))
+        print_report(console, result)
+    return result
+
+
+def run_async(coro: Any) -> Any:
+    return asyncio.run(coro)

@@ -1,0 +1,72 @@
+"""Small async helpers around aiokafka: consumer-group lag and reading a topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .settings import TocsinSettings
+
+
+async def group_lag(settings: TocsinSettings, group: str, topics: list[str]) -> int | None:
+    """Messages in ``topics`` not yet committed by ``group`` (None if it has not committed)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = []
+        for t in topics:
+            parts = consumer.partitions_for_topic(t)
+            if not parts:
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                parts = consumer.partitions_for_topic(t) or set()
+            tps += [TopicPartition(t, p) for p in parts]
+        ends: dict[Any, int] = await consumer.end_offsets(tps)
+        lag, any_commit = 0, False
+        for tp, end in ends.items():
+            done = await consumer.committed(tp)
+            if done is not None:
+                any_commit = True
+            lag += max(0, end - (done or 0))
+        return lag if any_commit else None
+    finally:
+        await consumer.stop()
+
+
+async def assign_all(consumer: Any, topic: str) -> None:
+    """Assign every partition of ``topic`` to a group-less consumer, from the beginning."""
+    from aiokafka import TopicPartition
+
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        await consumer._client.force_metadata_update()  # noqa: SLF001
+        parts = consumer.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+
+
+async def read_topic(settings: TocsinSettings, topic: str, idle_s: float = 1.0) -> list[bytes]:
+    """Every message value currently in ``topic``."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), enable_auto_commit=False)
+    await consumer.start()
+    out: list[bytes] = []
+    try:
+        await assign_all(consumer, topic)
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        while True:
+            batch = await consumer.getmany(timeout_ms=int(idle_s * 1000), max_records=5000)
+            for msgs in batch.values():
+                out.extend(m.value for m in msgs)
+            done = all(await consumer.position(tp) >= end for tp, end in ends.items())
+            if done or not batch:
+                if done:
+                    break
+                if not batch:
+                    break
+        return out
+    finally:
+        await consumer.stop()

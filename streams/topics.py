@@ -1,0 +1,95 @@
+"""The topic catalogue and idempotent creation with kafka-python's admin client."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .errors import BrokerError
+from .settings import TocsinSettings
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    description: str
+    retention_ms: int = 7 * DAY_MS
+    compacted: bool = False
+    partitions: int | None = None  # None: settings.partitions
+
+    def configs(self) -> dict[str, str]:
+        cfg = {"retention.ms": str(self.retention_ms)}
+        cfg["cleanup.policy"] = "compact" if self.compacted else "delete"
+        return cfg
+
+
+ENV = "tocsin.env.readings"
+COMPLAINTS = "tocsin.citizen.complaints"
+MARKET = "tocsin.market.events"
+ANOMALIES = "tocsin.anomalies"
+WARNINGS = "tocsin.warnings"
+DEADLETTER = "tocsin.deadletter"
+
+SOURCE_TOPICS = {"env": ENV, "complaint": COMPLAINTS, "market": MARKET}
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    TopicSpec(ENV, "Environmental sensor readings (keyed by region)."),
+    TopicSpec(COMPLAINTS, "Citizen complaints, free text with personal data (keyed by region)."),
+    TopicSpec(MARKET, "Market-regulation events (keyed by region)."),
+    TopicSpec(ANOMALIES, "Detector findings (internal, keyed by region).", 3 * DAY_MS),
+    TopicSpec(WARNINGS, "Cross-department warnings, every version (keyed by warning_id).",
+              30 * DAY_MS),
+    TopicSpec(DEADLETTER, "Records that failed ingest: original bytes, origin and reason.",
+              30 * DAY_MS),
+)
+
+
+def topic_name(settings: TocsinSettings, base: str) -> str:
+    return settings.topic_prefix + base
+
+
+def admin_client(settings: TocsinSettings, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    kw = settings.kafka_client_kwargs()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return KafkaAdminClient(client_id=f"{settings.app_id}-admin",
+                                    request_timeout_ms=15000, **kw)
+        except KafkaError as e:
+            if time.monotonic() > deadline:
+                raise BrokerError(
+                    f"cannot reach Kafka at {', '.join(settings.bootstrap_servers)}: {e}; "
+                    "check TOCSIN_BROKER and that the broker is up"
+                ) from e
+            time.sleep(0.5)
+
+
+def create_topics(settings: TocsinSettings) -> dict[str, str]:
+    """Create every catalogue topic that does not exist yet. Returns name -> outcome."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics())
+        out: dict[str, str] = {}
+        for spec in CATALOGUE:
+            name = topic_name(settings, spec.name)
+            if name in existing:
+                out[name] = "exists"
+                continue
+            nt = NewTopic(name, spec.partitions or settings.partitions,
+                          settings.replication_factor, topic_configs=spec.configs())
+            try:
+                admin.create_topics([nt])
+                out[name] = "created"
+            except TopicAlreadyExistsError:
+                out[name] = "exists"
+        return out
+    finally:
+        admin.close()
