@@ -132,6 +132,7 @@ class Correlator:
         self._open: dict[str, list[_Incident]] = {}
         self._seen_ids: dict[str, None] = {}
         self.watermark = -math.inf
+        self._source_time: dict[str, float] = {}
 
     # -- public ---------------------------------------------------------------------------
     def process(self, f: Finding) -> list[IncidentVersion]:
@@ -141,7 +142,12 @@ class Correlator:
         self._seen_ids[f.anomaly_id] = None
         if len(self._seen_ids) > 100_000:
             self._seen_ids.pop(next(iter(self._seen_ids)))
-        out = self.advance(f.t)
+        # event time advances by the slowest source: anomalies of different sources (and
+        # partitions) arrive out of order, and an incident must not resolve before the
+        # evidence of a lagging source had a chance to arrive
+        if f.t > self._source_time.get(f.source, -math.inf):
+            self._source_time[f.source] = f.t
+        out = self.advance(min(self._source_time.values()))
         for inc in self._open.get(f.region, []):
             if f.t <= inc.last_seen + self.window_s and self._fits(inc, f):
                 v = self._extend(inc, f)

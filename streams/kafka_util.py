@@ -61,12 +61,11 @@ async def read_topic(settings: TocsinSettings, topic: str, idle_s: float = 1.0) 
             batch = await consumer.getmany(timeout_ms=int(idle_s * 1000), max_records=5000)
             for msgs in batch.values():
                 out.extend(m.value for m in msgs)
-            done = all(await consumer.position(tp) >= end for tp, end in ends.items())
-            if done or not batch:
-                if done:
-                    break
-                if not batch:
-                    break
+            positions = [await consumer.position(tp) for tp in ends]
+            if all(p >= end for p, end in zip(positions, ends.values(), strict=True)):
+                break
+            if not batch:
+                break  # idle for idle_s with messages missing: return what there is
         return out
     finally:
         await consumer.stop()

@@ -1,0 +1,106 @@
+"""End to end on a real broker: a seeded scenario through a real worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.demo import start_worker, stop_process, wait_drained
+from streams.evaluate import load_truth, read_replay, run_pipeline, score
+from streams.kafka_util import read_topic
+from streams.regions import RegionRegistry
+from streams.replay import produce, start_producer
+from streams.schemas import DeadLetter, Warning
+from streams.settings import TocsinSettings
+from streams.simulate import SimConfig, simulate
+from streams.topics import COMPLAINTS, DEADLETTER, ENV, WARNINGS, create_topics, topic_name
+
+pytestmark = pytest.mark.integration
+
+GARBAGE = [b"\xff\xfe not utf-8", b'{"reading_id": "trunc', b"[]"]
+
+
+def test_create_topics_is_idempotent(isolated_settings: TocsinSettings) -> None:
+    first = create_topics(isolated_settings)
+    assert set(first.values()) == {"created"}
+    assert set(create_topics(isolated_settings).values()) == {"exists"}
+
+
+def test_scenario_through_real_worker(
+    isolated_settings: TocsinSettings, registry: RegionRegistry, tmp_path: Path
+) -> None:
+    s = isolated_settings
+    create_topics(s)
+    sim = simulate(SimConfig(seed=16, days=4.5), registry)
+    events = tmp_path / "events.jsonl"
+    sim.write(events, tmp_path / "truth.json")
+    expected, _ = run_pipeline(read_replay(events), s, registry)
+    assert expected.warnings, "the scenario should produce warnings in-process"
+
+    worker = start_worker(s, tmp_path / "worker.log")
+    try:
+        async def go() -> bool:
+            stats = await produce(s, read_replay(events))
+            assert sum(stats.sent.values()) == len(sim.events)
+            producer = await start_producer(s)
+            try:
+                for g in GARBAGE:
+                    await producer.send_and_wait(topic_name(s, ENV), g, key=b"harbour")
+                await producer.send_and_wait(topic_name(s, COMPLAINTS), b"{}", key=b"x")
+            finally:
+                await producer.stop()
+            return await wait_drained(s, 150)
+
+        drained = asyncio.run(go())
+        log = (tmp_path / "worker.log").read_text(errors="replace")
+        assert worker.poll() is None, log[-3000:]
+        assert drained, log[-3000:]
+        time.sleep(1.0)
+        warnings = [Warning.model_validate_json(v)
+                    for v in asyncio.run(read_topic(s, topic_name(s, WARNINGS)))]
+        dead = [DeadLetter.model_validate_json(v)
+                for v in asyncio.run(read_topic(s, topic_name(s, DEADLETTER)))]
+    finally:
+        stop_process(worker)
+
+    # warnings arrive on the warnings topic, each cross-department, one v1 per id, and they
+    # find the injected incidents the in-process replay finds.
+    # (Known gap, tracked for the correlation issue: anomaly arrival order across partitions
+    # can still change how the correlator splits incidents, so ids are not compared here.)
+    assert warnings, log[-3000:]
+    assert all(len(w.departments) >= 2 for w in warnings)
+    assert len({w.warning_id for w in warnings}) == len([w for w in warnings if w.version == 1])
+    truth = load_truth(tmp_path / "truth.json")
+    live_hits = {p["id"] for p in score(warnings, truth, registry)["per_incident"]
+                 if p["detected"] and p["cross_department"]}
+    assert live_hits, "the live worker found none of the injected incidents"
+    # every malformed record is in the dead-letter topic with its origin and reason
+    assert len(dead) == sim.n_malformed + len(GARBAGE) + 1
+    origins = {(d.source_topic, d.partition, d.offset) for d in dead}
+    assert len(origins) == len(dead)
+    assert all(d.reason for d in dead)
+    assert {d.error_type for d in dead} >= {"encoding", "json", "not_an_object", "schema"}
+    raw_bytes = {__import__("base64").b64decode(d.original_b64) for d in dead}
+    assert set(GARBAGE) <= raw_bytes
+
+
+def test_cli_schema_and_topics_commands(isolated_settings: TocsinSettings) -> None:
+    import os
+    import sys
+
+    env = {**os.environ, "TOCSIN_BROKER": isolated_settings.broker,
+           "TOCSIN_TOPIC_PREFIX": isolated_settings.topic_prefix}
+    out = subprocess.run([sys.executable, "-m", "streams", "schema"], capture_output=True,
+                         text=True, env=env, check=True)
+    assert "tocsin.warnings" in json.loads(out.stdout)
+    out = subprocess.run([sys.executable, "-m", "streams", "topics", "create"],
+                         capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.count("created") == 6
+    bad = subprocess.run([sys.executable, "-m", "streams", "schema", "--topic", "nope"],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "no schema for topic" in bad.stderr
