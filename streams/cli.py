@@ -191,7 +191,7 @@ def eval_replay(
 
 @app.command()
 def demo(
-    seed: Annotated[int, typer.Option(help="Scenario seed.")] = 7,
+    seed: Annotated[int, typer.Option(help="Scenario seed.")] = 14,
     days: Annotated[float, typer.Option(help="Simulated days.")] = 7.0,
     speed: Annotated[float, typer.Option(help="Event-time speed-up (seconds per second).")
                      ] = 20000.0,
