@@ -10,4 +10,4 @@ from .correlation import Correlator, Finding, IncidentVersion
 from .counts import CountSurge
 from .robust import RobustBaseline
 
-__all__ = ["CountSurge", "Correlator", "Finding", "IncidentVersion", "RobustBaseline", "Score"]
+__all__ = ["Correlator", "CountSurge", "Finding", "IncidentVersion", "RobustBaseline", "Score"]

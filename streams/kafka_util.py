@@ -19,7 +19,7 @@ async def group_lag(settings: TocsinSettings, group: str, topics: list[str]) -> 
         for t in topics:
             parts = consumer.partitions_for_topic(t)
             if not parts:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await consumer._client.force_metadata_update()
                 parts = consumer.partitions_for_topic(t) or set()
             tps += [TopicPartition(t, p) for p in parts]
         ends: dict[Any, int] = await consumer.end_offsets(tps)
@@ -40,7 +40,7 @@ async def assign_all(consumer: Any, topic: str) -> None:
 
     parts = consumer.partitions_for_topic(topic)
     if not parts:
-        await consumer._client.force_metadata_update()  # noqa: SLF001
+        await consumer._client.force_metadata_update()
         parts = consumer.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     consumer.assign(tps)

@@ -170,7 +170,7 @@ class Anomaly(Evidence):
     kind: str = Field(description="Signal kind without the instance, e.g. 'env:water_cod'.")
 
 
-class Warning(WireModel):  # noqa: A001 - the public contract names it Warning
+class Warning(WireModel):
     """Topic ``tocsin.warnings``: one version of a cross-department early warning."""
 
     warning_id: str = Field(description="Stable across all versions of one incident.")
