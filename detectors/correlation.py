@@ -7,7 +7,7 @@ import hashlib
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .base import P_FLOOR, fisher_combine
 
@@ -294,4 +294,4 @@ def explain(region: str, scenario: str, ev: tuple[Finding, ...], p: float, statu
     )
 
 
-__all__ = ["DEFAULT_TEMPLATES", "Correlator", "Finding", "IncidentVersion", "Template", "replace"]
+__all__ = ["DEFAULT_TEMPLATES", "Correlator", "Finding", "IncidentVersion", "Template"]

@@ -117,6 +117,3 @@ async def produce(
 def replay_file(settings: TocsinSettings, path: Path, speed: float = 0.0) -> ReplayStats:
     return asyncio.run(produce(settings, read_replay(path), speed, source_name=str(path)))
 
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
