@@ -56,7 +56,8 @@ DEFAULT_TEMPLATES: tuple[Template, ...] = (
         "complaint:illness", "market:license_violation",
     })),
     Template("price_gouging", frozenset({"market:price", "complaint:price"})),
-    Template("flood", frozenset({"env:water_level_m", "complaint:flooding", "complaint:water_quality"})),
+    Template("flood", frozenset(
+        {"env:water_level_m", "complaint:flooding", "complaint:water_quality"})),
     Template("product_quality", frozenset({
         "market:recall", "market:inspection_fail", "complaint:product_quality",
     })),

@@ -216,7 +216,7 @@ def run_demo(seed: int, speed: float, days: float, broker: str | None,
             console.print(f"broker {bootstrap} ({'external' if broker else 'embedded Tansu'}), "
                           f"app id {settings.app_id}")
             create_topics(settings)
-            result = run_async(run_pipeline_live(
+            result: DemoResult = run_async(run_pipeline_live(
                 settings, events_path, truth, registry, speed, console, len(sim.events),
                 workdir))
         print_report(console, result)

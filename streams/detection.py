@@ -137,8 +137,8 @@ class Detection:
             ids = ctx.recent_ids[key] = deque(maxlen=25)
         ids.append(event_id)
         s = det.score_one(key, t)
-        if s.p_value < self.p.alpha_count and s.observed >= self.p.min_count:
-            if det.mark_fired(key, t):
+        if (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count
+                and det.mark_fired(key, t)):
                 bucket = det.bucket_of(t)
                 signal = f"{kind}:{region}"
                 return [self._finding(

@@ -55,7 +55,8 @@ class Deduplicator:
         self._seen: OrderedDict[str, bytes] = OrderedDict()
 
     def check(self, message_id: str, digest: bytes) -> str:
-        """``"new"``, ``"duplicate"`` (same id, same bytes) or ``"conflict"`` (same id, new bytes)."""
+        """``"new"``, ``"duplicate"`` (same id, same bytes) or ``"conflict"``
+        (same id, new bytes)."""
         old = self._seen.get(message_id)
         if old is None:
             self._seen[message_id] = digest
@@ -124,7 +125,8 @@ class Ingestor:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise ValidationFailure(f"not UTF-8: {e.reason} at byte {e.start}", "encoding") from None
+            raise ValidationFailure(
+                f"not UTF-8: {e.reason} at byte {e.start}", "encoding") from None
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:

@@ -28,7 +28,7 @@ def _num(x: float) -> float:
 
 def finding_to_anomaly(f: Finding) -> Anomaly:
     return Anomaly(
-        anomaly_id=f.anomaly_id, kind=f.kind, source=f.source,  # type: ignore[arg-type]
+        anomaly_id=f.anomaly_id, kind=f.kind, source=f.source,
         department=f.department, region=f.region, signal=f.signal, detector=f.detector,
         observed=_num(f.observed), expected=_num(f.expected), score=round(f.score, 3),
         p_value=f.p_value, event_time=_dt(f.t), event_ids=list(f.event_ids),
@@ -46,14 +46,14 @@ def anomaly_to_finding(a: Anomaly) -> Finding:
 
 def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None) -> Warning:
     return Warning(
-        warning_id=v.warning_id, version=v.version, status=v.status,  # type: ignore[arg-type]
-        region=v.region, scenario=v.scenario, severity=v.severity,  # type: ignore[arg-type]
-        urgency=v.urgency, certainty=v.certainty, score=v.score,  # type: ignore[arg-type]
+        warning_id=v.warning_id, version=v.version, status=v.status,
+        region=v.region, scenario=v.scenario, severity=v.severity,
+        urgency=v.urgency, certainty=v.certainty, score=v.score,
         departments=list(v.departments), first_seen=_dt(v.first_seen),
         last_seen=_dt(v.last_seen),
         evidence=[
             Evidence(
-                source=g.source, department=g.department,  # type: ignore[arg-type]
+                source=g.source, department=g.department,
                 region=g.region, signal=g.signal, detector=g.detector,
                 observed=_num(g.observed), expected=_num(g.expected), score=round(g.score, 3),
                 p_value=g.p_value, event_time=_dt(g.t), event_ids=list(g.event_ids),
@@ -77,6 +77,9 @@ class CorrelationStage:
         return [version_to_warning(v, now) for v in self.correlator.process(anomaly_to_finding(a))]
 
 
+SOURCES = ("env", "complaint", "market")
+
+
 @dataclass
 class Counters:
     received: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
@@ -85,8 +88,6 @@ class Counters:
     duplicate: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
     anomalies: int = 0
 
-
-SOURCES = ("env", "complaint", "market")
 
 
 @dataclass
@@ -102,7 +103,7 @@ def partition_for(key: bytes | None, partitions: int) -> int:
         return 0
     from aiokafka.partitioner import murmur2
 
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class SourceStage:

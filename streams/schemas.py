@@ -74,7 +74,10 @@ class SensorReading(WireModel):
 
 
 class Complaint(WireModel):
-    """Topic ``tocsin.citizen.complaints``: one citizen report (free text may hold personal data)."""
+    """Topic ``tocsin.citizen.complaints``: one citizen report.
+
+    The free text may hold personal data.
+    """
 
     complaint_id: Identifier
     channel: Literal["hotline", "app", "web", "wechat"]

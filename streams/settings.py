@@ -28,7 +28,8 @@ class TocsinSettings(BaseSettings):
         description="Kafka bootstrap servers, comma separated, with or without kafka:// scheme.",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    ssl_cafile: Path | None = Field(None, description="CA bundle that signed the broker certificate.")
+    ssl_cafile: Path | None = Field(
+        None, description="CA bundle that signed the broker certificate.")
     ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
     ssl_keyfile: Path | None = Field(None, description="Client key for mutual TLS.")
     ssl_check_hostname: bool = True
@@ -36,7 +37,8 @@ class TocsinSettings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     broker_unavailable_limit_s: float = Field(
-        120.0, gt=0, description="Exit with BrokerUnavailableError after this long without a broker."
+        120.0, gt=0,
+        description="Exit with BrokerUnavailableError after this long without a broker."
     )
 
     # --- worker -------------------------------------------------------------------

@@ -54,13 +54,16 @@ TEXTS = {
              "Smells like solvent by the canal at {place}."],
     "water_quality": ["Tap water is cloudy and smells at {place}.",
                       "River water turned a strange colour near {place}."],
-    "noise": ["Loud construction at night near {place}.", "Music from a venue at {place} until 2am."],
+    "noise": ["Loud construction at night near {place}.",
+              "Music from a venue at {place} until 2am."],
     "food_safety": ["Bought spoiled meat at the market on {place}.",
                     "Restaurant at {place} kitchen is filthy, contact {email}."],
     "illness": ["Several family members vomiting after dinner, we live at {place}.",
                 "Kids have rashes and coughs since yesterday, {place}. ID {idno}."],
-    "price": ["Price of {goods} doubled overnight at {place}!", "Shop at {place} overcharging for {goods}."],
-    "product_quality": ["Charger bought at {place} melted.", "Toy from {place} has sharp broken parts."],
+    "price": ["Price of {goods} doubled overnight at {place}!",
+              "Shop at {place} overcharging for {goods}."],
+    "product_quality": ["Charger bought at {place} melted.",
+                        "Toy from {place} has sharp broken parts."],
     "flooding": ["Street flooded at {place}, cars stuck.", "Water entering basements at {place}."],
 }
 PLACES = ["Main St", "the wet market", "Canal Rd", "Block 7", "the school gate", "Harbour Rd",
@@ -211,9 +214,12 @@ class _Gen:
                     break
             busy[region].append((start, end))
             depts = {
-                "chemical_leak": [ENV_DEPT, HOTLINE_DEPT], "food_safety": [MARKET_DEPT, HOTLINE_DEPT],
-                "price_gouging": [MARKET_DEPT, HOTLINE_DEPT], "waterlogging": [ENV_DEPT, HOTLINE_DEPT],
-                "sensor_fault": [ENV_DEPT], "noise_event": [HOTLINE_DEPT], "market_blip": [MARKET_DEPT],
+                "chemical_leak": [ENV_DEPT, HOTLINE_DEPT],
+                "food_safety": [MARKET_DEPT, HOTLINE_DEPT],
+                "price_gouging": [MARKET_DEPT, HOTLINE_DEPT],
+                "waterlogging": [ENV_DEPT, HOTLINE_DEPT],
+                "sensor_fault": [ENV_DEPT], "noise_event": [HOTLINE_DEPT],
+                "market_blip": [MARKET_DEPT],
             }[scenario]
             detail: dict[str, Any] = {}
             if scenario in ("price_gouging", "market_blip"):
@@ -308,7 +314,8 @@ class _Gen:
                         value = base * (1 + amp * (diurnal_activity(hour) - 1) / 1.35)
                         value += rng.gauss(0, base * noise)
                     else:
-                        rush = math.exp(-((hour - 8) / 1.5) ** 2) + math.exp(-((hour - 19) / 2) ** 2)
+                        rush = (math.exp(-((hour - 8) / 1.5) ** 2)
+                                + math.exp(-((hour - 19) / 2) ** 2))
                         value = base * region_factor[r] * math.exp(d) * (1 + amp * (rush - 0.3))
                         value *= math.exp(rng.gauss(0, noise))
                     for inc, a in effects:
@@ -405,7 +412,8 @@ class _Gen:
                 effects = self._effects(r, t)
                 ents = entities[r]
 
-                def emit(kind: str, ts: datetime, r: str = r, **kw: Any) -> None:
+                def emit(kind: str, ts: datetime, r: str = r,
+                         ents: list[tuple[str, str]] = ents, **kw: Any) -> None:
                     nonlocal n
                     n += 1
                     ent_id, ent_name = rng.choice(ents)
