@@ -100,6 +100,10 @@ class _Incident:
 class Correlator:
     """Fuses anomalies of different departments, per region, within ``window_s``.
 
+    Findings must come in event-time order (put an ``EventTimeBuffer`` in front when they
+    come from several partitions): the outcome then depends only on the findings, not on
+    how the partitions interleaved.
+
     A region whose recent anomalies (within ``window_s`` of each other) come from at least
     ``min_departments`` departments opens an incident. Later anomalies of that region extend
     it and, when they add a signal or raise the combined score, publish an ``update``.
@@ -133,7 +137,6 @@ class Correlator:
         self._open: dict[str, list[_Incident]] = {}
         self._seen_ids: dict[str, None] = {}
         self.watermark = -math.inf
-        self._source_time: dict[str, float] = {}
 
     # -- public ---------------------------------------------------------------------------
     def process(self, f: Finding) -> list[IncidentVersion]:
@@ -143,12 +146,8 @@ class Correlator:
         self._seen_ids[f.anomaly_id] = None
         if len(self._seen_ids) > 100_000:
             self._seen_ids.pop(next(iter(self._seen_ids)))
-        # event time advances by the slowest source: anomalies of different sources (and
-        # partitions) arrive out of order, and an incident must not resolve before the
-        # evidence of a lagging source had a chance to arrive
-        if f.t > self._source_time.get(f.source, -math.inf):
-            self._source_time[f.source] = f.t
-        out = self.advance(min(self._source_time.values()))
+        # input is in event-time order (see detectors.reorder): event time is f.t
+        out = self.advance(f.t)
         for inc in self._open.get(f.region, []):
             if f.t <= inc.last_seen + self.window_s and self._fits(inc, f):
                 v = self._extend(inc, f)

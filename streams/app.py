@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from .ingest import Origin, dead_letter
 from .pipeline import CorrelationStage, SourceStage
 from .regions import RegionRegistry
-from .schemas import Anomaly
+from .schemas import ANOMALY_RECORD, SourceWatermark, Warning
 from .settings import TocsinSettings
 from .topics import ANOMALIES, DEADLETTER, SOURCE_TOPICS, WARNINGS, topic_name
 
@@ -85,6 +86,7 @@ class Worker:
             self.app.agent(topic(base), name=f"tocsin.ingest.{source}")(self._ingest_agent(source))
         self.app.agent(self.anomalies_topic, name="tocsin.correlate")(self._correlate)
         self.app.timer(10.0)(self._report)
+        self.app.timer(1.0)(self._flush_idle)
 
     # -- agents ---------------------------------------------------------------------------
     def _ingest_agent(self, source: str) -> Any:
@@ -92,8 +94,10 @@ class Worker:
             s = self.settings
             async for events in stream.take_events(s.batch_size, s.batch_within_s):
                 pending: list[Awaitable[Any]] = []
+                touched: set[int] = set()
                 for ev in events:
                     m = ev.message
+                    touched.add(m.partition)
                     origin = Origin(m.topic, m.partition, m.offset, m.key)
                     raw = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
                     try:
@@ -113,6 +117,19 @@ class Worker:
                         pending.append(await self._send(
                             self.anomalies_topic, a.region.encode(),
                             a.model_dump_json().encode()))
+                # after this batch's anomalies: tell every correlate partition how far each
+                # source partition has got, so it can release anomalies in event-time order
+                for part in sorted(touched):
+                    wm = self.sources.watermark(source, part)
+                    if wm is None:
+                        continue
+                    marker = SourceWatermark(
+                        source=source, partition=part,
+                        watermark=datetime.fromtimestamp(wm, UTC),
+                    ).model_dump_json().encode()
+                    for target in range(s.partitions):
+                        pending.append(await self.anomalies_topic.send(
+                            key=None, value=marker, partition=target))
                 if pending:
                     await asyncio.gather(*pending)
                 yield None
@@ -124,10 +141,12 @@ class Worker:
         s = self.settings
         async for events in stream.take_events(s.batch_size, s.batch_within_s):
             pending: list[Awaitable[Any]] = []
+            touched: set[int] = set()
+            wall = time.monotonic()
             for ev in events:
                 m = ev.message
                 try:
-                    a = Anomaly.model_validate_json(ev.value)
+                    rec = ANOMALY_RECORD.validate_json(ev.value)
                 except ValidationError as exc:
                     on_processing_error(m.topic, m.partition, m.offset, exc)
                     d = dead_letter(ev.value, Origin(m.topic, m.partition, m.offset, m.key),
@@ -135,15 +154,29 @@ class Worker:
                     pending.append(await self._send(self.deadletter_topic, m.key,
                                                     d.model_dump_json().encode()))
                     continue
-                for w in self.correlation.process(a):
-                    log.info("warning %s v%d %s %s %s", w.warning_id, w.version, w.status,
-                             w.region, w.scenario)
-                    pending.append(await self._send(self.warnings_topic, w.warning_id.encode(),
-                                                    w.model_dump_json().encode()))
-                    self.warnings_sent += 1
+                self.correlation.add(m.partition, rec, wall)
+                touched.add(m.partition)
+            for part in sorted(touched):
+                pending.extend(await self._publish(self.correlation.release(part, wall)))
             if pending:
                 await asyncio.gather(*pending)
             yield None
+
+    async def _publish(self, warnings: list[Warning]) -> list[Awaitable[Any]]:
+        pending: list[Awaitable[Any]] = []
+        for w in warnings:
+            log.info("warning %s v%d %s %s %s", w.warning_id, w.version, w.status,
+                     w.region, w.scenario)
+            pending.append(await self._send(self.warnings_topic, w.warning_id.encode(),
+                                            w.model_dump_json().encode()))
+            self.warnings_sent += 1
+        return pending
+
+    async def _flush_idle(self) -> None:
+        """Input stopped: correlate what the reorder buffers still hold."""
+        pending = await self._publish(self.correlation.flush_idle(time.monotonic()))
+        if pending:
+            await asyncio.gather(*pending)
 
     @staticmethod
     async def _send(topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:

@@ -58,6 +58,10 @@ class Detection:
         wm = self.watermark.get(source)
         if wm is None or t > wm:
             self.watermark[source] = t
+        elif t < wm - self.p.lateness_s:
+            # later than allowed: downstream has moved past this time (counted, not scored)
+            self.late_events[source] += 1
+            return []
         if isinstance(rec, SensorReading):
             return self._sensor(rec, t)
         if isinstance(rec, Complaint):
@@ -139,12 +143,12 @@ class Detection:
         s = det.score_one(key, t)
         if (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count
                 and det.mark_fired(key, t)):
-                bucket = det.bucket_of(t)
-                signal = f"{kind}:{region}"
-                return [self._finding(
-                    f"{signal}@{bucket}", source, department, region, kind, signal,
-                    "count_surge", s, t, tuple(ids),
-                )]
+            bucket = det.bucket_of(t)
+            signal = f"{kind}:{region}"
+            return [self._finding(
+                f"{signal}@{bucket}", source, department, region, kind, signal,
+                "count_surge", s, t, tuple(ids),
+            )]
         return []
 
     @staticmethod

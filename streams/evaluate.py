@@ -102,6 +102,7 @@ def run_pipeline(lines: Iterable[ReplayLine], settings: TocsinSettings,
         # the partition a live run would read this record from (keyed by region)
         part = partition_for(ln.key, settings.partitions)
         pipe.feed(ln.source, ln.raw, Origin(f"replay:{ln.source}", part, ln.lineno, ln.key))
+    pipe.finish()
     return pipe, bad_lines
 
 

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from detectors.correlation import Correlator, Finding, IncidentVersion
+from detectors.reorder import EventTimeBuffer
 
 from .detection import Detection, DetectParams
 from .ingest import Ingestor, Origin
 from .regions import RegionRegistry
-from .schemas import Anomaly, DeadLetter, Evidence, Warning
+from .schemas import Anomaly, DeadLetter, Evidence, SourceWatermark, Warning
 from .settings import TocsinSettings
 
 
@@ -64,17 +65,87 @@ def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None) -> W
     )
 
 
+@dataclass
+class _CorrelationPartition:
+    buffer: EventTimeBuffer[Anomaly]
+    correlator: Correlator
+    last_input: float = 0.0  # wall clock (monotonic) of the last record seen
+
+
 class CorrelationStage:
-    """Wire-level wrapper of the correlator: anomalies in, warnings out."""
+    """Anomalies and source watermarks in, warnings out; one state per anomalies partition.
+
+    Anomalies of one region always share an anomalies partition. In front of each
+    partition's correlator an event-time buffer releases anomalies sorted by event time once
+    every source partition's watermark has passed them, so a live worker and an in-process
+    replay correlate the same sequence. ``wall`` arguments are a monotonic clock (seconds).
+    """
 
     def __init__(self, settings: TocsinSettings) -> None:
-        self.correlator = Correlator(
-            window_s=settings.correlation_window_s, quiet_s=settings.quiet_resolve_s
-        )
+        self.settings = settings
+        self._parts: dict[int, _CorrelationPartition] = {}
 
-    def process(self, a: Anomaly) -> list[Warning]:
+    def part(self, partition: int) -> _CorrelationPartition:
+        p = self._parts.get(partition)
+        if p is None:
+            s = self.settings
+            p = self._parts[partition] = _CorrelationPartition(
+                EventTimeBuffer(s.allowed_lateness_s, s.reorder_idle_s),
+                Correlator(window_s=s.correlation_window_s, quiet_s=s.quiet_resolve_s),
+            )
+        return p
+
+    def add(self, partition: int, rec: Anomaly | SourceWatermark, wall: float) -> None:
+        p = self.part(partition)
+        p.last_input = wall
+        if isinstance(rec, Anomaly):
+            p.buffer.push(rec.event_time.timestamp(), rec.anomaly_id, rec)
+        else:
+            p.buffer.watermark(f"{rec.source}/{rec.partition}", rec.watermark.timestamp(), wall)
+
+    def watermark(self, partition: int, source: str, src_partition: int, t: float,
+                  wall: float) -> None:
+        """Same as ``add`` of a ``SourceWatermark``, without building the record."""
+        p = self.part(partition)
+        p.last_input = wall
+        p.buffer.watermark(f"{source}/{src_partition}", t, wall)
+
+    def release(self, partition: int, wall: float) -> list[Warning]:
+        """Correlate every anomaly of ``partition`` that is final by now."""
+        p = self.part(partition)
+        return self._correlate(p, p.buffer.release(wall), p.buffer.released_until)
+
+    def flush_idle(self, wall: float) -> list[Warning]:
+        """Flush partitions with no input for ``reorder_idle_s``: the stream has stopped."""
+        out: list[Warning] = []
+        for p in self._parts.values():
+            if len(p.buffer) and wall - p.last_input > self.settings.reorder_idle_s:
+                out.extend(self._correlate(p, p.buffer.flush(), -math.inf))
+        return out
+
+    def flush(self) -> list[Warning]:
+        """Correlate everything still held (end of a replay)."""
+        out: list[Warning] = []
+        for p in self._parts.values():
+            out.extend(self._correlate(p, p.buffer.flush(), -math.inf))
+        return out
+
+    def held(self) -> int:
+        return sum(len(p.buffer) for p in self._parts.values())
+
+    @staticmethod
+    def _correlate(
+        p: _CorrelationPartition, items: list[tuple[float, Anomaly]], until: float
+    ) -> list[Warning]:
+        versions: list[IncidentVersion] = []
+        for _, a in items:
+            versions.extend(p.correlator.process(anomaly_to_finding(a)))
+        if math.isfinite(until):
+            versions.extend(p.correlator.advance(until))  # resolve quiet incidents
+        if not versions:
+            return []
         now = datetime.now(UTC)
-        return [version_to_warning(v, now) for v in self.correlator.process(anomaly_to_finding(a))]
+        return [version_to_warning(v, now) for v in versions]
 
 
 SOURCES = ("env", "complaint", "market")
@@ -124,6 +195,11 @@ class SourceStage:
             d = self._detection[partition] = Detection(self._params)
         return d
 
+    def watermark(self, source: str, partition: int) -> float | None:
+        """Largest event time of ``source`` processed on ``partition`` (None before any)."""
+        d = self._detection.get(partition)
+        return None if d is None else d.watermark.get(source)
+
     def process(self, source: str, raw: bytes, origin: Origin) -> StepResult:
         c = self.counters
         c.received[source] += 1
@@ -145,8 +221,10 @@ class Pipeline:
     """Everything in one process, for evaluation and tests."""
 
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
+        self.settings = settings
         self.sources = SourceStage(settings, registry)
         self.correlation = CorrelationStage(settings)
+        self._wm: dict[tuple[str, int], float] = {}
         self.dead_letters: list[DeadLetter] = []
         self.anomalies: list[Anomaly] = []
         self.warnings: list[Warning] = []
@@ -155,9 +233,23 @@ class Pipeline:
         step = self.sources.process(source, raw, origin)
         if step.dead is not None:
             self.dead_letters.append(step.dead)
-        out: list[Warning] = []
+        n = self.settings.partitions
         for a in step.anomalies:
             self.anomalies.append(a)
-            out.extend(self.correlation.process(a))
+            self.correlation.add(partition_for(a.region.encode(), n), a, 0.0)
+        # a live ingest agent sends its watermark after each batch; here, after each record
+        wm = self.sources.watermark(source, origin.partition)
+        out: list[Warning] = []
+        if wm is not None and wm > self._wm.get((source, origin.partition), -math.inf):
+            self._wm[source, origin.partition] = wm
+            for part in range(n):
+                self.correlation.watermark(part, source, origin.partition, wm, 0.0)
+                out.extend(self.correlation.release(part, 0.0))
+        self.warnings.extend(out)
+        return out
+
+    def finish(self) -> list[Warning]:
+        """End of input: correlate whatever the reorder buffers still hold."""
+        out = self.correlation.flush()
         self.warnings.extend(out)
         return out

@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     field_serializer,
     field_validator,
     model_validator,
@@ -169,8 +170,24 @@ class Evidence(WireModel):
 class Anomaly(Evidence):
     """Topic ``tocsin.anomalies``: one detector firing (internal, keyed by region)."""
 
+    record: Literal["anomaly"] = "anomaly"
     anomaly_id: str
     kind: str = Field(description="Signal kind without the instance, e.g. 'env:water_cod'.")
+
+
+class SourceWatermark(WireModel):
+    """Topic ``tocsin.anomalies``: a source partition has processed everything up to
+    ``watermark`` (event time); it never emits an anomaly older than that minus the allowed
+    lateness. Sent to every anomalies partition once per batch."""
+
+    record: Literal["watermark"] = "watermark"
+    source: Literal["env", "complaint", "market"]
+    partition: int = Field(ge=0)
+    watermark: EventTime
+
+
+AnomalyRecord = Annotated[Anomaly | SourceWatermark, Field(discriminator="record")]
+ANOMALY_RECORD: TypeAdapter[Anomaly | SourceWatermark] = TypeAdapter(AnomalyRecord)
 
 
 class Warning(WireModel):

@@ -68,6 +68,11 @@ class TocsinSettings(BaseSettings):
     correlation_window_s: float = Field(
         6 * 3600.0, gt=0, description="Anomalies of a region this close in event time correlate."
     )
+    reorder_idle_s: float = Field(
+        10.0, gt=0,
+        description="A source partition silent this long (wall clock) stops holding back the "
+        "event-time reorder buffer in front of the correlator; when all are silent, it flushes.",
+    )
     quiet_resolve_s: float = Field(
         12 * 3600.0, gt=0, description="An incident with no new evidence for this long resolves."
     )
