@@ -104,10 +104,13 @@ class Correlator:
     come from several partitions): the outcome then depends only on the findings, not on
     how the partitions interleaved.
 
-    A region whose recent anomalies (within ``window_s`` of each other) come from at least
-    ``min_departments`` departments opens an incident. Later anomalies of that region extend
-    it and, when they add a signal or raise the combined score, publish an ``update``.
-    An incident with no evidence for ``quiet_s`` of event time resolves.
+    A region whose recent anomalies (within ``window_s`` of each other) fit one scenario
+    template and come from at least ``min_departments`` departments opens an incident of
+    that scenario; anomalies that fit no common template open a generic cross-department
+    incident only when they span ``generic_departments`` departments. Later anomalies of
+    the region that fit an open incident extend it and, when they add a signal, a
+    department or a clearly stronger score, publish an ``update``. An incident with no
+    evidence for ``quiet_s`` of event time resolves.
 
     The combined p-value is Fisher's method over the best p-value of each signal.
 
@@ -127,12 +130,14 @@ class Correlator:
         min_departments: int = 2,
         templates: Iterable[Template] = DEFAULT_TEMPLATES,
         update_score_step: float = 2.0,
+        generic_departments: int = 3,
     ) -> None:
         self.window_s = window_s
         self.quiet_s = quiet_s
         self.min_departments = min_departments
         self.templates = tuple(templates)
         self.update_score_step = update_score_step
+        self.generic_departments = max(generic_departments, min_departments)
         self._recent: dict[str, deque[Finding]] = {}
         self._open: dict[str, list[_Incident]] = {}
         self._seen_ids: dict[str, None] = {}
@@ -149,7 +154,10 @@ class Correlator:
         # input is in event-time order (see detectors.reorder): event time is f.t
         out = self.advance(f.t)
         for inc in self._open.get(f.region, []):
-            if f.t <= inc.last_seen + self.window_s and self._fits(inc, f):
+            # an open scenario incident takes any evidence of its kind until it resolves;
+            # a generic one only evidence within the window
+            near = f.t <= inc.last_seen + self.window_s
+            if (near or inc.scenario != "cross_department") and self._fits(inc, f):
                 v = self._extend(inc, f)
                 if v is not None:
                     out.append(v)
@@ -160,10 +168,36 @@ class Correlator:
             buf.popleft()
         window = [g for g in buf if abs(g.t - f.t) <= self.window_s]
         if len({g.department for g in window}) >= self.min_departments:
-            out.append(self._open_incident(f.region, window))
-            used = {g.anomaly_id for g in window}
+            chosen = self._select(window, f)
+            if not chosen:
+                return out
+            out.append(self._open_incident(f.region, chosen))
+            used = {g.anomaly_id for g in chosen}
             self._recent[f.region] = deque(g for g in buf if g.anomaly_id not in used)
         return out
+
+    def _select(self, window: list[Finding], f: Finding) -> list[Finding]:
+        """The findings that open an incident with ``f``: those of the best-fitting
+        scenario template when one spans enough departments (an unrelated blip in the same
+        window stays out); else all of them as a generic cross-department incident if they
+        span ``generic_departments`` departments (two unrelated single-department blips
+        coincide too often to warn on); else none."""
+        best: list[Finding] = []
+        best_fit = 0
+        for tpl in self.templates:
+            if not tpl.matches(f.kind):
+                continue
+            sub = [g for g in window if tpl.matches(g.kind)]
+            if len({g.department for g in sub}) < self.min_departments:
+                continue
+            fit = len({g.signal for g in sub}) + 2 * len({g.department for g in sub})
+            if fit > best_fit:
+                best, best_fit = sub, fit
+        if best:
+            return best
+        if len({g.department for g in window}) >= self.generic_departments:
+            return window
+        return []
 
     def _fits(self, inc: _Incident, f: Finding) -> bool:
         """Does ``f`` belong to incident ``inc`` (same scenario family)?"""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from detectors.base import Score
 from detectors.correlation import Finding
 from detectors.counts import CountSurge
+from detectors.rates import RateSurge
 from detectors.robust import RobustBaseline
 
 from .schemas import Complaint, MarketEvent, SensorReading
@@ -36,7 +37,7 @@ class _LevelState:
 @dataclass(slots=True)
 class _CountCtx:
     det: CountSurge
-    recent_ids: dict[object, deque[str]] = field(default_factory=dict)
+    recent_ids: dict[str, deque[str]] = field(default_factory=dict)
 
 
 class Detection:
@@ -45,17 +46,21 @@ class Detection:
     def __init__(self, params: DetectParams | None = None) -> None:
         self.p = params or DetectParams()
         self._levels: dict[tuple[str, ...], _LevelState] = {}
-        self._counts = {
-            src: _CountCtx(CountSurge(bucket_s=self.p.bucket_s, lateness_s=self.p.lateness_s))
-            for src in ("complaint", "market")
-        }
+        # one count detector per (source, kind), keyed by region: the pooled prior and the
+        # hour-of-day shape are shared by the regions of one kind, never across kinds
+        self._counts: dict[str, dict[str, _CountCtx]] = {"complaint": {}, "market": {}}
+        self._rates = RateSurge(bucket_s=self.p.bucket_s, lateness_s=self.p.lateness_s)
+        self._rate_ids: dict[str, deque[str]] = {}
         self.watermark: dict[str, float] = {}
+        self.first_seen: dict[str, float] = {}
         self.late_events: dict[str, int] = {"env": 0, "complaint": 0, "market": 0}
 
     # -- entry ----------------------------------------------------------------------------
     def process(self, source: str, rec: SensorReading | Complaint | MarketEvent) -> list[Finding]:
         t = rec.event_time.timestamp()
         wm = self.watermark.get(source)
+        if wm is None:
+            self.first_seen[source] = t
         if wm is None or t > wm:
             self.watermark[source] = t
         elif t < wm - self.p.lateness_s:
@@ -115,24 +120,50 @@ class Detection:
             self._advance("market", t)
             return out
         if e.kind == "inspection":
-            if e.passed:
-                self._advance("market", t)
-                return []
-            return self._count("market", e.department, e.region, "market:inspection_fail",
-                               e.event_id, t)
+            return self._inspection(e, t)
         return self._count("market", e.department, e.region, f"market:{e.kind}", e.event_id, t)
+
+    def _inspection(self, e: MarketEvent, t: float) -> list[Finding]:
+        self._advance("market", t)
+        det = self._rates
+        failed = not e.passed
+        if not det.learn_one(e.region, t, failed) or not failed:
+            return []
+        ids = self._rate_ids.get(e.region)
+        if ids is None:
+            ids = self._rate_ids[e.region] = deque(maxlen=25)
+        ids.append(e.event_id)
+        s = det.score_one(e.region, t)
+        if (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count
+                and det.mark_fired(e.region, t)):
+            kind = "market:inspection_fail"
+            signal = f"{kind}:{e.region}"
+            return [self._finding(
+                f"{signal}@{det.bucket_of(t)}", "market", e.department, e.region, kind, signal,
+                "rate_surge", s, t, tuple(ids),
+            )]
+        return []
 
     # -- count signals ------------------------------------------------------------------
     def _advance(self, source: str, t: float) -> None:
-        self._counts[source].det.advance(self.watermark.get(source, t))
+        wm = self.watermark.get(source, t)
+        for ctx in self._counts[source].values():
+            ctx.det.advance(wm)
+        if source == "market":
+            self._rates.advance(wm)
 
     def _count(
         self, source: str, department: str, region: str, kind: str, event_id: str, t: float
     ) -> list[Finding]:
-        ctx = self._counts[source]
+        ctx = self._counts[source].get(kind)
+        if ctx is None:
+            ctx = self._counts[source][kind] = _CountCtx(
+                CountSurge(bucket_s=self.p.bucket_s, lateness_s=self.p.lateness_s))
+            # a kind first seen now has had zero events since the source started
+            ctx.det.advance(self.first_seen[source])
         det = ctx.det
         self._advance(source, t)
-        key = (region, kind)
+        key = region
         if not det.learn_one(key, t):
             self.late_events[source] += 1
             return []
@@ -164,4 +195,5 @@ class Detection:
 
     @property
     def n_series(self) -> int:
-        return len(self._levels) + sum(c.det.n_keys for c in self._counts.values())
+        counts = sum(c.det.n_keys for by_kind in self._counts.values() for c in by_kind.values())
+        return len(self._levels) + counts + self._rates.n_keys
