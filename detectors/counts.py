@@ -12,6 +12,7 @@ from .base import Score, quasi_poisson_sf
 
 PHI_PRIOR = 1.2
 PHI_PRIOR_WEIGHT = 3.0
+SHAPE_PRIOR_EVENTS = 5.0
 
 
 @dataclass(slots=True)
@@ -25,6 +26,7 @@ class _KeyState:
     disp_sum: float = 0.0  # decayed sum of (count - expected)^2
     disp_n: float = 0.0  # decayed sum of expected
     fired: set[int] = field(default_factory=set)
+    excluded: set[int] = field(default_factory=set)  # buckets inside a window that fired
     outlier_run: int = 0
 
 
@@ -36,7 +38,8 @@ class CountSurge:
     hour-of-day shape pooled over all keys. Dispersion ``phi`` (variance / mean) is
     estimated per key, at least 1. The tail p-value of the counts in the last 1, 3, 6
     and 12 buckets is taken under a quasi-Poisson; the smallest, Bonferroni
-    corrected, is reported.
+    corrected, is reported. A bucket joins the baseline only after it has left the longest
+    window (a guard band), and not at all if a window holding it fired.
 
     Buckets close in event time: :meth:`advance` with a watermark closes every bucket
     that ended more than ``lateness_s`` before it, for every key (zero counts included).
@@ -105,11 +108,11 @@ class CountSurge:
         mean_all = sum(self._slot_sum) / total_n
         if mean_all <= 0:
             return 1.0
-        # shrink each slot towards 1 with a pseudo-count of 5 buckets per slot
-        k = 5.0 * max(1.0, total_n / (self.seasonal_period * max(self._pool_n, 1.0)))
-        slot_mean = self._slot_sum[slot] / self._slot_n[slot]
-        ratio = slot_mean / mean_all
-        return (ratio * self._slot_n[slot] + k) / (self._slot_n[slot] + k)
+        # events in this slot versus the events expected there at the overall rate, each
+        # side with SHAPE_PRIOR_EVENTS pseudo-events: a slot seen with a handful of events
+        # (a rare kind) keeps a shape near 1 instead of the noise of those few events
+        k = SHAPE_PRIOR_EVENTS
+        return (self._slot_sum[slot] + k) / (self._slot_n[slot] * mean_all + k)
 
     def advance(self, watermark: float) -> None:
         """Close every bucket that ended ``lateness_s`` or more before ``watermark``."""
@@ -132,35 +135,41 @@ class CountSurge:
         shape = self._shape(b)
         d = self._decay
         total = 0
+        guard = max(self.scales)
         for st in self._keys.values():
             if b <= st.closed_through:
                 continue
             c = st.open.pop(b, 0)
             st.fired.discard(b)
             total += c
-            exp = self._expected_one(st, b, shape)
-            phi = self._phi(st)
-            # an outlying bucket stays out of the baseline (so a surge does not become the
-            # new normal) unless the key has been outlying for hold_buckets in a row
-            cap = exp + 3.0 * math.sqrt(phi * exp) + 1.0
-            if c > cap and st.outlier_run < self.hold_buckets:
-                st.outlier_run += 1
-            else:
-                st.outlier_run = st.outlier_run + 1 if c > cap else 0
-                st.level_sum = st.level_sum * d + c / shape
-                st.level_n = st.level_n * d + 1.0
-                st.disp_sum = st.disp_sum * d + (c - exp) ** 2
-                st.disp_n = st.disp_n * d + exp
             st.recent.append((b, c))
-            while len(st.recent) > max(self.scales):
-                st.recent.popleft()
             st.closed_through = b
-        nkeys = len(self._keys)
-        if nkeys:
-            self._slot_sum[slot] = self._slot_sum[slot] * d + total / nkeys
-            self._slot_n[slot] = self._slot_n[slot] * d + 1.0
-            self._pool_sum = self._pool_sum * d + total / nkeys
-            self._pool_n = self._pool_n * d + 1.0
+            # guard band (as in Farrington's method): a bucket joins the baseline only once
+            # it has left the longest scoring window, so the first events of a surge do
+            # not raise the expectation the next ones are judged against; buckets inside a
+            # window that fired stay out, unless the key has fired for hold_buckets in a
+            # row (then it is the new normal)
+            while len(st.recent) > guard:
+                ob, oc = st.recent.popleft()
+                excluded = ob in st.excluded
+                st.excluded.discard(ob)
+                if excluded and st.outlier_run < self.hold_buckets:
+                    st.outlier_run += 1
+                    continue
+                st.outlier_run = st.outlier_run + 1 if excluded else 0
+                oshape = shape if ob == b else self._shape(ob)
+                exp = self._expected_one(st, ob, oshape)
+                st.level_sum = st.level_sum * d + oc / oshape
+                st.level_n = st.level_n * d + 1.0
+                st.disp_sum = st.disp_sum * d + (oc - exp) ** 2
+                st.disp_n = st.disp_n * d + exp
+        # a bucket closed before any key was seen had zero events: it counts too, or the
+        # pooled mean of a rare kind would be taken over its busy hours only
+        nkeys = max(len(self._keys), 1)
+        self._slot_sum[slot] = self._slot_sum[slot] * d + total
+        self._slot_n[slot] = self._slot_n[slot] * d + 1.0
+        self._pool_sum = self._pool_sum * d + total / nkeys
+        self._pool_n = self._pool_n * d + 1.0
 
     # -- state per key -------------------------------------------------------------------
     def _state(self, key: Hashable, t: float) -> _KeyState:
@@ -235,6 +244,7 @@ class CountSurge:
         if b in st.fired:
             return False
         st.fired.add(b)
+        st.excluded.update(range(b - max(self.scales) + 1, b + 1))
         return True
 
     @property

@@ -21,6 +21,7 @@ class DetectParams:
     min_count: int = 2  # fewest events in a window for a count anomaly
     level_window: int = 96
     level_min_history: int = 24
+    price_min_history: int = 8  # price reports come a few a day, not every 15 minutes
     hold_max: int = 24  # anomalous readings kept out of the baseline before it adapts
     repeat_every: int = 4  # while anomalous, re-emit every n-th anomalous reading
     bucket_s: float = 3600.0
@@ -81,7 +82,9 @@ class Detection:
     ) -> list[Finding]:
         st = self._levels.get(key)
         if st is None:
-            st = _LevelState(RobustBaseline(self.p.level_window, self.p.level_min_history))
+            min_history = (self.p.price_min_history if source == "market"
+                           else self.p.level_min_history)
+            st = _LevelState(RobustBaseline(self.p.level_window, min_history))
             self._levels[key] = st
         # score the median of the last three readings: one stray reading is not an anomaly
         st.last.append(x)
