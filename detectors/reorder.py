@@ -8,6 +8,8 @@ never emits an item older than its watermark minus ``lateness_s``. So everything
 older than ``min(watermarks) - lateness_s`` is final and is released sorted by
 ``(event time, key)``: the same sequence whatever the arrival order.
 
+Streams named in ``expected`` hold the buffer back from its creation, before they first
+report (a partition whose consumer starts late must not find its items already passed).
 Streams that have not reported for ``idle_s`` of wall-clock time stop holding the others
 back (a partition that went quiet must not stall every warning), and ``flush`` releases
 everything, e.g. when all input has stopped.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -35,14 +38,17 @@ T = TypeVar("T")
 class EventTimeBuffer(Generic[T]):
     """Holds items until the minimum upstream watermark (minus lateness) passes them."""
 
-    def __init__(self, lateness_s: float, idle_s: float = math.inf) -> None:
+    def __init__(self, lateness_s: float, idle_s: float = math.inf,
+                 expected: Iterable[str] = (), wall: float = 0.0) -> None:
         if lateness_s < 0:
             raise ValueError("lateness_s must be >= 0")
         self.lateness_s = lateness_s
         self.idle_s = idle_s
         self._heap: list[tuple[float, str, int, T]] = []
         self._seq = 0
-        self._streams: dict[str, tuple[float, float]] = {}  # stream -> (watermark, wall)
+        # stream -> (watermark, wall clock of its last report)
+        self._streams: dict[str, tuple[float, float]] = dict.fromkeys(
+            expected, (-math.inf, wall))
         self.released_until = -math.inf
         self.late_items = 0  # items that arrived after their time had been released
 
@@ -65,7 +71,10 @@ class EventTimeBuffer(Generic[T]):
         """Items strictly older than this are final."""
         active = [wm for wm, seen in self._streams.values() if wall - seen <= self.idle_s]
         if not active:
-            return -math.inf
+            # all idle: the ones that reported have said how far they got
+            active = [wm for wm, _ in self._streams.values() if wm > -math.inf]
+            if not active:
+                return -math.inf
         return min(active) - self.lateness_s
 
     def release(self, wall: float) -> list[tuple[float, T]]:

@@ -128,8 +128,8 @@ class Worker:
                         watermark=datetime.fromtimestamp(wm, UTC),
                     ).model_dump_json().encode()
                     for target in range(s.partitions):
-                        pending.append(await self.anomalies_topic.send(
-                            key=None, value=marker, partition=target))
+                        pending.append(await self._send(
+                            self.anomalies_topic, None, marker, partition=target))
                 if pending:
                     await asyncio.gather(*pending)
                 yield None
@@ -179,8 +179,10 @@ class Worker:
             await asyncio.gather(*pending)
 
     @staticmethod
-    async def _send(topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
-        fut: Awaitable[Any] = await topic.send(key=key, value=value)
+    async def _send(topic: Any, key: bytes | None, value: bytes,
+                    partition: int | None = None) -> Awaitable[Any]:
+        """Queue one record; the returned future resolves once the broker has it."""
+        fut: Awaitable[Any] = await topic.send(key=key, value=value, partition=partition)
         return fut
 
     async def _report(self) -> None:

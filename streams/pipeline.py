@@ -18,6 +18,8 @@ from .regions import RegionRegistry
 from .schemas import Anomaly, DeadLetter, Evidence, SourceWatermark, Warning
 from .settings import TocsinSettings
 
+SOURCES = ("env", "complaint", "market")
+
 
 def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
@@ -81,22 +83,26 @@ class CorrelationStage:
     replay correlate the same sequence. ``wall`` arguments are a monotonic clock (seconds).
     """
 
-    def __init__(self, settings: TocsinSettings) -> None:
+    def __init__(self, settings: TocsinSettings, expect_all_sources: bool = True) -> None:
         self.settings = settings
+        # a live worker waits for every source partition (or its idle timeout); the
+        # in-process replay, whose input is already in file order, for those seen so far
+        self._expected = [f"{src}/{p}" for src in SOURCES for p in range(settings.partitions)
+                          ] if expect_all_sources else []
         self._parts: dict[int, _CorrelationPartition] = {}
 
-    def part(self, partition: int) -> _CorrelationPartition:
+    def part(self, partition: int, wall: float = 0.0) -> _CorrelationPartition:
         p = self._parts.get(partition)
         if p is None:
             s = self.settings
             p = self._parts[partition] = _CorrelationPartition(
-                EventTimeBuffer(s.allowed_lateness_s, s.reorder_idle_s),
+                EventTimeBuffer(s.allowed_lateness_s, s.reorder_idle_s, self._expected, wall),
                 Correlator(window_s=s.correlation_window_s, quiet_s=s.quiet_resolve_s),
             )
         return p
 
     def add(self, partition: int, rec: Anomaly | SourceWatermark, wall: float) -> None:
-        p = self.part(partition)
+        p = self.part(partition, wall)
         p.last_input = wall
         if isinstance(rec, Anomaly):
             p.buffer.push(rec.event_time.timestamp(), rec.anomaly_id, rec)
@@ -147,8 +153,6 @@ class CorrelationStage:
         now = datetime.now(UTC)
         return [version_to_warning(v, now) for v in versions]
 
-
-SOURCES = ("env", "complaint", "market")
 
 
 @dataclass
@@ -223,7 +227,7 @@ class Pipeline:
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
         self.settings = settings
         self.sources = SourceStage(settings, registry)
-        self.correlation = CorrelationStage(settings)
+        self.correlation = CorrelationStage(settings, expect_all_sources=False)
         self._wm: dict[tuple[str, int], float] = {}
         self.dead_letters: list[DeadLetter] = []
         self.anomalies: list[Anomaly] = []
@@ -250,6 +254,9 @@ class Pipeline:
 
     def finish(self) -> list[Warning]:
         """End of input: correlate whatever the reorder buffers still hold."""
-        out = self.correlation.flush()
+        out: list[Warning] = []
+        for part in range(self.settings.partitions):
+            out.extend(self.correlation.release(part, 0.0))
+        out.extend(self.correlation.flush())
         self.warnings.extend(out)
         return out

@@ -1,0 +1,146 @@
+"""The faust agents, driven through faust's ``agent.test_context()`` (no broker).
+
+Outgoing records are captured by replacing ``Worker._send``; everything else (batching,
+ingest, detection, the watermark markers, the correlate agent's reorder buffer) is the
+real code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.app import Worker
+from streams.regions import RegionRegistry
+from streams.schemas import ANOMALY_RECORD, Anomaly, DeadLetter, SourceWatermark, Warning
+from streams.settings import TocsinSettings
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def make_worker(tmp_path: Path, registry: RegionRegistry) -> tuple[Worker, list[tuple[str, Any]]]:
+    settings = TocsinSettings(
+        app_id=f"agents-{tmp_path.name}", topic_prefix="", data_dir=tmp_path,
+        batch_size=50, batch_within_s=0.05, web_enabled=False,
+    )
+    worker = Worker(settings, registry)
+    sent: list[tuple[str, Any]] = []
+
+    async def capture(topic: Any, key: bytes | None, value: bytes,
+                      partition: int | None = None) -> Awaitable[Any]:
+        sent.append((topic.get_topic_name(), (key, value, partition)))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+    worker._send = capture  # type: ignore[method-assign]
+    return worker, sent
+
+
+def reading(i: int, value: float, t: datetime) -> bytes:
+    return json.dumps({
+        "reading_id": f"r-{i}", "sensor_id": "WQ-harbour", "metric": "water_cod",
+        "value": value, "unit": "mg/L", "region": "harbour",
+        "observed_at": t.isoformat(), "department": "ecology_bureau",
+    }).encode()
+
+
+async def drive(agent: Any, records: list[bytes], key: bytes) -> None:
+    async with agent.test_context() as ctx:
+        for raw in records[:-1]:
+            await ctx.put(raw, key=key, partition=1, wait=False)
+        await ctx.put(records[-1], key=key, partition=1)
+
+
+def topic_of(sent: list[tuple[str, Any]], suffix: str) -> list[tuple[Any, ...]]:
+    return [v for name, v in sent if name.endswith(suffix)]
+
+
+def test_ingest_agent_dead_letters_bad_records_and_reports_watermarks(
+    tmp_path: Path, registry: RegionRegistry
+) -> None:
+    worker, sent = make_worker(tmp_path, registry)
+    agent = worker.app.agents["tocsin.ingest.env"]
+    good = [reading(i, 20.0 + (i % 3) * 0.1, T0 + timedelta(minutes=15 * i)) for i in range(10)]
+    bad = [b"\xff\xfe", b'{"reading_id": 1}', reading(99, 1.0, T0).replace(b"harbour", b"atlantis")]
+    asyncio.run(drive(agent, good + bad, b"harbour"))
+
+    dead = [DeadLetter.model_validate_json(v) for _, v, _ in topic_of(sent, "deadletter")]
+    assert [d.error_type for d in dead] == ["encoding", "schema", "unknown_region"]
+    assert [d.partition for d in dead] == [1, 1, 1]
+    assert [d.offset for d in dead] == [10, 11, 12]  # the source offsets, in order
+    c = worker.sources.counters
+    assert (c.received["env"], c.valid["env"], c.dead["env"]) == (13, 10, 3)
+
+    # after the batch, every anomalies partition learns how far env partition 1 has got
+    markers = [(ANOMALY_RECORD.validate_json(v), p) for _, v, p in topic_of(sent, "anomalies")]
+    wms = [(m, p) for m, p in markers if isinstance(m, SourceWatermark)]
+    assert {p for _, p in wms} == set(range(worker.settings.partitions))
+    assert all(m.source == "env" and m.partition == 1 for m, _ in wms)
+    assert max(m.watermark for m, _ in wms) == T0 + timedelta(minutes=15 * 9)
+
+
+def test_ingest_agent_emits_anomaly_for_a_jump(tmp_path: Path, registry: RegionRegistry) -> None:
+    worker, sent = make_worker(tmp_path, registry)
+    agent = worker.app.agents["tocsin.ingest.env"]
+    records = [reading(i, 20.0 + (i % 5) * 0.2, T0 + timedelta(minutes=15 * i))
+               for i in range(40)]
+    records += [reading(40 + i, 60.0, T0 + timedelta(minutes=15 * (40 + i))) for i in range(3)]
+    asyncio.run(drive(agent, records, b"harbour"))
+    anomalies = [r for r in (ANOMALY_RECORD.validate_json(v)
+                             for _, v, _ in topic_of(sent, "anomalies"))
+                 if isinstance(r, Anomaly)]
+    assert len(anomalies) == 1
+    a = anomalies[0]
+    assert (a.kind, a.region, a.observed) == ("env:water_cod", "harbour", 60.0)
+    assert a.expected == pytest.approx(20.4, abs=0.3)
+    assert a.event_ids == ["r-41"]  # the second high reading makes the median of three high
+
+
+def test_correlate_agent_orders_by_event_time_and_warns(
+    tmp_path: Path, registry: RegionRegistry
+) -> None:
+    worker, sent = make_worker(tmp_path, registry)
+    agent = worker.app.agents["tocsin.correlate"]
+
+    def anomaly(i: str, source: str, dept: str, kind: str, t: datetime) -> bytes:
+        return Anomaly(
+            anomaly_id=i, kind=kind, source=source, department=dept,  # type: ignore[arg-type]
+            region="harbour", signal=f"{kind}:harbour", detector="d", observed=9.0,
+            expected=1.0, score=6.0, p_value=1e-6, event_time=t, event_ids=[i],
+        ).model_dump_json().encode()
+
+    def mark(source: str, part: int, t: datetime) -> bytes:
+        return SourceWatermark(source=source, partition=part,  # type: ignore[arg-type]
+                               watermark=t).model_dump_json().encode()
+
+    n = worker.settings.partitions
+    later = T0 + timedelta(hours=13)  # 3 h past the anomalies below
+
+    t1 = T0 + timedelta(hours=10)
+    # the complaint arrives before the earlier reading: the buffer must reorder them, so
+    # the incident starts with the reading (the first evidence in event time)
+    records = [
+        anomaly("c1", "complaint", "citizen_hotline", "complaint:odor", t1 + timedelta(hours=1)),
+        anomaly("e1", "env", "ecology_bureau", "env:water_cod", t1),
+        # every source partition but one reports: nothing may be released yet
+        *[mark(src, p, later) for src in ("env", "complaint", "market") for p in range(n)
+          if (src, p) != ("market", n - 1)],
+        b"not an anomaly",
+    ]
+    asyncio.run(drive(agent, records, b"harbour"))
+    assert topic_of(sent, "warnings") == []
+    asyncio.run(drive(agent, [mark("market", n - 1, later)], b"harbour"))
+
+    warnings = [Warning.model_validate_json(v) for _, v, _ in topic_of(sent, "warnings")]
+    assert [(w.status, w.version, w.scenario) for w in warnings] == [("new", 1, "pollution")]
+    assert warnings[0].first_seen == t1
+    assert [e.signal for e in warnings[0].evidence] == [
+        "env:water_cod:harbour", "complaint:odor:harbour"]
+    dead = [DeadLetter.model_validate_json(v) for _, v, _ in topic_of(sent, "deadletter")]
+    assert len(dead) == 1 and dead[0].original_b64
