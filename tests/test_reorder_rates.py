@@ -34,6 +34,15 @@ def replay(events: list[tuple[str, float, bool]], order: list[int], lateness: fl
         per_stream.setdefault(stream, []).append(("wm", None, wm[stream]))
     buf: EventTimeBuffer[str] = EventTimeBuffer(lateness, expected=per_stream)
     out: list[tuple[float, str]] = []
+
+    def deliver(s: str, kind: str, t: float | None, x: float) -> None:
+        if kind == "item":
+            assert t is not None
+            buf.push(t, f"{x:08.0f}", f"{x:08.0f}")
+        else:
+            buf.watermark(s, x, wall=0.0)
+        out.extend(buf.release(wall=0.0))
+
     queues = {s: list(v) for s, v in per_stream.items()}
     names = sorted(queues)
     for pick in order:
@@ -41,21 +50,10 @@ def replay(events: list[tuple[str, float, bool]], order: list[int], lateness: fl
         if not live:
             break
         s = live[pick % len(live)]
-        kind, t, x = queues[s].pop(0)
-        if kind == "item":
-            assert t is not None
-            buf.push(t, f"{x:08.0f}", f"{x:08.0f}")
-        else:
-            buf.watermark(s, x, wall=0.0)
-        out.extend(buf.release(wall=0.0))
+        deliver(s, *queues[s].pop(0))
     for s in names:  # drain whatever the interleaving left
-        for kind, t, x in queues[s]:
-            if kind == "item":
-                assert t is not None
-                buf.push(t, f"{x:08.0f}", f"{x:08.0f}")
-            else:
-                buf.watermark(s, x, wall=0.0)
-            out.extend(buf.release(wall=0.0))
+        for rec in queues[s]:
+            deliver(s, *rec)
     out.extend(buf.flush())
     return out
 
