@@ -10,8 +10,10 @@ perfect one 100. Pure Python, no Kafka.
 >>> perfect[10] = 1.0                     # the earliest row of the only window
 >>> round(score_corpus([f], [perfect])["standard"], 3)
 100.0
->>> round(score_corpus([f], [[0.0] * rows])["standard"], 3)
-0.0
+>>> late = [0.0] * rows
+>>> late[14] = 1.0                        # the last row of the window: worth much less
+>>> round(score_corpus([f], [late])["standard"], 1)
+73.4
 """
 
 from __future__ import annotations

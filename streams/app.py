@@ -54,6 +54,7 @@ class Worker:
         self.correlation = CorrelationStage(settings)
         self.warnings_sent = 0
         self.dead_sent = 0
+        self.processed: dict[str, int] = {}  # records fully handled, per agent
         s = settings
         self.app = faust.App(
             s.app_id,
@@ -132,6 +133,7 @@ class Worker:
                             self.anomalies_topic, None, marker, partition=target))
                 if pending:
                     await asyncio.gather(*pending)
+                self.processed[source] = self.processed.get(source, 0) + len(events)
                 yield None
 
         ingest.__name__ = f"ingest_{source}"
@@ -160,6 +162,7 @@ class Worker:
                 pending.extend(await self._publish(self.correlation.release(part, wall)))
             if pending:
                 await asyncio.gather(*pending)
+            self.processed["correlate"] = self.processed.get("correlate", 0) + len(events)
             yield None
 
     async def _publish(self, warnings: list[Warning]) -> list[Awaitable[Any]]:

@@ -50,11 +50,19 @@ def reading(i: int, value: float, t: datetime) -> bytes:
     }).encode()
 
 
-async def drive(agent: Any, records: list[bytes], key: bytes) -> None:
+async def drive(worker: Worker, name: str, records: list[bytes], key: bytes) -> None:
+    """Put ``records`` into agent ``name`` and wait until it has handled all of them."""
+    agent = worker.app.agents[f"tocsin.{name.replace('_', '.')}"]
+    counter = name.split("_")[-1]
+    target = worker.processed.get(counter, 0) + len(records)
     async with agent.test_context() as ctx:
-        for raw in records[:-1]:
+        for raw in records:
             await ctx.put(raw, key=key, partition=1, wait=False)
-        await ctx.put(records[-1], key=key, partition=1)
+        for _ in range(1000):
+            if worker.processed.get(counter, 0) >= target:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"agent {name} handled {worker.processed} of {target} records")
 
 
 def topic_of(sent: list[tuple[str, Any]], suffix: str) -> list[tuple[Any, ...]]:
@@ -65,10 +73,9 @@ def test_ingest_agent_dead_letters_bad_records_and_reports_watermarks(
     tmp_path: Path, registry: RegionRegistry
 ) -> None:
     worker, sent = make_worker(tmp_path, registry)
-    agent = worker.app.agents["tocsin.ingest.env"]
     good = [reading(i, 20.0 + (i % 3) * 0.1, T0 + timedelta(minutes=15 * i)) for i in range(10)]
     bad = [b"\xff\xfe", b'{"reading_id": 1}', reading(99, 1.0, T0).replace(b"harbour", b"atlantis")]
-    asyncio.run(drive(agent, good + bad, b"harbour"))
+    asyncio.run(drive(worker, "ingest_env", good + bad, b"harbour"))
 
     dead = [DeadLetter.model_validate_json(v) for _, v, _ in topic_of(sent, "deadletter")]
     assert [d.error_type for d in dead] == ["encoding", "schema", "unknown_region"]
@@ -87,11 +94,10 @@ def test_ingest_agent_dead_letters_bad_records_and_reports_watermarks(
 
 def test_ingest_agent_emits_anomaly_for_a_jump(tmp_path: Path, registry: RegionRegistry) -> None:
     worker, sent = make_worker(tmp_path, registry)
-    agent = worker.app.agents["tocsin.ingest.env"]
     records = [reading(i, 20.0 + (i % 5) * 0.2, T0 + timedelta(minutes=15 * i))
                for i in range(40)]
     records += [reading(40 + i, 60.0, T0 + timedelta(minutes=15 * (40 + i))) for i in range(3)]
-    asyncio.run(drive(agent, records, b"harbour"))
+    asyncio.run(drive(worker, "ingest_env", records, b"harbour"))
     anomalies = [r for r in (ANOMALY_RECORD.validate_json(v)
                              for _, v, _ in topic_of(sent, "anomalies"))
                  if isinstance(r, Anomaly)]
@@ -106,7 +112,6 @@ def test_correlate_agent_orders_by_event_time_and_warns(
     tmp_path: Path, registry: RegionRegistry
 ) -> None:
     worker, sent = make_worker(tmp_path, registry)
-    agent = worker.app.agents["tocsin.correlate"]
 
     def anomaly(i: str, source: str, dept: str, kind: str, t: datetime) -> bytes:
         return Anomaly(
@@ -133,9 +138,9 @@ def test_correlate_agent_orders_by_event_time_and_warns(
           if (src, p) != ("market", n - 1)],
         b"not an anomaly",
     ]
-    asyncio.run(drive(agent, records, b"harbour"))
+    asyncio.run(drive(worker, "correlate", records, b"harbour"))
     assert topic_of(sent, "warnings") == []
-    asyncio.run(drive(agent, [mark("market", n - 1, later)], b"harbour"))
+    asyncio.run(drive(worker, "correlate", [mark("market", n - 1, later)], b"harbour"))
 
     warnings = [Warning.model_validate_json(v) for _, v, _ in topic_of(sent, "warnings")]
     assert [(w.status, w.version, w.scenario) for w in warnings] == [("new", 1, "pollution")]
