@@ -73,17 +73,22 @@ class AnomalyLikelihood:
         self._recent: deque[float] = deque(maxlen=short)
         self._seen = 0
 
+    def peek(self, raw: float) -> float:
+        """The likelihood ``update(raw)`` would return, without changing any state."""
+        if self._seen + 1 <= self.learning:
+            return 0.5
+        recent = list(self._recent)[-(self.short - 1):] if self.short > 1 else []
+        recent.append(raw)
+        avg = sum(recent) / len(recent)
+        std = max(math.sqrt(self._long.var()), self.min_std)
+        return 1.0 - normal_sf((avg - self._long.mean()) / std)
+
     def update(self, raw: float) -> float:
+        out = self.peek(raw)
         self._seen += 1
         self._recent.append(raw)
-        if self._seen <= self.learning:
-            self._long.add(raw)
-            return 0.5
-        avg = sum(self._recent) / len(self._recent)
-        std = max(math.sqrt(self._long.var()), self.min_std)
-        z = (avg - self._long.mean()) / std
         self._long.add(raw)
-        return 1.0 - normal_sf(z)
+        return out
 
 
 class SensorDetector:
@@ -113,8 +118,6 @@ class SensorDetector:
         self._fifo: deque[float] = deque()
         self._sorted: list[float] = []
         self._lik = AnomalyLikelihood(learning, history, short)
-        self._pending: float | None = None
-        self._last_out = 0.5
 
     def _raw(self, x: float) -> float:
         s = self._sorted
@@ -130,15 +133,11 @@ class SensorDetector:
         return 1.0 - math.exp(-z / 4.0)
 
     def score_one(self, x: float, t: float = 0.0) -> float:
-        raw = self._raw(x)
-        self._pending = raw
-        self._last_out = self._lik.update(raw)
-        return self._last_out
+        """Calibrated likelihood of ``x``; does not change the detector."""
+        return self._lik.peek(self._raw(x))
 
     def learn_one(self, x: float, t: float = 0.0) -> None:
-        if self._pending is None:  # learn without a score: keep the likelihood in step
-            self._lik.update(self._raw(x))
-        self._pending = None
+        self._lik.update(self._raw(x))
         if not math.isfinite(x):
             return
         self._fifo.append(x)
