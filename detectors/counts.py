@@ -9,6 +9,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 from .base import Score, quasi_poisson_sf
+from .buckets import BucketedDetector
 
 PHI_PRIOR = 1.2
 PHI_PRIOR_WEIGHT = 3.0
@@ -30,7 +31,7 @@ class _KeyState:
     outlier_run: int = 0
 
 
-class CountSurge:
+class CountSurge(BucketedDetector[_KeyState]):
     """Events per key per bucket (default one hour of event time) versus a baseline.
 
     Baseline per key: a decayed mean of its de-seasonalised counts, shrunk towards the
@@ -94,8 +95,6 @@ class CountSurge:
         self.late_events = 0
 
     # -- time -------------------------------------------------------------------------
-    def bucket_of(self, t: float) -> int:
-        return math.floor(t / self.bucket_s)
 
     def _slot(self, bucket: int) -> int:
         return bucket % self.seasonal_period
@@ -235,18 +234,3 @@ class CountSurge:
                 best_p, best_obs, best_exp = p, float(obs), exp
         return Score(best_obs, best_exp, min(1.0, best_p * len(self.scales)))
 
-    def mark_fired(self, key: Hashable, t: float) -> bool:
-        """Remember that ``key`` fired in ``t``'s bucket; False if it already had."""
-        st = self._keys.get(key)
-        if st is None:
-            return True
-        b = self.bucket_of(t)
-        if b in st.fired:
-            return False
-        st.fired.add(b)
-        st.excluded.update(range(b - max(self.scales) + 1, b + 1))
-        return True
-
-    @property
-    def n_keys(self) -> int:
-        return len(self._keys)

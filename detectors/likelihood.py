@@ -7,11 +7,11 @@ anomalous; parameters are attributes; state is bounded and pickle-able.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import deque
 
 from .base import normal_sf
+from .robust import RollingWindow
 
 
 class RollingStats:
@@ -115,12 +115,11 @@ class SensorDetector:
         self.history = history
         self.short = short
         self.seed = seed  # no randomness enters; kept for the common contract
-        self._fifo: deque[float] = deque()
-        self._sorted: list[float] = []
+        self._win = RollingWindow(window)
         self._lik = AnomalyLikelihood(learning, history, short)
 
     def _raw(self, x: float) -> float:
-        s = self._sorted
+        s = self._win.sorted
         n = len(s)
         if n < 5 or not math.isfinite(x):
             return 0.0
@@ -138,10 +137,4 @@ class SensorDetector:
 
     def learn_one(self, x: float, t: float = 0.0) -> None:
         self._lik.update(self._raw(x))
-        if not math.isfinite(x):
-            return
-        self._fifo.append(x)
-        bisect.insort(self._sorted, x)
-        if len(self._fifo) > self.window:
-            old = self._fifo.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self._win.add(x)

@@ -3,7 +3,6 @@ inspections) per key, against a beta-binomial baseline, in event-time buckets.""
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from scipy.stats import betabinom
 
 from .base import Score
+from .buckets import BucketedDetector
 
 
 @dataclass(slots=True)
@@ -24,7 +24,7 @@ class _RateState:
     outlier_run: int = 0
 
 
-class RateSurge:
+class RateSurge(BucketedDetector[_RateState]):
     """Are more trials failing than usual for this key?
 
     Use it when a count alone misleads because the number of trials moves: inspectors
@@ -83,8 +83,6 @@ class RateSurge:
         self._pool_k = 0.0
         self.late_events = 0
 
-    def bucket_of(self, t: float) -> int:
-        return math.floor(t / self.bucket_s)
 
     # -- baseline -------------------------------------------------------------------------
     def _beta(self, st: _RateState) -> tuple[float, float]:
@@ -156,21 +154,6 @@ class RateSurge:
                 best = Score(float(k), n * rate, p)
         return Score(best.observed, best.expected, min(1.0, best.p_value * len(self.scales)))
 
-    def mark_fired(self, key: Hashable, t: float) -> bool:
-        """Remember that ``key`` fired in ``t``'s bucket; False if it already had."""
-        st = self._keys.get(key)
-        if st is None:
-            return True
-        b = self.bucket_of(t)
-        if b in st.fired:
-            return False
-        st.fired.add(b)
-        st.excluded.update(range(b - max(self.scales) + 1, b + 1))
-        return True
-
-    @property
-    def n_keys(self) -> int:
-        return len(self._keys)
 
 
 __all__ = ["RateSurge"]

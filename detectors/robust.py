@@ -10,6 +10,27 @@ from typing import Literal
 from .base import NO_SCORE, Score, normal_sf
 
 
+class RollingWindow:
+    """The last ``size`` finite values, also kept sorted (median and MAD in O(size))."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._fifo: deque[float] = deque()
+        self.sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._fifo)
+
+    def add(self, x: float) -> None:
+        if not math.isfinite(x):
+            return
+        self._fifo.append(x)
+        bisect.insort(self.sorted, x)
+        if len(self._fifo) > self.size:
+            old = self._fifo.popleft()
+            del self.sorted[bisect.bisect_left(self.sorted, old)]
+
+
 class RobustBaseline:
     """Rolling median / MAD baseline; anomaly score is the robust z-score's normal tail.
 
@@ -41,24 +62,17 @@ class RobustBaseline:
         self.direction = direction
         self.rel_floor = rel_floor
         self.abs_floor = abs_floor
-        self._fifo: deque[float] = deque()
-        self._sorted: list[float] = []
+        self._win = RollingWindow(window)
 
     @property
     def n(self) -> int:
-        return len(self._fifo)
+        return len(self._win)
 
     def learn_one(self, x: float) -> None:
-        if not math.isfinite(x):
-            return
-        self._fifo.append(x)
-        bisect.insort(self._sorted, x)
-        if len(self._fifo) > self.window:
-            old = self._fifo.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self._win.add(x)
 
     def _median(self) -> float:
-        s = self._sorted
+        s = self._win.sorted
         n = len(s)
         mid = n // 2
         return s[mid] if n % 2 else 0.5 * (s[mid - 1] + s[mid])
@@ -66,14 +80,14 @@ class RobustBaseline:
     def expected(self) -> tuple[float, float]:
         """(median, robust scale) of the current window."""
         med = self._median()
-        devs = sorted(abs(v - med) for v in self._sorted)
+        devs = sorted(abs(v - med) for v in self._win.sorted)
         n = len(devs)
         mad = devs[n // 2] if n % 2 else 0.5 * (devs[n // 2 - 1] + devs[n // 2])
         scale = max(1.4826 * mad, self.rel_floor * abs(med), self.abs_floor)
         return med, scale
 
     def score_one(self, x: float) -> Score:
-        if len(self._fifo) < self.min_history or not math.isfinite(x):
+        if len(self._win) < self.min_history or not math.isfinite(x):
             return NO_SCORE if not math.isfinite(x) else Score(x, math.nan, 1.0)
         med, scale = self.expected()
         z = (x - med) / scale

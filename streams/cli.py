@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -181,11 +181,17 @@ def eval_replay(
         with warnings_out.open("w", encoding="utf-8") as f:
             for w in pipe.warnings:
                 f.write(w.model_dump_json() + "\n")
+    _print_report(report, as_json, (
+        "incidents", "detected", "recall", "warnings", "false_warnings", "precision",
+        "median_delay_s", "events", "dead_letters", "duplicates", "seconds"))
+
+
+def _print_report(report: dict[str, Any], as_json: bool, keys: tuple[str, ...]) -> None:
+    """One JSON object on stdout, or the chosen keys as a two-column listing."""
     if as_json:
         print(json.dumps(report))
         return
-    for k in ("incidents", "detected", "recall", "warnings", "false_warnings", "precision",
-              "median_delay_s", "events", "dead_letters", "duplicates", "seconds"):
+    for k in keys:
         console.print(f"{k:24} {report[k]}")
 
 
@@ -209,12 +215,8 @@ def eval_nab(
                    "bytes_per_series": int(cost["bytes_per_series"])})
     if out is not None:
         write_results(out, files, scores)
-    if as_json:
-        print(json.dumps(report))
-        return
-    for k in ("standard", "reward_low_fp", "reward_low_fn", "files", "us_per_event",
-              "bytes_per_series"):
-        console.print(f"{k:18} {report[k]}")
+    _print_report(report, as_json, ("standard", "reward_low_fp", "reward_low_fn", "files",
+                                    "us_per_event", "bytes_per_series"))
 
 
 @app.command()

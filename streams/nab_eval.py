@@ -9,7 +9,7 @@ import gzip
 import json
 import pickle
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -139,7 +139,3 @@ def evaluate(files: list[NabFile], scores: list[list[float]]) -> dict[str, Any]:
             "thresholds": {k.removeprefix("threshold_"): v for k, v in res.items()
                            if k.startswith("threshold")},
             "files": len(files)}
-
-
-def iter_names(files: list[NabFile]) -> Iterator[str]:
-    return (f.name for f in files)
