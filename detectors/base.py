@@ -1,11 +1,33 @@
-"""The detector contract and the tail probabilities shared by detectors."""
+"""The detector contract and the tail probabilities shared by detectors.
+
+The contract (river style), stated once for every detector in this package:
+
+* ``score_one(x, t)`` says how anomalous observation ``x`` at event time ``t`` (epoch
+  seconds) is **before** it is learned, and never changes the detector's state. Higher =
+  more anomalous. Detectors whose output feeds one shared threshold return a
+  **calibrated** anomaly likelihood in ``[0, 1]`` (``1 - p`` of a tail probability), never
+  NaN; bucketed count/rate detectors return a :class:`Score` (observed, expected, p-value).
+* ``learn_one(x, t)`` updates the state with ``x``.
+* Parameters are constructor arguments stored as attributes of the same name; a ``seed``
+  argument is taken wherever randomness enters (and accepted, unused, elsewhere).
+* State is bounded (no growth with the number of observations) and pickle-able.
+* Flat, quantised, missing (NaN) and irregularly spaced input must not produce NaN or a
+  division by zero.
+
+:mod:`detectors.checks` holds the generic check suite every detector passes.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from scipy.special import betainc, gammainc
+
+#: p-value below which a count/rate signal is reported red, and yellow (ESSENCE style)
+RED_P = 0.01
+YELLOW_P = 0.05
 
 #: smallest p-value reported; keeps -log10(p) finite
 P_FLOOR = 1e-300
@@ -25,6 +47,27 @@ class Score:
     @property
     def score(self) -> float:
         return -math.log10(max(self.p_value, P_FLOOR))
+
+    @property
+    def likelihood(self) -> float:
+        """Calibrated anomaly likelihood ``1 - p`` in [0, 1]."""
+        return 1.0 - min(max(self.p_value, 0.0), 1.0)
+
+    @property
+    def alert_level(self) -> str | None:
+        """``"red"`` below p = 0.01, ``"yellow"`` below 0.05, else ``None``."""
+        if self.p_value < RED_P:
+            return "red"
+        if self.p_value < YELLOW_P:
+            return "yellow"
+        return None
+
+
+class Detector(Protocol):
+    """Any detector in this package (see the module docstring for the contract)."""
+
+    def learn_one(self, x: Any, t: float) -> Any: ...
+    def score_one(self, x: Any, t: float) -> Any: ...
 
 
 NO_SCORE = Score(math.nan, math.nan, 1.0)
