@@ -1,0 +1,388 @@
+"""Sensor-series detectors: O(1) components and the calibrated ensemble built from them.
+
+Every detector here follows the contract in :mod:`detectors.base`: ``score_one(x, t)`` is a
+calibrated anomaly likelihood ``1 - p`` in [0, 1] (p from :class:`TailCalibrator`, learned
+per series), computed before ``learn_one(x, t)``; ``explain_one`` gives observed, expected
+and p. NaN readings score 0 and are not learned. Event time ``t`` is epoch seconds; only the
+seasonal parts use it, so irregular spacing is fine.
+
+When to use which:
+
+* :class:`RobustLevel` -- a series that should sit at one level, with outliers in its own
+  history (a streaming median and median absolute deviation: one bad reading does not move
+  it);
+* :class:`EwmaVariance` -- a smoothly wandering series; flags readings far from the
+  exponentially weighted mean relative to the exponentially weighted spread;
+* :class:`PageHinkley` -- small sustained level shifts that no single reading reveals
+  (two-sided CUSUM, Page 1954 / Hinkley 1971), e.g. a slow leak;
+* :class:`SeasonalBaseline` -- series with a daily or weekly rhythm (traffic, load,
+  temperature): the expectation is the usual value for this hour of the week;
+* :class:`SensorEnsemble` -- the default for any sensor stream whose behaviour is not known
+  in advance: it keeps four predictors (last value, EWMA, hour-of-day, hour-of-week), uses
+  the one that has recently predicted this series best, adds a CUSUM on its residual, and
+  reports one calibrated likelihood. Repeats of one excursion are reported once.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+from .base import Score
+from .calibration import TailCalibrator
+
+HOUR = 3600.0
+#: readings a baseline needs before its statistic is worth calibrating
+MIN_BASELINE = 10
+WEEK_HOURS = 168
+#: the Unix epoch began on a Thursday; shift so that hour-of-week 0 is Monday 00:00 UTC
+_EPOCH_WEEKDAY_HOURS = 72
+
+
+def _hour_slots(t: float) -> tuple[int, int]:
+    h = int(t // HOUR)
+    return (h + _EPOCH_WEEKDAY_HOURS) % WEEK_HOURS, h % 24
+
+
+class _Calibrated:
+    """Shared machinery: a raw statistic per reading, calibrated per series."""
+
+    learning: int
+    _cal: TailCalibrator
+    _n: int
+
+    def _stat(self, x: float, t: float) -> tuple[float, float] | None:
+        """(statistic, expected value) for ``x``, or None while there is no baseline."""
+        raise NotImplementedError
+
+    def _update(self, x: float, t: float) -> None:
+        raise NotImplementedError
+
+    def explain_one(self, x: float, t: float = 0.0) -> Score:
+        if not math.isfinite(x):
+            return Score(x, math.nan, 1.0)
+        st = self._stat(x, t)
+        if st is None:
+            return Score(x, math.nan, 1.0)
+        p = self._cal.p_value(st[0]) if self._n >= max(self.learning, MIN_BASELINE) else 1.0
+        return Score(x, st[1], p)
+
+    def score_one(self, x: float, t: float = 0.0) -> float:
+        return self.explain_one(x, t).likelihood
+
+    def learn_one(self, x: float, t: float = 0.0) -> None:
+        if not math.isfinite(x):
+            return
+        st = self._stat(x, t)
+        if st is not None and self._n >= MIN_BASELINE:
+            self._cal.learn_one(st[0])
+        self._update(x, t)
+        self._n += 1
+
+
+class RobustLevel(_Calibrated):
+    """Streaming median and MAD (frugal stochastic quantile updates, O(1) state).
+
+    >>> import random
+    >>> rng = random.Random(0)
+    >>> det = RobustLevel()
+    >>> for i in range(500):
+    ...     det.learn_one(20 + rng.gauss(0, 1), float(i))
+    >>> round(det.explain_one(20.0).expected)
+    20
+    >>> det.score_one(35.0) > 0.999
+    True
+    """
+
+    def __init__(self, rate: float = 0.02, learning: int = 50, seed: int = 0) -> None:
+        self.rate = rate
+        self.learning = learning
+        self.seed = seed  # no randomness enters
+        self._med = math.nan
+        self._mad = 0.0
+        self._cal = TailCalibrator()
+        self._n = 0
+
+    def _stat(self, x: float, t: float) -> tuple[float, float] | None:
+        if self._med != self._med:
+            return None
+        return abs(x - self._med), self._med
+
+    def _update(self, x: float, t: float) -> None:
+        if self._med != self._med:
+            self._med = x
+            return
+        dev = abs(x - self._med)
+        step = self.rate * max(self._mad, 1e-9 * (abs(self._med) + 1.0))
+        self._med += step if x > self._med else -step if x < self._med else 0.0
+        # the MAD tracks the median of |x - med|; it also sets the median's step size
+        self._mad += self.rate * ((dev - self._mad) if self._n < 20 else
+                                  (self._mad if dev > self._mad else -self._mad))
+
+
+class EwmaVariance(_Calibrated):
+    """Exponentially weighted mean and variance; the statistic is ``|x - mean| / sd``.
+
+    >>> det = EwmaVariance()
+    >>> for i in range(300):
+    ...     det.learn_one(5.0 + (i % 7) * 0.1, float(i))
+    >>> det.score_one(5.3) < 0.99 < det.score_one(9.0)
+    True
+    """
+
+    def __init__(self, alpha: float = 0.05, learning: int = 50, seed: int = 0) -> None:
+        self.alpha = alpha
+        self.learning = learning
+        self.seed = seed
+        self._mean = math.nan
+        self._var = 0.0
+        self._cal = TailCalibrator()
+        self._n = 0
+
+    def _stat(self, x: float, t: float) -> tuple[float, float] | None:
+        if self._mean != self._mean:
+            return None
+        sd = math.sqrt(self._var) + 1e-9 * (abs(self._mean) + 1.0)
+        return abs(x - self._mean) / sd, self._mean
+
+    def _update(self, x: float, t: float) -> None:
+        if self._mean != self._mean:
+            self._mean = x
+            return
+        d = x - self._mean
+        a = max(self.alpha, 1.0 / (self._n + 1))
+        self._mean += a * d
+        self._var = (1.0 - a) * (self._var + a * d * d)
+
+
+class PageHinkley(_Calibrated):
+    """Two-sided CUSUM of the standardised residual against a slow EWMA: catches a small
+    sustained shift well before any single reading looks odd. The sums restart after
+    ``reset`` standard deviations of accumulated drift (the shift has been reported).
+
+    >>> det = PageHinkley()
+    >>> for i in range(400):
+    ...     det.learn_one(10.0 + 0.5 * ((i * 7919) % 11 - 5) / 5, float(i))
+    >>> scores = []
+    >>> for i in range(10):
+    ...     scores.append(det.score_one(10.8, 400.0 + i)); det.learn_one(10.8, 400.0 + i)
+    >>> max(scores) > 0.999 > scores[-1]    # reported, then the new level is the baseline
+    True
+    """
+
+    def __init__(self, alpha: float = 0.01, k: float = 0.5, reset: float = 8.0,
+                 learning: int = 50, seed: int = 0) -> None:
+        self.alpha = alpha
+        self.k = k
+        self.reset = reset
+        self.learning = learning
+        self.seed = seed
+        self._mean = math.nan
+        self._var = 0.0
+        self._pos = 0.0
+        self._neg = 0.0
+        self._cal = TailCalibrator()
+        self._n = 0
+
+    def _sums(self, x: float) -> tuple[float, float]:
+        sd = math.sqrt(self._var) + 1e-9 * (abs(self._mean) + 1.0)
+        z = (x - self._mean) / sd
+        return max(0.0, self._pos + z - self.k), max(0.0, self._neg - z - self.k)
+
+    def _stat(self, x: float, t: float) -> tuple[float, float] | None:
+        if self._mean != self._mean:
+            return None
+        pos, neg = self._sums(x)
+        return max(pos, neg), self._mean
+
+    def _update(self, x: float, t: float) -> None:
+        if self._mean != self._mean:
+            self._mean = x
+            return
+        if self._n >= MIN_BASELINE:
+            self._pos, self._neg = self._sums(x)
+        if max(self._pos, self._neg) > self.reset:
+            self._pos = self._neg = 0.0
+            self._mean = x
+        d = x - self._mean
+        a = max(self.alpha, 1.0 / (self._n + 1))
+        self._mean += a * d
+        self._var = (1.0 - a) * (self._var + a * d * d)
+
+
+class SeasonalBaseline(_Calibrated):
+    """Usual value for this hour of the week (once that hour has been seen ``week_min``
+    times), else for this hour of the day, else the overall EWMA.
+
+    >>> det = SeasonalBaseline()
+    >>> for h in range(24 * 14):
+    ...     det.learn_one(100.0 if h % 24 in (8, 9, 10) else 10.0, h * 3600.0)
+    >>> det.explain_one(100.0, 24 * 14 * 3600.0 + 9 * 3600).p_value > 0.05
+    True
+    >>> det.score_one(100.0, 24 * 14 * 3600.0 + 3 * 3600) > 0.99
+    True
+    """
+
+    def __init__(self, rate: float = 0.3, week_min: int = 2, learning: int = 48,
+                 seed: int = 0) -> None:
+        self.rate = rate
+        self.week_min = week_min
+        self.learning = learning
+        self.seed = seed
+        self._week = array("f", [math.nan]) * WEEK_HOURS
+        self._week_n = bytearray(WEEK_HOURS)
+        self._day = array("f", [math.nan]) * 24
+        self._level = math.nan
+        self._cal = TailCalibrator()
+        self._n = 0
+
+    def expected(self, t: float) -> float:
+        how, hod = _hour_slots(t)
+        e = self._week[how] if self._week_n[how] >= self.week_min else self._day[hod]
+        return self._level if e != e else float(e)
+
+    def _stat(self, x: float, t: float) -> tuple[float, float] | None:
+        if self._level != self._level:
+            return None
+        e = self.expected(t)
+        return abs(x - e), e
+
+    def _update(self, x: float, t: float) -> None:
+        how, hod = _hour_slots(t)
+        self._level = x if self._level != self._level else self._level + 0.05 * (x - self._level)
+        w, d = self._week[how], self._day[hod]
+        self._week[how] = x if w != w else w + self.rate * (x - w)
+        self._day[hod] = x if d != d else d + self.rate * (x - d)
+        if self._week_n[how] < 255:
+            self._week_n[how] += 1
+
+
+class SensorEnsemble:
+    """The default sensor detector: four predictors, the recently best one's residual and a
+    CUSUM on it, each calibrated per series, combined by Bonferroni into one likelihood.
+
+    Predictors: the last value, an EWMA (``fast``), the hour-of-day and the hour-of-week
+    means (``season_rate``). Each keeps an exponentially weighted absolute error
+    (``select_rate``); the one with the smallest error gives the expectation. A reading
+    flagged at ``p < anomaly_p`` updates the baselines at ``anomaly_damp`` of the usual rate,
+    so an anomaly does not become the expectation for tomorrow. After a flagged reading,
+    ``score_one`` reports later readings only when they are more surprising than the decayed
+    peak (half-life ``refractory`` readings): one excursion, one alert. ``explain_one``
+    always gives the undamped p-value.
+
+    >>> import random
+    >>> rng = random.Random(7)
+    >>> det = SensorEnsemble(seed=7)
+    >>> for i in range(2000):
+    ...     x = 50 + 10 * math.sin(i * 2 * math.pi / 288) + rng.gauss(0, 1)
+    ...     _ = det.score_one(x, i * 300.0); det.learn_one(x, i * 300.0)
+    >>> det.score_one(50 + 10 * math.sin(2000 * 2 * math.pi / 288), 2000 * 300.0) < 0.99
+    True
+    >>> det.score_one(90.0, 2000 * 300.0) > 0.999
+    True
+    """
+
+    def __init__(self, learning: int = 150, fast: float = 0.1, season_rate: float = 0.3,
+                 week_min: int = 2, select_rate: float = 0.003, cusum_k: float = 0.5,
+                 cusum_reset: float = 8.0, slow: float = 0.005, anomaly_p: float = 1e-3,
+                 anomaly_damp: float = 0.2, refractory: float = 100.0, seed: int = 0) -> None:
+        self.learning = learning
+        self.fast = fast
+        self.season_rate = season_rate
+        self.week_min = week_min
+        self.select_rate = select_rate
+        self.cusum_k = cusum_k
+        self.cusum_reset = cusum_reset
+        self.slow = slow
+        self.anomaly_p = anomaly_p
+        self.anomaly_damp = anomaly_damp
+        self.refractory = refractory
+        self.seed = seed  # no randomness enters
+        self._week = array("f", [math.nan]) * WEEK_HOURS
+        self._week_n = bytearray(WEEK_HOURS)
+        self._day = array("f", [math.nan]) * 24
+        self._err = array("d", [0.0]) * 4
+        self._prev = math.nan
+        self._level = math.nan
+        self._var = 0.0
+        self._pos = 0.0
+        self._neg = 0.0
+        self._peak = 0.0
+        self._n = 0
+        self._res_cal = TailCalibrator()
+        self._cusum_cal = TailCalibrator()
+
+    def _predictions(self, t: float) -> tuple[float, float, float, float]:
+        how, hod = _hour_slots(t)
+        lvl = self._level
+        day = float(self._day[hod])
+        if day != day:
+            day = lvl
+        week = float(self._week[how]) if self._week_n[how] >= self.week_min else day
+        if week != week:
+            week = day
+        return self._prev, lvl, day, week
+
+    def _state(self, x: float, t: float) -> tuple[float, float, float, float, float]:
+        """(expected, residual, cusum+, cusum-, combined p) for ``x``; p is 1 in warm-up."""
+        preds = self._predictions(t)
+        err = self._err
+        best = min(range(4), key=err.__getitem__)
+        e = preds[best]
+        r = x - e
+        sd = math.sqrt(self._var) + 1e-9 * (abs(self._level) + 1.0)
+        z = r / sd
+        pos = max(0.0, self._pos + z - self.cusum_k)
+        neg = max(0.0, self._neg - z - self.cusum_k)
+        if self._n < self.learning:
+            return e, r, pos, neg, 1.0
+        p = min(self._res_cal.p_value(abs(r)), self._cusum_cal.p_value(max(pos, neg)))
+        return e, r, pos, neg, min(1.0, 2.0 * p)
+
+    def explain_one(self, x: float, t: float = 0.0) -> Score:
+        if not math.isfinite(x) or self._level != self._level:
+            return Score(x, math.nan, 1.0)
+        e, _, _, _, p = self._state(x, t)
+        return Score(x, e, p)
+
+    def score_one(self, x: float, t: float = 0.0) -> float:
+        s = self.explain_one(x, t).likelihood
+        return s if s > self._peak else 0.0
+
+    def learn_one(self, x: float, t: float = 0.0) -> None:
+        if not math.isfinite(x):
+            return
+        if self._level != self._level:
+            self._prev = self._level = x
+            self._n = 1
+            return
+        e, r, pos, neg, p = self._state(x, t)
+        if self.refractory > 0:
+            self._peak = max(self._peak * 0.5 ** (1.0 / self.refractory), 1.0 - p)
+        self._res_cal.learn_one(abs(r))
+        self._cusum_cal.learn_one(max(pos, neg))
+        if max(pos, neg) > self.cusum_reset:
+            pos = neg = 0.0
+        self._pos, self._neg = pos, neg
+        damp = self.anomaly_damp if p < self.anomaly_p else 1.0
+        if self._n > 50:
+            self._var += self.slow * damp * (r * r - self._var)
+        else:
+            self._var += (r * r - self._var) / (self._n + 1)
+        preds = self._predictions(t)
+        err = self._err
+        for i in range(4):
+            err[i] += self.select_rate * (abs(x - preds[i]) - err[i])
+        self._level += self.fast * (x - self._level)
+        how, hod = _hour_slots(t)
+        a = self.season_rate * damp
+        w, d = self._week[how], self._day[hod]
+        self._week[how] = x if w != w else w + a * (x - w)
+        self._day[hod] = x if d != d else d + a * (x - d)
+        if self._week_n[how] < 255:
+            self._week_n[how] += 1
+        self._prev = x
+        self._n += 1
+
+
+__all__ = ["EwmaVariance", "PageHinkley", "RobustLevel", "SeasonalBaseline", "SensorEnsemble"]
