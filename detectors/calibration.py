@@ -38,7 +38,7 @@ class TailCalibrator:
     True
     """
 
-    __slots__ = ("q", "eta", "alpha", "winsor", "u", "mean", "e1", "e2", "ne", "n")
+    __slots__ = ("alpha", "e1", "e2", "eta", "mean", "n", "ne", "q", "u", "winsor")
 
     def __init__(self, q: float = 0.98, eta: float = 0.02, alpha: float = 0.05,
                  winsor: float = 3.0) -> None:
@@ -66,7 +66,7 @@ class TailCalibrator:
 
     def p_value(self, s: float) -> float:
         """``P(S >= s)`` under the learned distribution (1.0 until it has a tail)."""
-        if not s == s:  # NaN
+        if s != s:  # NaN
             return 1.0
         u = self.u
         tail = 1.0 - self.q
@@ -81,14 +81,11 @@ class TailCalibrator:
         xi = min(max(0.5 * (1.0 - r), 0.0), 0.8)
         sigma = max(0.5 * mu * (1.0 + r), 1e-300)
         y = s - u
-        if xi < 1e-6:
-            t = math.exp(-y / sigma)
-        else:
-            t = (1.0 + xi * y / sigma) ** (-1.0 / xi)
+        t = math.exp(-y / sigma) if xi < 1e-06 else (1.0 + xi * y / sigma) ** (-1.0 / xi)
         return max(tail * t, P_MIN)
 
     def learn_one(self, s: float) -> None:
-        if not s == s:
+        if s != s:
             return
         self.n += 1
         self.mean += (abs(s) - self.mean) * 0.01

@@ -356,7 +356,7 @@ class SensorEnsemble:
             self._prev = self._level = x
             self._n = 1
             return
-        e, r, pos, neg, p = self._state(x, t)
+        _e, r, pos, neg, p = self._state(x, t)
         if self.refractory > 0:
             self._peak = max(self._peak * 0.5 ** (1.0 / self.refractory), 1.0 - p)
         self._res_cal.learn_one(abs(r))

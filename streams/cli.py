@@ -204,12 +204,12 @@ def eval_nab(
         help="Write NAB-layout results: DIR/<category>/tocsin_<file>.csv.")] = None,
 ) -> None:
     """Score the sensor detector on a NAB corpus (each point scored before it is learned)."""
-    from detectors.likelihood import SensorDetector
+    from detectors.sensor import SensorEnsemble
 
     from .nab_eval import evaluate, load_corpus, run_detector, write_results
 
     files = load_corpus(data, labels)
-    scores, cost = run_detector(files, SensorDetector)
+    scores, cost = run_detector(files, SensorEnsemble)
     report = evaluate(files, scores)
     report.update({"us_per_event": round(cost["us_per_event"], 2),
                    "bytes_per_series": int(cost["bytes_per_series"])})

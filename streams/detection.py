@@ -10,6 +10,7 @@ from detectors.correlation import Finding
 from detectors.counts import CountSurge
 from detectors.rates import RateSurge
 from detectors.robust import RobustBaseline
+from detectors.sensor import SensorEnsemble
 
 from .schemas import Complaint, MarketEvent, SensorReading
 
@@ -21,6 +22,7 @@ class DetectParams:
     min_count: int = 2  # fewest events in a window for a count anomaly
     level_window: int = 96
     level_min_history: int = 24
+    sensor_learning: int = 96  # readings a sensor series learns from before it is scored
     price_min_history: int = 8  # price reports come a few a day, not every 15 minutes
     hold_max: int = 24  # anomalous readings kept out of the baseline before it adapts
     repeat_every: int = 4  # while anomalous, re-emit every n-th anomalous reading
@@ -36,6 +38,12 @@ class _LevelState:
 
 
 @dataclass(slots=True)
+class _SensorState:
+    det: SensorEnsemble
+    run: int = 0
+
+
+@dataclass(slots=True)
 class _CountCtx:
     det: CountSurge
     recent_ids: dict[str, deque[str]] = field(default_factory=dict)
@@ -47,6 +55,7 @@ class Detection:
     def __init__(self, params: DetectParams | None = None) -> None:
         self.p = params or DetectParams()
         self._levels: dict[tuple[str, ...], _LevelState] = {}
+        self._sensors: dict[tuple[str, str], _SensorState] = {}
         # one count detector per (source, kind), keyed by region: the pooled prior and the
         # hour-of-day shape are shared by the regions of one kind, never across kinds
         self._counts: dict[str, dict[str, _CountCtx]] = {"complaint": {}, "market": {}}
@@ -105,11 +114,23 @@ class Detection:
         return out
 
     def _sensor(self, r: SensorReading, t: float) -> list[Finding]:
+        key = (r.sensor_id, r.metric)
+        st = self._sensors.get(key)
+        if st is None:
+            st = self._sensors[key] = _SensorState(
+                SensorEnsemble(learning=self.p.sensor_learning))
+        s = st.det.explain_one(r.value, t)
+        st.det.learn_one(r.value, t)
+        if s.p_value >= self.p.alpha_level:
+            st.run = 0
+            return []
+        st.run += 1
+        if (st.run - 1) % self.p.repeat_every:
+            return []
         kind = f"env:{r.metric}"
-        return self._level(
-            ("env", r.sensor_id, r.metric), r.value, t, source="env", department=r.department,
-            region=r.region, kind=kind, signal=f"{kind}:{r.sensor_id}", event_id=r.reading_id,
-        )
+        signal = f"{kind}:{r.sensor_id}"
+        return [self._finding(f"{signal}@{r.reading_id}", "env", r.department, r.region, kind,
+                              signal, "sensor_ensemble", s, t, (r.reading_id,))]
 
     def _market(self, e: MarketEvent, t: float) -> list[Finding]:
         if e.kind == "price_report":
@@ -199,4 +220,4 @@ class Detection:
     @property
     def n_series(self) -> int:
         counts = sum(c.det.n_keys for by_kind in self._counts.values() for c in by_kind.values())
-        return len(self._levels) + counts + self._rates.n_keys
+        return len(self._levels) + len(self._sensors) + counts + self._rates.n_keys
