@@ -70,9 +70,11 @@ class CountSurge(BucketedDetector[_KeyState]):
         max_phi: float = 10.0,
         seasonal_period: int = 24,
         hold_buckets: int = 48,
+        seed: int = 0,
     ) -> None:
         if bucket_s <= 0 or not scales or min(scales) < 1:
             raise ValueError("bucket_s must be > 0 and scales >= 1")
+        self.seed = seed  # no randomness enters; accepted for the common contract
         self.bucket_s = bucket_s
         self.scales = tuple(sorted(scales))
         self.half_life_buckets = half_life_buckets

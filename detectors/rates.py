@@ -63,6 +63,7 @@ class RateSurge(BucketedDetector[_RateState]):
         lateness_s: float = 1800.0,
         hold_buckets: int = 48,
         warmup_trials: float = 50.0,
+        seed: int = 0,
     ) -> None:
         if bucket_s <= 0 or not scales or min(scales) < 1:
             raise ValueError("bucket_s must be > 0 and scales >= 1")
@@ -76,6 +77,7 @@ class RateSurge(BucketedDetector[_RateState]):
         self.lateness_s = lateness_s
         self.hold_buckets = hold_buckets
         self.warmup_trials = warmup_trials
+        self.seed = seed  # no randomness enters; accepted for the common contract
         self._decay = 0.5 ** (1.0 / half_life_buckets)
         self._keys: dict[Hashable, _RateState] = {}
         self._closed_through: int | None = None
@@ -116,6 +118,10 @@ class RateSurge(BucketedDetector[_RateState]):
                     self._pool_n = self._pool_n * d + n
                     self._pool_k = self._pool_k * d + k
                 st.excluded.discard(b)
+            # buckets that never had a trial never pass through ``recent``: drop their marks
+            # once they are older than the guard band, so the set stays bounded
+            if st.excluded:
+                st.excluded = {b for b in st.excluded if b > last - guard}
 
     # -- contract -------------------------------------------------------------------------
     def learn_one(self, key: Hashable, t: float, failed: bool) -> bool:

@@ -54,6 +54,7 @@ class RobustBaseline:
         direction: Literal["up", "down", "both"] = "up",
         rel_floor: float = 0.02,
         abs_floor: float = 1e-6,
+        seed: int = 0,
     ) -> None:
         if window < 3 or min_history < 3 or min_history > window:
             raise ValueError("need 3 <= min_history <= window")
@@ -62,13 +63,14 @@ class RobustBaseline:
         self.direction = direction
         self.rel_floor = rel_floor
         self.abs_floor = abs_floor
+        self.seed = seed  # no randomness enters; accepted for the common contract
         self._win = RollingWindow(window)
 
     @property
     def n(self) -> int:
         return len(self._win)
 
-    def learn_one(self, x: float) -> None:
+    def learn_one(self, x: float, t: float = 0.0) -> None:
         self._win.add(x)
 
     def _median(self) -> float:
@@ -86,7 +88,7 @@ class RobustBaseline:
         scale = max(1.4826 * mad, self.rel_floor * abs(med), self.abs_floor)
         return med, scale
 
-    def score_one(self, x: float) -> Score:
+    def score_one(self, x: float, t: float = 0.0) -> Score:
         if len(self._win) < self.min_history or not math.isfinite(x):
             return NO_SCORE if not math.isfinite(x) else Score(x, math.nan, 1.0)
         med, scale = self.expected()
