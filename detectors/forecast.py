@@ -1,0 +1,359 @@
+"""Limit pre-warning: forecast a sensor metric a few hours ahead and warn before it crosses
+its regulatory limit, plus the loader of the limits config (metric -> limit, unit,
+direction, regulation)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import yaml
+
+from detectors.base import normal_sf
+
+Direction = Literal["above", "below"]
+DIRECTIONS: tuple[Direction, ...] = ("above", "below")
+
+#: weight of each new squared one-step error in the error variance (after the first ones)
+ERR_WEIGHT = 0.05
+#: readings are clipped to this magnitude (keeps squares finite)
+MAX_ABS = 1e100
+#: at most this many forecasts wait for their horizon (their errors give the variance)
+MAX_PENDING = 32
+#: realised horizon errors worth as much as the model's error variance
+H_PRIOR = 10.0
+H_COUNT_CAP = 1_000_000
+#: the level is clipped to this magnitude, the trend to MAX_ABS per step
+MAX_LEVEL = 10 * MAX_ABS
+#: gaps longer than this many steps are treated as this many (the state is forgotten anyway)
+MAX_STEPS = 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A regulatory limit for one metric: exceeded when the value goes ``direction`` it."""
+
+    metric: str
+    limit: float
+    unit: str
+    direction: Direction
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """What :meth:`LimitForecast.forecast` projects from event time ``t``.
+
+    ``expected`` is the forecast value at ``t + horizon_s``; ``p_exceed`` the probability
+    that the value then is past the limit. ``crossing_in_s`` is the lead time (seconds
+    after ``t``) until the projection crosses the limit and ``crossing_at`` that time, or
+    both ``None`` when there is no pre-warning: not enough data yet, the last reading or
+    the level already past the limit, or no crossing within the horizon.
+    """
+
+    t: float
+    expected: float
+    crossing_in_s: float | None
+    crossing_at: float | None
+    limit: float
+    p_exceed: float
+
+    @property
+    def warning(self) -> bool:
+        return self.crossing_in_s is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    n: int = 0
+    t: float = math.nan  # event time of the last reading
+    x: float = math.nan  # last reading
+    level: float = 0.0
+    trend: float = 0.0  # per second
+    err_var: float = 0.0  # variance of the one-step error, per step-equivalent
+    h_var: float = 0.0  # variance of the realised horizon errors
+    h_n: int = 0  # horizon errors realised so far
+    pending: tuple[tuple[float, float], ...] = ()  # forecasts not yet due: (target t, value)
+    late: int = 0
+
+
+class LimitForecast:
+    """Damped Holt (level + trend) forecast in event time, against a limit.
+
+    Smoothing weights ``alpha`` (level) and ``beta`` (trend) and the ``damping`` are
+    stated per ``step_s`` seconds (default 900 s, a 15-minute sensor) and adapted to the
+    actual gap ``dt`` between readings: a gap of ``k = dt / step_s`` steps uses
+    ``1 - (1 - alpha) ** k``, so irregular and missing readings are handled without
+    resampling. The trend is per second; the forecast ``h`` seconds ahead is
+    ``level + trend * D(h)`` with ``D(h) = integral_0^h damping ** (u / step_s) du``.
+    Damping shapes the projection (one-step and horizon) only, not the trend recursion,
+    so a steady ramp is tracked with its full slope and the projected crossing time of a
+    ramp errs on the early side by a few percent.
+
+    Forecast error: the one-step errors, each divided by Holt's error-variance multiplier
+    for its gap, give an online variance, scaled to the horizon by the multiplier for
+    ``horizon_s / step_s`` steps; and the forecasts themselves are checked when they fall
+    due (at most ``MAX_PENDING`` wait, so the state stays bounded): the variance of those
+    realised horizon errors takes over from the model's as they accumulate (equal weight
+    after ``H_PRIOR`` of them). The standard deviation never falls below ``rel_floor``
+    times the larger of ``|limit|`` and ``|level|``, so a flat series divides by no zero.
+    ``score_one(x, t)`` is the probability under this Gaussian forecast error that the
+    value ``horizon_s`` after ``t`` is past ``limit`` (above it, or below it with
+    ``direction="below"``), with ``x`` taken into account but not learned; 0 until
+    ``min_points`` readings have been learned.
+
+    :meth:`forecast` also solves for the time the projection crosses the limit: a
+    pre-warning (``crossing_in_s``, the lead time) is given while the last reading and the
+    level are still on the safe side and the crossing is within ``horizon_s``.
+
+    Readings with a non-finite value or time are ignored; readings older than the last
+    one are dropped (counted in ``late_events``); a reading at the same time as the last
+    one is blended into the level. ``seed`` is accepted for the common detector signature.
+
+    >>> det = LimitForecast(limit=100.0, horizon_s=3 * 3600)
+    >>> t0 = 1_700_000_000.0
+    >>> for i in range(24):                           # flat at 40: nothing to report
+    ...     det.learn_one(40.0 + (i % 2), t0 + 900 * i)
+    >>> f = det.forecast(t0 + 900 * 23)
+    >>> f.crossing_in_s is None, f.p_exceed < 1e-6
+    (True, True)
+    >>> for i in range(24, 48):                       # then rising 2 per 15 minutes
+    ...     det.learn_one(40.0 + 2.0 * (i - 23), t0 + 900 * i)
+    >>> f = det.forecast(t0 + 900 * 47)               # at 88: 100 is 1.5 h away
+    >>> f.warning, round(f.crossing_in_s / 3600, 1)
+    (True, 1.6)
+    >>> det.score_one(90.0, t0 + 900 * 48) > 0.75
+    True
+    """
+
+    def __init__(
+        self,
+        limit: float,
+        horizon_s: float = 10800.0,
+        alpha: float = 0.3,
+        beta: float = 0.15,
+        damping: float = 0.98,
+        min_points: int = 8,
+        step_s: float = 900.0,
+        direction: Direction = "above",
+        rel_floor: float = 0.005,
+        seed: int = 0,
+    ) -> None:
+        if not math.isfinite(limit):
+            raise ValueError(f"limit must be a finite number, got {limit!r}")
+        if not (math.isfinite(horizon_s) and horizon_s > 0):
+            raise ValueError(f"horizon_s must be > 0, got {horizon_s!r}")
+        if not (0.0 < alpha <= 1.0 and 0.0 <= beta <= 1.0 and 0.0 < damping <= 1.0):
+            raise ValueError("need 0 < alpha <= 1, 0 <= beta <= 1 and 0 < damping <= 1")
+        if min_points < 2:
+            raise ValueError(f"min_points must be >= 2, got {min_points!r}")
+        if not (math.isfinite(step_s) and step_s > 0):
+            raise ValueError(f"step_s must be > 0, got {step_s!r}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be 'above' or 'below', got {direction!r}")
+        if not (math.isfinite(rel_floor) and rel_floor > 0):
+            raise ValueError(f"rel_floor must be > 0, got {rel_floor!r}")
+        self.limit = limit
+        self.horizon_s = horizon_s
+        self.alpha = alpha
+        self.beta = beta
+        self.damping = damping
+        self.min_points = min_points
+        self.step_s = step_s
+        self.direction = direction
+        self.rel_floor = rel_floor
+        self.seed = seed
+        self._st = _State()
+
+    @classmethod
+    def from_limit(cls, limit: Limit, **params: Any) -> LimitForecast:
+        """A forecaster for a :class:`Limit` from :func:`load_limits`."""
+        return cls(limit=limit.limit, direction=limit.direction, **params)
+
+    # -- the model --------------------------------------------------------------------
+    def _damped(self, dt: float) -> float:
+        """``D(dt)``: how many seconds of the current trend accrue over ``dt`` seconds."""
+        k = min(dt / self.step_s, MAX_STEPS)
+        if self.damping >= 1.0:
+            return k * self.step_s
+        lam = -math.log(self.damping)
+        return self.step_s * -math.expm1(-lam * k) / lam
+
+    def _var_mult(self, k: float) -> float:
+        """Holt's (additive, undamped) k-step error-variance multiplier, at least 1."""
+        if k <= 1.0:
+            return 1.0
+        k = min(k, MAX_STEPS)
+        a, b = self.alpha, self.beta
+        return 1.0 + (k - 1.0) * (a * a + a * b * k + b * b * k * (2.0 * k - 1.0) / 6.0)
+
+    def _step(self, st: _State, x: float, t: float) -> _State:
+        """The state after reading ``x`` at ``t`` (pure)."""
+        if not (math.isfinite(x) and math.isfinite(t)):
+            return st
+        x = min(max(x, -MAX_ABS), MAX_ABS)
+        if st.n == 0:
+            return replace(st, n=1, t=t, x=x, level=x)
+        dt = t - st.t
+        if dt < 0:
+            return replace(st, late=st.late + 1)
+        if dt == 0:
+            new = replace(st, n=st.n + 1, x=x, level=st.level + self.alpha * (x - st.level))
+        elif st.n == 1:  # the first gap gives the first trend
+            trend = self._clip_trend((x - st.level) / max(dt, self.step_s))
+            new = replace(st, n=2, t=t, x=x, level=x, trend=trend)
+        else:
+            k = min(dt / self.step_s, MAX_STEPS)
+            a = -math.expm1(k * math.log1p(-self.alpha)) if self.alpha < 1.0 else 1.0
+            b = -math.expm1(k * math.log1p(-self.beta)) if self.beta < 1.0 else 1.0
+            pred = st.level + st.trend * self._damped(dt)
+            err = x - pred
+            level = min(max(pred + a * err, -MAX_LEVEL), MAX_LEVEL)
+            # damping shapes the projection only: a steady ramp keeps its full trend
+            trend = self._clip_trend(b * (level - st.level) / dt + (1.0 - b) * st.trend)
+            e2 = min(err * err / self._var_mult(k), MAX_ABS * MAX_ABS)
+            w = max(1.0 / (st.n - 1), ERR_WEIGHT)
+            new = replace(st, n=st.n + 1, t=t, x=x, level=level, trend=trend,
+                          err_var=st.err_var + w * (e2 - st.err_var))
+        return self._track_horizon(new, x, t)
+
+    def _track_horizon(self, st: _State, x: float, t: float) -> _State:
+        """Score the forecasts that fell due at ``t`` against ``x``; make a new one."""
+        pending: list[tuple[float, float]] = []
+        h_var, h_n = st.h_var, st.h_n
+        for target, value in st.pending:
+            if target > t:
+                pending.append((target, value))
+            elif t - target <= self.step_s:  # a reading close enough to its target
+                e2 = min((x - value) ** 2, MAX_ABS * MAX_ABS)
+                h_n += 1
+                h_var += max(1.0 / h_n, ERR_WEIGHT) * (e2 - h_var)
+        # one forecast per horizon_s / MAX_PENDING seconds at most: bounded state
+        if st.n >= self.min_points and (
+                not pending or t - (pending[-1][0] - self.horizon_s)
+                >= self.horizon_s / MAX_PENDING):
+            pending.append((t + self.horizon_s,
+                            st.level + st.trend * self._damped(self.horizon_s)))
+        return replace(st, h_var=h_var, h_n=min(h_n, H_COUNT_CAP), pending=tuple(pending))
+
+    def _clip_trend(self, trend: float) -> float:
+        bound = MAX_ABS / self.step_s
+        return min(max(trend, -bound), bound)
+
+    def _past(self, v: float) -> bool:
+        return v > self.limit if self.direction == "above" else v < self.limit
+
+    def _project(self, st: _State, t: float) -> Forecast:
+        if st.n < self.min_points:
+            return Forecast(t, st.level if st.n else math.nan, None, None, self.limit, 0.0)
+        origin = max(t, st.t) if math.isfinite(t) else st.t
+        ahead = origin + self.horizon_s - st.t
+        expected = st.level + st.trend * self._damped(ahead)
+        model_var = st.err_var * self._var_mult(ahead / self.step_s)
+        if st.h_n:  # realised horizon errors, scaled to ``ahead``, outweigh the model
+            w = st.h_n / (st.h_n + H_PRIOR)
+            scale = self._var_mult(ahead / self.step_s) / self._var_mult(
+                self.horizon_s / self.step_s)
+            model_var = w * st.h_var * scale + (1.0 - w) * model_var
+        floor = max(self.rel_floor * max(abs(self.limit), abs(st.level)), 1e-12)
+        sd = math.sqrt(model_var + floor * floor)
+        z = (self.limit - expected) / sd
+        p = normal_sf(z if self.direction == "above" else -z)
+        crossing_at = None
+        if not (self._past(st.x) or self._past(st.level)):
+            s = self._crossing(st)
+            if s is not None and st.t + s <= origin + self.horizon_s:
+                crossing_at = max(st.t + s, origin)
+        lead = None if crossing_at is None else crossing_at - origin
+        return Forecast(origin, expected, lead, crossing_at, self.limit, min(p, 1.0))
+
+    def _crossing(self, st: _State) -> float | None:
+        """Seconds after the last reading at which the projection reaches the limit."""
+        sign = 1.0 if self.direction == "above" else -1.0
+        gap = sign * (self.limit - st.level)  # > 0: still on the safe side
+        speed = sign * st.trend
+        if speed <= 0:
+            return None
+        need = gap / speed  # seconds of undamped trend
+        if self.damping >= 1.0:
+            return need
+        lam = -math.log(self.damping)
+        u = need * lam / self.step_s
+        if u >= 1.0:
+            return None  # the damped trend levels off before the limit
+        return -self.step_s * math.log1p(-u) / lam
+
+    # -- contract ---------------------------------------------------------------------
+    def learn_one(self, x: float, t: float) -> None:
+        """Update level, trend and error variance with reading ``x`` at event time ``t``."""
+        self._st = self._step(self._st, x, t)
+
+    def score_one(self, x: float, t: float) -> float:
+        """Probability in [0, 1] that the value ``horizon_s`` after ``t`` is past the limit,
+        given the readings so far and ``x``. Changes no state."""
+        return self._project(self._step(self._st, x, t), t).p_exceed
+
+    def forecast(self, t: float) -> Forecast:
+        """The projection from event time ``t`` (at least the last reading's time)."""
+        return self._project(self._st, t)
+
+    @property
+    def n(self) -> int:
+        """Readings learned (late ones excluded)."""
+        return self._st.n
+
+    @property
+    def late_events(self) -> int:
+        return self._st.late
+
+
+# -- limits config ----------------------------------------------------------------------
+_FIELDS = ("limit", "unit", "direction", "source")
+
+
+def _limit_from(metric: str, spec: object, where: str) -> Limit:
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where}: {metric}: expected a mapping with limit, unit and source, "
+                         f"got {type(spec).__name__}")
+    unknown = sorted(str(k) for k in spec if k not in _FIELDS)
+    if unknown:
+        raise ValueError(f"{where}: {metric}: unknown key(s) {', '.join(unknown)}; "
+                         f"allowed: {', '.join(_FIELDS)}")
+    if "limit" not in spec:
+        raise ValueError(f"{where}: {metric}: missing 'limit'")
+    value = spec["limit"]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{where}: {metric}: limit must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {metric}: limit must be finite, got {value!r}")
+    texts: dict[str, str] = {}
+    for key in ("unit", "source"):
+        text = spec.get(key)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}: {metric}: '{key}' must be a non-empty string, "
+                             f"got {text!r}")
+        texts[key] = text.strip()
+    direction = spec.get("direction", "above")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"{where}: {metric}: unknown direction {direction!r}; "
+                         f"use 'above' or 'below'")
+    return Limit(metric, float(value), texts["unit"], cast(Direction, direction),
+                 texts["source"])
+
+
+def load_limits(path: str | Path) -> dict[str, Limit]:
+    """Read a YAML mapping ``metric -> {limit, unit, direction (above|below, default
+    above), source}``. Raises ``ValueError`` naming the file and metric on a bad file."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{p}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"{p}: expected a non-empty mapping of metric name to limit")
+    return {str(m): _limit_from(str(m), spec, str(p)) for m, spec in data.items()}
+
+
+__all__ = ["Forecast", "Limit", "LimitForecast", "load_limits"]
