@@ -121,14 +121,18 @@ class StationDetector:
 
     Each metric is standardised online with a robust exponentially weighted location and
     scale (Huber-clipped updates at ``HUBER_C`` sd after a plain mean/sd over its first
-    ``INIT_OBS`` values; the scale never falls below ``abs_floor`` nor ``rel_floor *
-    |location|``, so flat and quantised metrics do not divide by zero). The standardised
-    vector ``u`` feeds an exponentially weighted second-moment matrix ``C``, updated pair
-    by pair over the metrics both present; an observation beyond the ``COV_CLIP_P``
+    ``INIT_OBS`` values; the scale never falls below ``abs_floor``, ``rel_floor *
+    |location|`` nor ``STEP_FLOOR`` times the metric's typical nonzero change, so flat
+    metrics do not divide by zero and quantised ones, whose values mostly repeat, do not
+    alarm on every step away from the mode; the price: once a mostly flat metric has
+    jumped, jumps of that size no longer stand out on their own). The standardised vector
+    ``u`` feeds an exponentially weighted second-moment matrix ``C``, updated pair by pair
+    over the metrics both present; an observation beyond the ``COV_CLIP_P``
     chi-square quantile enters it shrunk to that radius, so outliers barely move it. An
     observation is scored on the ``k`` metrics it carries that have at least ``warmup``
     values: ``d2 = u' S^-1 u`` with ``S = (1 - shrinkage) C + shrinkage I`` (Ledoit-Wolf
-    style fixed shrinkage toward the identity), and the output is ``P(chi2_k <= d2)``, a
+    style fixed shrinkage toward the identity; diagonal at least 1, so no metric counts as
+    less variable than its robust scale says), and the output is ``P(chi2_k <= d2)``, a
     calibrated anomaly likelihood in [0, 1]: about uniform on normal data when the metrics
     are roughly Gaussian and the estimates have settled (heavy tails make high values more
     frequent). It is 0.0 while no observed metric has ``warmup`` values. Because ``C``
