@@ -22,6 +22,9 @@ from __future__ import annotations
 import math
 
 P_MIN = 1e-300
+#: statistics are clipped here: beyond it every value is equally extreme, and squares of
+#: larger ones would overflow
+S_MAX = 1e100
 
 
 class TailCalibrator:
@@ -68,6 +71,7 @@ class TailCalibrator:
         """``P(S >= s)`` under the learned distribution (1.0 until it has a tail)."""
         if s != s:  # NaN
             return 1.0
+        s = min(s, S_MAX)
         u = self.u
         tail = 1.0 - self.q
         if s <= u or self.ne < 3:
@@ -76,7 +80,7 @@ class TailCalibrator:
             # below the tracked quantile: log-linear from 1 at s = 0 to ``tail`` at s = u
             return math.exp(math.log(tail) * max(s, 0.0) / u) if s < u else tail
         mu = self.e1
-        var = max(self.e2 - mu * mu, (0.05 * mu) ** 2, 1e-300)
+        var = max(self.e2 - mu * mu, 0.0025 * mu * mu, 1e-300)
         r = mu * mu / var
         xi = min(max(0.5 * (1.0 - r), 0.0), 0.8)
         sigma = max(0.5 * mu * (1.0 + r), 1e-300)
@@ -87,6 +91,7 @@ class TailCalibrator:
     def learn_one(self, s: float) -> None:
         if s != s:
             return
+        s = min(s, S_MAX)
         self.n += 1
         self.mean += (abs(s) - self.mean) * 0.01
         step = self.eta * (self.mean + 1e-12)

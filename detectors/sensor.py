@@ -29,12 +29,17 @@ import math
 from array import array
 
 from .base import Score
-from .calibration import TailCalibrator
+from .calibration import P_MIN, TailCalibrator
 
 HOUR = 3600.0
 #: readings a baseline needs before its statistic is worth calibrating
 MIN_BASELINE = 10
 WEEK_HOURS = 168
+#: readings beyond this magnitude are reported as anomalous (p = P_MIN) and never learned:
+#: no sensor measures them, and squaring them would overflow
+MAX_ABS = 1e100
+#: after a gap longer than this many typical spacings, the last reading predicts nothing
+GAP_SPACINGS = 3.0
 #: the Unix epoch began on a Thursday; shift so that hour-of-week 0 is Monday 00:00 UTC
 _EPOCH_WEEKDAY_HOURS = 72
 
@@ -257,6 +262,11 @@ class SeasonalBaseline(_Calibrated):
             self._week_n[how] += 1
 
 
+def _surprise(p: float) -> float:
+    """``-log10 p``: decays sensibly, unlike ``1 - p`` which is 0.99... for every alarm."""
+    return -math.log10(max(p, 1e-300))
+
+
 class SensorEnsemble:
     """The default sensor detector: four predictors, the recently best one's residual and a
     CUSUM on it, each calibrated per series, combined by Bonferroni into one likelihood.
@@ -266,9 +276,9 @@ class SensorEnsemble:
     (``select_rate``); the one with the smallest error gives the expectation. A reading
     flagged at ``p < anomaly_p`` updates the baselines at ``anomaly_damp`` of the usual rate,
     so an anomaly does not become the expectation for tomorrow. After a flagged reading,
-    ``score_one`` reports later readings only when they are more surprising than the decayed
-    peak (half-life ``refractory`` readings): one excursion, one alert. ``explain_one``
-    always gives the undamped p-value.
+    ``score_one`` reports later readings only when their surprise ``-log10 p`` beats the
+    flagged reading's, decayed with a half-life of ``refractory`` readings: one excursion,
+    one alert. ``explain_one`` always gives the undamped p-value.
 
     >>> import random
     >>> rng = random.Random(7)
@@ -285,7 +295,7 @@ class SensorEnsemble:
     def __init__(self, learning: int = 150, fast: float = 0.1, season_rate: float = 0.3,
                  week_min: int = 2, select_rate: float = 0.003, cusum_k: float = 0.5,
                  cusum_reset: float = 8.0, slow: float = 0.005, anomaly_p: float = 1e-3,
-                 anomaly_damp: float = 0.2, refractory: float = 100.0, seed: int = 0) -> None:
+                 anomaly_damp: float = 0.2, refractory: float = 60.0, seed: int = 0) -> None:
         self.learning = learning
         self.fast = fast
         self.season_rate = season_rate
@@ -303,6 +313,8 @@ class SensorEnsemble:
         self._day = array("f", [math.nan]) * 24
         self._err = array("d", [0.0]) * 4
         self._prev = math.nan
+        self._t_prev = math.nan
+        self._spacing = 0.0  # EW mean time between readings
         self._level = math.nan
         self._var = 0.0
         self._pos = 0.0
@@ -327,7 +339,9 @@ class SensorEnsemble:
         """(expected, residual, cusum+, cusum-, combined p) for ``x``; p is 1 in warm-up."""
         preds = self._predictions(t)
         err = self._err
-        best = min(range(4), key=err.__getitem__)
+        # after a gap the last reading is stale: choose among the other predictors
+        stale = self._spacing > 0.0 and t - self._t_prev > GAP_SPACINGS * self._spacing
+        best = min(range(1, 4) if stale else range(4), key=err.__getitem__)
         e = preds[best]
         r = x - e
         sd = math.sqrt(self._var) + 1e-9 * (abs(self._level) + 1.0)
@@ -342,23 +356,26 @@ class SensorEnsemble:
     def explain_one(self, x: float, t: float = 0.0) -> Score:
         if not math.isfinite(x) or self._level != self._level:
             return Score(x, math.nan, 1.0)
+        if abs(x) > MAX_ABS:
+            return Score(x, self._level, P_MIN)
         e, _, _, _, p = self._state(x, t)
         return Score(x, e, p)
 
     def score_one(self, x: float, t: float = 0.0) -> float:
-        s = self.explain_one(x, t).likelihood
-        return s if s > self._peak else 0.0
+        score = self.explain_one(x, t)
+        return score.likelihood if _surprise(score.p_value) > self._peak else 0.0
 
     def learn_one(self, x: float, t: float = 0.0) -> None:
-        if not math.isfinite(x):
+        if not math.isfinite(x) or abs(x) > MAX_ABS:
             return
         if self._level != self._level:
             self._prev = self._level = x
+            self._t_prev = t
             self._n = 1
             return
         _e, r, pos, neg, p = self._state(x, t)
         if self.refractory > 0:
-            self._peak = max(self._peak * 0.5 ** (1.0 / self.refractory), 1.0 - p)
+            self._peak = max(self._peak * 0.5 ** (1.0 / self.refractory), _surprise(p))
         self._res_cal.learn_one(abs(r))
         self._cusum_cal.learn_one(max(pos, neg))
         if max(pos, neg) > self.cusum_reset:
@@ -382,6 +399,10 @@ class SensorEnsemble:
         if self._week_n[how] < 255:
             self._week_n[how] += 1
         self._prev = x
+        gap = t - self._t_prev
+        if gap > 0.0:
+            self._spacing += (gap - self._spacing) * (0.05 if self._spacing > 0.0 else 1.0)
+        self._t_prev = t
         self._n += 1
 
 
