@@ -1115,9 +1115,10 @@ def _sensor_component_spec(cls_name: str) -> Callable[[], DetectorSpec]:
             stream=level_series,
             feed=feed_level,
             auc_floor=0.85,
-            o1=True,
-            # a handful of floats and one tail calibrator (SeasonalBaseline: 192 float32
-            # slots and 168 counts more)
+            # a handful of floats and one tail calibrator; SeasonalBaseline also holds a
+            # profile (168 hour-of-week and 24 hour-of-day float32 slots, and 168 counts
+            # until every hour has been seen): O(period), held to the ensemble budget
+            o1=cls_name != "SeasonalBaseline",
             max_state_bytes=2_048 if cls_name == "SeasonalBaseline" else 1_024,
             edge_streams=level_edge_streams,
         )

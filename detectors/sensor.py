@@ -49,6 +49,24 @@ def _hour_slots(t: float) -> tuple[int, int]:
     return (h + _EPOCH_WEEKDAY_HOURS) % WEEK_HOURS, h % 24
 
 
+class _WeekCounts:
+    """How often each hour of the week has been seen, up to ``week_min``; once every hour
+    has, the counts are dropped (168 bytes less state per series)."""
+
+    week_min: int
+    _week_n: bytearray
+
+    def _week_ready(self, how: int) -> bool:
+        return not self._week_n or self._week_n[how] >= self.week_min
+
+    def _week_seen(self, how: int) -> None:
+        counts = self._week_n
+        if counts and counts[how] < self.week_min:
+            counts[how] += 1
+            if counts[how] == self.week_min and min(counts) >= self.week_min:
+                self._week_n = bytearray()
+
+
 class _Calibrated:
     """Shared machinery: a raw statistic per reading, calibrated per series."""
 
@@ -215,7 +233,7 @@ class PageHinkley(_Calibrated):
         self._var = (1.0 - a) * (self._var + a * d * d)
 
 
-class SeasonalBaseline(_Calibrated):
+class SeasonalBaseline(_WeekCounts, _Calibrated):
     """Usual value for this hour of the week (once that hour has been seen ``week_min``
     times), else for this hour of the day, else the overall EWMA.
 
@@ -231,6 +249,8 @@ class SeasonalBaseline(_Calibrated):
     def __init__(self, rate: float = 0.3, week_min: int = 2, learning: int = 48,
                  seed: int = 0) -> None:
         self.rate = rate
+        if not 0 <= week_min <= 255:
+            raise ValueError(f"week_min={week_min}: must be between 0 and 255 readings")
         self.week_min = week_min
         self.learning = learning
         self.seed = seed
@@ -243,7 +263,7 @@ class SeasonalBaseline(_Calibrated):
 
     def expected(self, t: float) -> float:
         how, hod = _hour_slots(t)
-        e = self._week[how] if self._week_n[how] >= self.week_min else self._day[hod]
+        e = self._week[how] if self._week_ready(how) else self._day[hod]
         return self._level if e != e else float(e)
 
     def _stat(self, x: float, t: float) -> tuple[float, float] | None:
@@ -258,8 +278,7 @@ class SeasonalBaseline(_Calibrated):
         w, d = self._week[how], self._day[hod]
         self._week[how] = x if w != w else w + self.rate * (x - w)
         self._day[hod] = x if d != d else d + self.rate * (x - d)
-        if self._week_n[how] < 255:
-            self._week_n[how] += 1
+        self._week_seen(how)
 
 
 def _surprise(p: float) -> float:
@@ -267,7 +286,7 @@ def _surprise(p: float) -> float:
     return -math.log10(max(p, 1e-300))
 
 
-class SensorEnsemble:
+class SensorEnsemble(_WeekCounts):
     """The default sensor detector: four predictors, the recently best one's residual and a
     CUSUM on it, each calibrated per series, combined by Bonferroni into one likelihood.
 
@@ -299,6 +318,8 @@ class SensorEnsemble:
         self.learning = learning
         self.fast = fast
         self.season_rate = season_rate
+        if not 0 <= week_min <= 255:
+            raise ValueError(f"week_min={week_min}: must be between 0 and 255 readings")
         self.week_min = week_min
         self.select_rate = select_rate
         self.cusum_k = cusum_k
@@ -330,7 +351,7 @@ class SensorEnsemble:
         day = float(self._day[hod])
         if day != day:
             day = lvl
-        week = float(self._week[how]) if self._week_n[how] >= self.week_min else day
+        week = float(self._week[how]) if self._week_ready(how) else day
         if week != week:
             week = day
         return self._prev, lvl, day, week
@@ -396,8 +417,7 @@ class SensorEnsemble:
         w, d = self._week[how], self._day[hod]
         self._week[how] = x if w != w else w + a * (x - w)
         self._day[hod] = x if d != d else d + a * (x - d)
-        if self._week_n[how] < 255:
-            self._week_n[how] += 1
+        self._week_seen(how)
         self._prev = x
         gap = t - self._t_prev
         if gap > 0.0:
