@@ -5,13 +5,13 @@ direction, regulation)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeAlias, cast
 
 import yaml
 
-from detectors.base import normal_sf
+from detectors.base import P_FLOOR
 
 Direction = Literal["above", "below"]
 DIRECTIONS: tuple[Direction, ...] = ("above", "below")
@@ -20,6 +20,7 @@ DIRECTIONS: tuple[Direction, ...] = ("above", "below")
 ERR_WEIGHT = 0.05
 #: readings are clipped to this magnitude (keeps squares finite)
 MAX_ABS = 1e100
+MAX_SQ = MAX_ABS * MAX_ABS
 #: at most this many forecasts wait for their horizon (their errors give the variance)
 MAX_PENDING = 32
 #: realised horizon errors worth as much as the model's error variance
@@ -29,6 +30,7 @@ H_COUNT_CAP = 1_000_000
 MAX_LEVEL = 10 * MAX_ABS
 #: gaps longer than this many steps are treated as this many (the state is forgotten anyway)
 MAX_STEPS = 1e6
+_SQRT2 = math.sqrt(2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,10 @@ class Forecast:
         return self.crossing_in_s is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _State:
+    """Mutable: :meth:`LimitForecast.learn_one` updates it in place; scoring only reads it."""
+
     n: int = 0
     t: float = math.nan  # event time of the last reading
     x: float = math.nan  # last reading
@@ -75,8 +79,14 @@ class _State:
     err_var: float = 0.0  # variance of the one-step error, per step-equivalent
     h_var: float = 0.0  # variance of the realised horizon errors
     h_n: int = 0  # horizon errors realised so far
-    pending: tuple[tuple[float, float], ...] = ()  # forecasts not yet due: (target t, value)
+    # forecasts not yet due: (target t, value), in order of target time (readings are
+    # learned in time order, so each new forecast's target is the latest)
+    pending: list[tuple[float, float]] = field(default_factory=list)
     late: int = 0
+
+
+_Memo: TypeAlias = tuple[float, float, float, tuple[int, float, float, float, float],
+                         tuple[float, int, int]]
 
 
 class LimitForecast:
@@ -166,6 +176,18 @@ class LimitForecast:
         self.rel_floor = rel_floor
         self.seed = seed
         self._st = _State()
+        # the update score_one last computed: (x, t, clipped x, _advance's result, _due's
+        # result); derived data, never pickled, dropped by every learn_one
+        self._memo: _Memo | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_memo"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._memo = None
 
     @classmethod
     def from_limit(cls, limit: Limit, **params: Any) -> LimitForecast:
@@ -189,54 +211,72 @@ class LimitForecast:
         a, b = self.alpha, self.beta
         return 1.0 + (k - 1.0) * (a * a + a * b * k + b * b * k * (2.0 * k - 1.0) / 6.0)
 
-    def _step(self, st: _State, x: float, t: float) -> _State:
-        """The state after reading ``x`` at ``t`` (pure)."""
-        if not (math.isfinite(x) and math.isfinite(t)):
-            return st
-        x = min(max(x, -MAX_ABS), MAX_ABS)
-        if st.n == 0:
-            return replace(st, n=1, t=t, x=x, level=x)
+    def _advance(self, st: _State, x: float, t: float
+                 ) -> tuple[int, float, float, float, float]:
+        """``(n, t, level, trend, err_var)`` after reading ``x`` (finite, clipped) at ``t``
+        (finite, not before ``st.t``); changes nothing."""
+        n = st.n
+        if n == 0:
+            return 1, t, x, st.trend, st.err_var
         dt = t - st.t
-        if dt < 0:
-            return replace(st, late=st.late + 1)
         if dt == 0:
-            new = replace(st, n=st.n + 1, x=x, level=st.level + self.alpha * (x - st.level))
-        elif st.n == 1:  # the first gap gives the first trend
-            trend = self._clip_trend((x - st.level) / max(dt, self.step_s))
-            new = replace(st, n=2, t=t, x=x, level=x, trend=trend)
+            return n + 1, st.t, st.level + self.alpha * (x - st.level), st.trend, st.err_var
+        if n == 1:  # the first gap gives the first trend
+            return 2, t, x, self._clip_trend((x - st.level) / max(dt, self.step_s)), st.err_var
+        # the per-event path: _damped, _var_mult and _clip_trend inlined, and min / max
+        # written as comparisons (the same values, NaN included)
+        alpha, beta, step_s, damping = self.alpha, self.beta, self.step_s, self.damping
+        k = dt / step_s
+        if k > MAX_STEPS:
+            k = MAX_STEPS
+        a = -math.expm1(k * math.log1p(-alpha)) if alpha < 1.0 else 1.0
+        b = -math.expm1(k * math.log1p(-beta)) if beta < 1.0 else 1.0
+        if damping >= 1.0:
+            damped = k * step_s
         else:
-            k = min(dt / self.step_s, MAX_STEPS)
-            a = -math.expm1(k * math.log1p(-self.alpha)) if self.alpha < 1.0 else 1.0
-            b = -math.expm1(k * math.log1p(-self.beta)) if self.beta < 1.0 else 1.0
-            pred = st.level + st.trend * self._damped(dt)
-            err = x - pred
-            level = min(max(pred + a * err, -MAX_LEVEL), MAX_LEVEL)
-            # damping shapes the projection only: a steady ramp keeps its full trend
-            trend = self._clip_trend(b * (level - st.level) / dt + (1.0 - b) * st.trend)
-            e2 = min(err * err / self._var_mult(k), MAX_ABS * MAX_ABS)
-            w = max(1.0 / (st.n - 1), ERR_WEIGHT)
-            new = replace(st, n=st.n + 1, t=t, x=x, level=level, trend=trend,
-                          err_var=st.err_var + w * (e2 - st.err_var))
-        return self._track_horizon(new, x, t)
+            lam = -math.log(damping)
+            damped = step_s * -math.expm1(-lam * k) / lam
+        pred = st.level + st.trend * damped
+        err = x - pred
+        level = pred + a * err
+        if level > MAX_LEVEL:
+            level = MAX_LEVEL
+        elif level < -MAX_LEVEL:
+            level = -MAX_LEVEL
+        # damping shapes the projection only: a steady ramp keeps its full trend
+        trend = b * (level - st.level) / dt + (1.0 - b) * st.trend
+        bound = MAX_ABS / step_s
+        if trend > bound:
+            trend = bound
+        elif trend < -bound:
+            trend = -bound
+        mult = 1.0 if k <= 1.0 else 1.0 + (k - 1.0) * (
+            alpha * alpha + alpha * beta * k + beta * beta * k * (2.0 * k - 1.0) / 6.0)
+        e2 = err * err / mult
+        if e2 > MAX_SQ:
+            e2 = MAX_SQ
+        w = 1.0 / (n - 1)
+        if w < ERR_WEIGHT:
+            w = ERR_WEIGHT
+        return n + 1, t, level, trend, st.err_var + w * (e2 - st.err_var)
 
-    def _track_horizon(self, st: _State, x: float, t: float) -> _State:
-        """Score the forecasts that fell due at ``t`` against ``x``; make a new one."""
-        pending: list[tuple[float, float]] = []
+    def _due(self, st: _State, x: float, t: float) -> tuple[float, int, int]:
+        """``(h_var, h_n, due)``: the realised horizon-error variance and count once the
+        forecasts that fell due at ``t`` are scored against ``x`` (those within ``step_s``
+        of their target; older ones lapse), and how many fell due (a prefix of
+        ``st.pending``). ``h_n`` is not yet capped. Changes nothing."""
         h_var, h_n = st.h_var, st.h_n
+        due = 0
+        step_s = self.step_s
         for target, value in st.pending:
             if target > t:
-                pending.append((target, value))
-            elif t - target <= self.step_s:  # a reading close enough to its target
-                e2 = min((x - value) ** 2, MAX_ABS * MAX_ABS)
+                break
+            due += 1
+            if t - target <= step_s:  # a reading close enough to its target
+                e2 = min((x - value) ** 2, MAX_SQ)
                 h_n += 1
                 h_var += max(1.0 / h_n, ERR_WEIGHT) * (e2 - h_var)
-        # one forecast per horizon_s / MAX_PENDING seconds at most: bounded state
-        if st.n >= self.min_points and (
-                not pending or t - (pending[-1][0] - self.horizon_s)
-                >= self.horizon_s / MAX_PENDING):
-            pending.append((t + self.horizon_s,
-                            st.level + st.trend * self._damped(self.horizon_s)))
-        return replace(st, h_var=h_var, h_n=min(h_n, H_COUNT_CAP), pending=tuple(pending))
+        return h_var, h_n, due
 
     def _clip_trend(self, trend: float) -> float:
         bound = MAX_ABS / self.step_s
@@ -245,29 +285,59 @@ class LimitForecast:
     def _past(self, v: float) -> bool:
         return v > self.limit if self.direction == "above" else v < self.limit
 
+    def _p_exceed(self, n: int, last_t: float, level: float, trend: float, err_var: float,
+                  h_var: float, h_n: int, t: float) -> tuple[float, float, float]:
+        """``(origin, expected, p_exceed)`` of the projection from ``t`` for a state with
+        these fields (``n >= min_points``). The per-event path: ``_damped`` and
+        ``_var_mult`` inlined, min / max written as comparisons (the same values)."""
+        origin = t if last_t <= t < math.inf else last_t  # t, or the last reading's time
+        horizon, step_s, damping = self.horizon_s, self.step_s, self.damping
+        ahead = origin + horizon - last_t
+        k = ahead / step_s
+        if k > MAX_STEPS:
+            k = MAX_STEPS
+        if damping >= 1.0:
+            damped = k * step_s
+        else:
+            lam = -math.log(damping)
+            damped = step_s * -math.expm1(-lam * k) / lam
+        expected = level + trend * damped
+        a, b = self.alpha, self.beta
+        mult = 1.0 if k <= 1.0 else 1.0 + (k - 1.0) * (
+            a * a + a * b * k + b * b * k * (2.0 * k - 1.0) / 6.0)
+        model_var = err_var * mult
+        if h_n:  # realised horizon errors, scaled to ``ahead``, outweigh the model
+            w = h_n / (h_n + H_PRIOR)
+            scale = mult / self._var_mult(horizon / step_s)
+            model_var = w * h_var * scale + (1.0 - w) * model_var
+        limit = self.limit
+        size = abs(level)
+        if not size > abs(limit):
+            size = abs(limit)
+        floor = self.rel_floor * size
+        if floor < 1e-12:
+            floor = 1e-12
+        sd = math.sqrt(model_var + floor * floor)
+        z = (limit - expected) / sd
+        if self.direction != "above":
+            z = -z
+        p = 0.5 * math.erfc(z / _SQRT2)  # normal_sf(z)
+        if p < P_FLOOR:
+            p = P_FLOOR
+        return origin, expected, 1.0 if p > 1.0 else p
+
     def _project(self, st: _State, t: float) -> Forecast:
         if st.n < self.min_points:
             return Forecast(t, st.level if st.n else math.nan, None, None, self.limit, 0.0)
-        origin = max(t, st.t) if math.isfinite(t) else st.t
-        ahead = origin + self.horizon_s - st.t
-        expected = st.level + st.trend * self._damped(ahead)
-        model_var = st.err_var * self._var_mult(ahead / self.step_s)
-        if st.h_n:  # realised horizon errors, scaled to ``ahead``, outweigh the model
-            w = st.h_n / (st.h_n + H_PRIOR)
-            scale = self._var_mult(ahead / self.step_s) / self._var_mult(
-                self.horizon_s / self.step_s)
-            model_var = w * st.h_var * scale + (1.0 - w) * model_var
-        floor = max(self.rel_floor * max(abs(self.limit), abs(st.level)), 1e-12)
-        sd = math.sqrt(model_var + floor * floor)
-        z = (self.limit - expected) / sd
-        p = normal_sf(z if self.direction == "above" else -z)
+        origin, expected, p = self._p_exceed(st.n, st.t, st.level, st.trend, st.err_var,
+                                             st.h_var, st.h_n, t)
         crossing_at = None
         if not (self._past(st.x) or self._past(st.level)):
             s = self._crossing(st)
             if s is not None and st.t + s <= origin + self.horizon_s:
                 crossing_at = max(st.t + s, origin)
         lead = None if crossing_at is None else crossing_at - origin
-        return Forecast(origin, expected, lead, crossing_at, self.limit, min(p, 1.0))
+        return Forecast(origin, expected, lead, crossing_at, self.limit, p)
 
     def _crossing(self, st: _State) -> float | None:
         """Seconds after the last reading at which the projection reaches the limit."""
@@ -288,12 +358,55 @@ class LimitForecast:
     # -- contract ---------------------------------------------------------------------
     def learn_one(self, x: float, t: float) -> None:
         """Update level, trend and error variance with reading ``x`` at event time ``t``."""
-        self._st = self._step(self._st, x, t)
+        memo, self._memo = self._memo, None
+        if not (math.isfinite(x) and math.isfinite(t)):
+            return
+        st = self._st
+        if st.n and t < st.t:
+            st.late += 1
+            return
+        if memo is not None and memo[0] is x and memo[1] is t:
+            # score_one(x, t) just computed this update from this state: reuse it
+            _, _, x, advanced, (h_var, h_n, due) = memo
+        else:
+            x = min(max(x, -MAX_ABS), MAX_ABS)
+            advanced = self._advance(st, x, t)
+            h_var, h_n, due = self._due(st, x, t) if st.n else (st.h_var, st.h_n, 0)
+        first = st.n == 0
+        st.n, st.t, st.level, st.trend, st.err_var = advanced
+        st.x = x
+        if first:
+            return
+        pending = st.pending
+        if due:
+            del pending[:due]
+        st.h_var, st.h_n = h_var, min(h_n, H_COUNT_CAP)
+        # one forecast per horizon_s / MAX_PENDING seconds at most: bounded state
+        horizon = self.horizon_s
+        if st.n >= self.min_points and (
+                not pending or t - (pending[-1][0] - horizon) >= horizon / MAX_PENDING):
+            pending.append((t + horizon, st.level + st.trend * self._damped(horizon)))
 
     def score_one(self, x: float, t: float) -> float:
         """Probability in [0, 1] that the value ``horizon_s`` after ``t`` is past the limit,
-        given the readings so far and ``x``. Changes no state."""
-        return self._project(self._step(self._st, x, t), t).p_exceed
+        given the readings so far and ``x``. Changes no state (the update it computes is
+        kept aside, outside the state, for a ``learn_one`` of the same reading next)."""
+        st = self._st
+        if not (math.isfinite(x) and math.isfinite(t)) or (st.n and t < st.t):
+            n, last_t, level, trend, err_var = st.n, st.t, st.level, st.trend, st.err_var
+            h_var, h_n = st.h_var, st.h_n
+        else:
+            clipped = min(max(x, -MAX_ABS), MAX_ABS)
+            advanced = self._advance(st, clipped, t)
+            pending = st.pending
+            due = (self._due(st, clipped, t) if st.n and pending and pending[0][0] <= t
+                   else (st.h_var, st.h_n, 0))
+            self._memo = (x, t, clipped, advanced, due)
+            n, last_t, level, trend, err_var = advanced
+            h_var, h_n = due[0], min(due[1], H_COUNT_CAP)
+        if n < self.min_points:
+            return 0.0
+        return self._p_exceed(n, last_t, level, trend, err_var, h_var, h_n, t)[2]
 
     def forecast(self, t: float) -> Forecast:
         """The projection from event time ``t`` (at least the last reading's time)."""

@@ -108,6 +108,24 @@ def test_kinds_aliases_and_unknown_kinds() -> None:
         custom.score_one(("e", "inspection", True), T0)
 
 
+
+def test_tuple_and_event_forms_score_and_learn_alike() -> None:
+    rng = random.Random(6)
+    a, b = EntityRisk(max_entities=40), EntityRisk(max_entities=40)
+    t = T0
+    for _ in range(2_000):
+        t += rng.expovariate(1 / 3600.0)
+        firm = f"firm{rng.randrange(60)}"
+        kind = rng.choice(KINDS)
+        failed = rng.choice([True, False, None])
+        as_tuple = (firm, kind, failed) if kind == "inspection" else (firm, kind)
+        as_event = EntityEvent(firm, kind, failed if kind == "inspection" else None)
+        assert a.score_one(as_tuple, t) == b.score_one(as_event, t)
+        assert a.explain_one(as_tuple, t) == b.explain_one(as_event, t)
+        a.learn_one(as_tuple, t)
+        b.learn_one(as_event, t)
+    assert pickle.dumps(a) == pickle.dumps(b)
+
 def test_bad_parameters() -> None:
     for kwargs in ({"half_life_s": 0.0}, {"half_life_s": math.nan}, {"max_entities": 0},
                    {"weights": {"recall": -1.0}}, {"pass_credit": math.inf},

@@ -244,6 +244,27 @@ def test_outputs_in_unit_interval_and_score_one_is_pure(
             assert 0.0 <= f.crossing_in_s <= det.horizon_s
 
 
+
+def test_learning_after_scoring_is_learning_alone() -> None:
+    """score_one keeps the update it computed for the learn_one of the same reading: the
+    result is the same as learning without scoring, whatever is scored in between."""
+    rng = random.Random(8)
+    scored, plain = LimitForecast(limit=100.0), LimitForecast(limit=100.0)
+    t = T0
+    for i in range(3_000):
+        t += rng.choice([0.0, 900.0, rng.expovariate(1 / 900.0)])
+        x = 60.0 + 30.0 * math.sin(i / 200.0) + rng.gauss(0, 2.0)
+        t_read = t - 5_000.0 if i % 97 == 0 else t  # now and then a late reading
+        scored.score_one(x, t_read)
+        if i % 5 == 0:  # another reading scored in between: the kept update is not used
+            scored.score_one(x + 1.0, t_read)
+        if i % 7 == 0:
+            scored.score_one(math.nan, t_read)
+        scored.learn_one(x, t_read)
+        plain.learn_one(x, t_read)
+        assert pickle.dumps(scored) == pickle.dumps(plain)
+    assert scored.forecast(t) == plain.forecast(t)
+
 # -- limits config -------------------------------------------------------------------------
 
 
