@@ -23,7 +23,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from scipy.special import betainc, gammainc
+from scipy.special import betainc, cython_special, gammainc
+
+# scalar entry points of the same C routines as the scipy.special ufuncs (identical values,
+# about a sixth of the cost per call on Python floats)
+gammainc_scalar = cython_special.gammainc
+betaln_scalar = cython_special.betaln
 
 #: p-value below which a count/rate signal is reported red, and yellow (ESSENCE style)
 RED_P = 0.01
@@ -115,7 +120,63 @@ def quasi_poisson_sf(count: int, mu: float, phi: float) -> float:
     if mu <= 0:
         return P_FLOOR
     phi = max(phi, 1.0)
-    return max(float(gammainc(count / phi, mu / phi)), P_FLOOR)
+    return max(float(gammainc_scalar(count / phi, mu / phi)), P_FLOOR)
+
+
+#: a pmf term below this is not carried by a recurrence (it could underflow): the terms
+#: are then taken from the log-pmf one by one
+TINY_TERM = 1e-200
+_LOG_TINY_TERM = math.log(TINY_TERM)
+
+
+def betabinom_lower(k: int, n: int, a: float, b: float, lb: float) -> tuple[float, float]:
+    """``(P(X <= k - 1), P(X = k - 1))`` for X ~ BetaBinomial(n, a, b), ``1 <= k <= n + 1``;
+    ``lb`` is ``betaln(a, b)``.
+
+    The terms are scipy's (``betabinom.pmf``), the first from its log, B(a, n + b) / B(a, b),
+    the others by the ratio of consecutive terms: one ``betaln`` a call instead of two a
+    term. Should the first term be too small to carry the others, every term comes from
+    its log.
+    """
+    log_t = betaln_scalar(a, n + b) - lb
+    if log_t > _LOG_TINY_TERM:
+        t = math.exp(log_t)
+        total = t
+        # term j + 1 / term j = (n - j) / (j + 1) * (a + j) / (b + n - 1 - j)
+        x = float(n)
+        y = 1.0
+        u = a
+        v = b + (n - 1)
+        for _ in range(k - 1):
+            t *= x / y * u / v
+            total += t
+            x -= 1.0
+            y += 1.0
+            u += 1.0
+            v -= 1.0
+        return total, t
+    total = 0.0
+    t = 0.0
+    for m in range(k):
+        combiln = -math.log(n + 1) - betaln_scalar(n - m + 1, m + 1)
+        t = math.exp(combiln + betaln_scalar(m + a, n - m + b) - lb)
+        total += t
+    return total, t
+
+
+def betabinom_sf(k: int, n: int, a: float, b: float) -> float:
+    """P(X >= k) for X ~ BetaBinomial(n, a, b): ``scipy.stats.betabinom.sf(k - 1, n, a, b)``
+    as scipy computes it (one minus the lower sum, clipped to [0, 1]), in a small fraction
+    of the time. Agrees with scipy to within scipy's own rounding (about 1e-11 absolute
+    for ``a + b`` in the thousands, where ``betaln`` loses digits)."""
+    if not (a > 0.0 and b > 0.0 and n >= 0):
+        return math.nan
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    lower, _ = betabinom_lower(k, n, a, b, betaln_scalar(a, b))
+    return min(max(1.0 - lower, 0.0), 1.0)
 
 
 def fisher_combine(p_values: list[float]) -> float:

@@ -987,8 +987,10 @@ def _rate_spec() -> DetectorSpec:
         auc_floor=0.7,
         o1=True,
         memory_stream=inspection_memory_stream,
-        # the beta-binomial tail (scipy) costs ~100 us a score: 25k events keep the check
-        # near 3 s; at 40 keys that is still ~1,700 buckets, 70 guard bands per key
+        # 25k events were chosen when the beta-binomial tail (scipy) cost ~100 us a score;
+        # the tail is now carried in detectors.rates (~6 us an event in all), so the check
+        # takes ~0.2 s and the default 100k (~1 s, passes) would do as well; at 40 keys 25k
+        # is still ~1,700 buckets, 70 guard bands per key
         memory_events=RATE_MEMORY_EVENTS,
         memory_series=40,
         # per key: up to 24 closed buckets (b, n, k) + open buckets + fired/excluded marks

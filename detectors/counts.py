@@ -7,8 +7,10 @@ import math
 from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import ClassVar
 
-from .base import Score, quasi_poisson_sf
+from .base import P_FLOOR, Score, gammainc_scalar
 from .buckets import BucketedDetector
 
 PHI_PRIOR = 1.2
@@ -29,6 +31,21 @@ class _KeyState:
     fired: set[int] = field(default_factory=set)
     excluded: set[int] = field(default_factory=set)  # buckets inside a window that fired
     outlier_run: int = 0
+
+
+@dataclass(slots=True)
+class _Windows:
+    """What the scoring windows ending at ``bucket`` take from a key's closed buckets and
+    baseline; fixed until the next bucket closes (a cache: see ``CountSurge._windows``)."""
+
+    bucket: int
+    others: list[int]  # events in the window's buckets other than an open ``bucket``, per scale
+    here: int  # events of ``bucket``, while it is open (learn_one keeps both up to date)
+    closed_here: int  # events of ``bucket`` itself, if it is closed
+    expected: list[float]  # expected events in the window, per scale
+    scaled: list[float]  # expected / phi per scale (0 if nothing is expected)
+    expected_here: float  # expected events in ``bucket``
+    phi: float  # dispersion as the quasi-Poisson tail takes it (at least 1)
 
 
 class CountSurge(BucketedDetector[_KeyState]):
@@ -95,6 +112,17 @@ class CountSurge(BucketedDetector[_KeyState]):
         self._pool_sum = 0.0
         self._pool_n = 0.0
         self.late_events = 0
+        self._reset_transient()
+
+    # caches derived from the state, valid until the next bucket closes (not pickled)
+    _transient: ClassVar[tuple[str, ...]] = ("_windows_cache", "_shapes", "_first_scale")
+
+    def _reset_transient(self) -> None:
+        self._windows_cache: dict[Hashable, _Windows] = {}
+        self._shapes: list[float] | None = None
+        # index of the first (shortest) scale whose window holds a bucket of a given age
+        self._first_scale = [next(i for i, w in enumerate(self.scales) if w > age)
+                             for age in range(self.scales[-1])]
 
     # -- time -------------------------------------------------------------------------
 
@@ -102,38 +130,45 @@ class CountSurge(BucketedDetector[_KeyState]):
         return bucket % self.seasonal_period
 
     def _shape(self, bucket: int) -> float:
-        slot = self._slot(bucket)
+        return self._shape_table()[self._slot(bucket)]
+
+    def _shape_table(self) -> list[float]:
+        """The hour-of-day shape of every slot (from the current slot sums)."""
         total_n = sum(self._slot_n)
-        if total_n <= 0 or self._slot_n[slot] <= 0:
-            return 1.0
+        if total_n <= 0:
+            return [1.0] * self.seasonal_period
         mean_all = sum(self._slot_sum) / total_n
         if mean_all <= 0:
-            return 1.0
+            return [1.0] * self.seasonal_period
         # events in this slot versus the events expected there at the overall rate, each
         # side with SHAPE_PRIOR_EVENTS pseudo-events: a slot seen with a handful of events
         # (a rare kind) keeps a shape near 1 instead of the noise of those few events
         k = SHAPE_PRIOR_EVENTS
-        return (self._slot_sum[slot] + k) / (self._slot_n[slot] * mean_all + k)
+        return [(s + k) / (n * mean_all + k) if n > 0 else 1.0
+                for s, n in zip(self._slot_sum, self._slot_n, strict=True)]
 
     def advance(self, watermark: float) -> None:
         """Close every bucket that ended ``lateness_s`` or more before ``watermark``."""
-        last_closable = self.bucket_of(watermark - self.lateness_s) - 1
-        if self._start_bucket is None:
+        last_closable = math.floor((watermark - self.lateness_s) / self.bucket_s) - 1
+        closed_through = self._closed_through
+        if closed_through is not None and last_closable <= closed_through:
+            return  # the common case, first
+        if self._start_bucket is None or closed_through is None:
             self._start_bucket = last_closable + 1
             self._closed_through = last_closable
             return
-        assert self._closed_through is not None
-        if last_closable <= self._closed_through:
-            return
         # bound the work after a long gap: at most a week of buckets
-        first = max(self._closed_through + 1, last_closable - 7 * self.seasonal_period)
+        first = max(closed_through + 1, last_closable - 7 * self.seasonal_period)
         for b in range(first, last_closable + 1):
             self._close_bucket(b)
         self._closed_through = last_closable
+        self._windows_cache.clear()
+        self._shapes = None
 
     def _close_bucket(self, b: int) -> None:
         slot = self._slot(b)
-        shape = self._shape(b)
+        shapes = self._shape_table()  # the slot sums change only at the end
+        shape = shapes[slot]
         d = self._decay
         total = 0
         guard = max(self.scales)
@@ -158,7 +193,7 @@ class CountSurge(BucketedDetector[_KeyState]):
                     st.outlier_run += 1
                     continue
                 st.outlier_run = st.outlier_run + 1 if excluded else 0
-                oshape = shape if ob == b else self._shape(ob)
+                oshape = shape if ob == b else shapes[self._slot(ob)]
                 exp = self._expected_one(st, ob, oshape)
                 st.level_sum = st.level_sum * d + oc / oshape
                 st.level_n = st.level_n * d + 1.0
@@ -203,12 +238,21 @@ class CountSurge(BucketedDetector[_KeyState]):
     # -- contract ------------------------------------------------------------------------
     def learn_one(self, key: Hashable, t: float) -> bool:
         """Count one event for ``key`` at event time ``t``. False if it came too late."""
-        st = self._state(key, t)
-        b = self.bucket_of(t)
+        st = self._keys.get(key) or self._state(key, t)
+        b = math.floor(t / self.bucket_s)
         if b <= st.closed_through:
             self.late_events += 1
             return False
-        st.open[b] = st.open.get(b, 0) + 1
+        opened = st.open
+        opened[b] = opened.get(b, 0) + 1
+        win = self._windows_cache.get(key)
+        if win is not None:  # keep the cached window counts up to date
+            if b == win.bucket:
+                win.here += 1
+            elif 0 < win.bucket - b < len(self._first_scale):
+                others = win.others
+                for i in range(self._first_scale[win.bucket - b], len(others)):
+                    others[i] += 1
         return True
 
     def warmed_up(self) -> bool:
@@ -216,23 +260,74 @@ class CountSurge(BucketedDetector[_KeyState]):
             return False
         return self._closed_through - self._start_bucket + 1 >= self.warmup_buckets
 
+    def _windows(self, st: _KeyState, b: int) -> _Windows:
+        """Events, expectations and dispersion of the windows ending at bucket ``b``,
+        computed as :meth:`_expected_one` and :meth:`_phi` do (the same sums in the same
+        order, so the same values)."""
+        shapes = self._shapes
+        if shapes is None:
+            shapes = self._shapes = self._shape_table()
+        level = self._level(st)
+        scales = self.scales
+        longest = scales[-1]
+        period = self.seasonal_period
+        r = b % period  # the slots of b, b - 1, ..., b - longest + 1
+        slots = ((shapes[r::-1] + shapes[:r:-1]) * (longest // period + 1))[:longest]
+        # max(level * shape, floor), as _expected_one takes it
+        floor = self.min_expected
+        each = [floor if floor > (x := level * sh) else x for sh in slots]
+        expected = [sum(each[:w]) for w in scales]
+        by_age = [0] * longest  # events by bucket, newest (``b``) first
+        for bb, c in st.recent:
+            age = b - bb
+            if 0 <= age < longest:
+                by_age[age] = c
+        closed_here = by_age[0]
+        here = st.open.get(b, 0)
+        for bb, c in st.open.items():
+            age = b - bb
+            if 0 < age < longest:
+                by_age[age] = c
+        cum = list(accumulate(by_age))
+        phi = max(self._phi(st), 1.0)
+        return _Windows(b, [cum[w - 1] for w in scales], here,
+                        closed_here, expected, [0.0 if e <= 0 else e / phi for e in expected],
+                        each[0], phi)
+
     def score_one(self, key: Hashable, t: float) -> Score:
         """Tail probability of the counts in the windows ending at ``t``'s bucket."""
         st = self._keys.get(key)
-        b = self.bucket_of(t)
         if st is None:
             return Score(0.0, 0.0, 1.0)
-        counts = dict(st.recent)
-        counts.update(st.open)
-        if not self.warmed_up():
-            return Score(float(counts.get(b, 0)), math.nan, 1.0)
-        phi = self._phi(st)
-        best_p, best_obs, best_exp = 1.0, float(counts.get(b, 0)), self._expected_one(st, b)
-        for w in self.scales:
-            obs = sum(counts.get(b - i, 0) for i in range(w))
-            exp = sum(self._expected_one(st, b - i) for i in range(w))
-            p = quasi_poisson_sf(obs, exp, phi)
-            if p < best_p:
-                best_p, best_obs, best_exp = p, float(obs), exp
-        return Score(best_obs, best_exp, min(1.0, best_p * len(self.scales)))
-
+        b = math.floor(t / self.bucket_s)
+        win = self._windows_cache.get(key)
+        if win is None or win.bucket != b:  # (a cached entry implies warmed up)
+            if not self.warmed_up():
+                here = st.open.get(b)
+                if here is None:
+                    here = next((c for bb, c in st.recent if bb == b), 0)
+                return Score(float(here), math.nan, 1.0)
+            win = self._windows_cache[key] = self._windows(st, b)
+        # quasi_poisson_sf(count, expected, phi) per window, inlined; the smallest p wins
+        # (the first of equals), p floored at P_FLOOR
+        others = win.others
+        here = win.here
+        phi = win.phi
+        scaled = win.scaled
+        best_p = 1.0
+        best = -1
+        for i in range(len(others)):
+            count = others[i] + here
+            if count > 0:  # else P(X >= 0) = 1: never the smallest
+                # (a window expecting nothing has scaled 0: gammainc(a, 0) = 0, floored)
+                p = gammainc_scalar(count / phi, scaled[i])
+                if p < best_p:
+                    if p < P_FLOOR:
+                        p = P_FLOOR
+                    if p < best_p:
+                        best_p = p
+                        best = i
+        p_value = min(1.0, best_p * len(others))
+        if best < 0:
+            return Score(float(win.closed_here + here), win.expected_here, p_value)
+        return Score(float(others[best] + here), win.expected[best], p_value)

@@ -3,13 +3,14 @@ inspections) per key, against a beta-binomial baseline, in event-time buckets.""
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Any, ClassVar
 
-from scipy.stats import betabinom
-
-from .base import Score
+from .base import TINY_TERM, Score, betabinom_lower, betaln_scalar
 from .buckets import BucketedDetector
 
 
@@ -22,6 +23,36 @@ class _RateState:
     fired: set[int] = field(default_factory=set)
     excluded: set[int] = field(default_factory=set)  # buckets inside a window that fired
     outlier_run: int = 0
+
+
+@dataclass(slots=True)
+class _Windows:
+    """The scoring windows of one key ending at ``bucket`` and the state of their tails
+    (see ``RateSurge._tail``); a cache, valid until the next bucket closes or a late trial
+    lands in one of the windows' other buckets."""
+
+    bucket: int
+    a: float  # the key's Beta baseline
+    b: float
+    lb: float  # betaln(a, b)
+    rate: float  # a / (a + b)
+    ab: float  # a + b
+    # trials and failures in ``bucket`` (0 if it is closed: they are in the bases then);
+    # learn_one keeps them up to date
+    here_n: int
+    here_k: int
+    # per scale, a list: [0] trials and [1] failures in the window's other buckets (the
+    # base of its tail's recurrences); [2] j = max(base failures, 1) - 1; [3] m, [4]
+    # P(X_m <= j) and [5] P(X_m = j) for X_m ~ BetaBinomial(m, a, b), carried from
+    # m = base trials up (m = -1: not started); [6] trials, [7] failures and [8] p at the
+    # window's last evaluation (trials -1: none); [9] a + j and [10] b - j
+    wins: list[list[Any]]
+    best: int  # the window that won the last evaluation
+
+
+#: a window is left out of a score only if its p (which cannot have fallen since) was above
+#: the best so far by more than this, far above the rounding of the tails (~1e-13)
+_SKIP_MARGIN = 1e-9
 
 
 class RateSurge(BucketedDetector[_RateState]):
@@ -84,7 +115,20 @@ class RateSurge(BucketedDetector[_RateState]):
         self._pool_n = 0.0
         self._pool_k = 0.0
         self.late_events = 0
+        self._reset_transient()
 
+    # caches derived from the state, valid until the next bucket closes (not pickled)
+    _transient: ClassVar[tuple[str, ...]] = ("_windows_cache", "_baseline_cache", "_orders")
+
+    def _reset_transient(self) -> None:
+        self._windows_cache: dict[Hashable, _Windows] = {}
+        # per key until the next bucket closes: a, b, betaln(a, b) and the trials and
+        # failures of the closed buckets by age
+        self._baseline_cache: dict[
+            Hashable, tuple[float, float, float, list[int], list[int]]] = {}
+        # the order of evaluation of the windows when window i won last time: i first
+        size = len(self.scales)
+        self._orders = [[i, *(x for x in range(size) if x != i)] for i in range(size)]
 
     # -- baseline -------------------------------------------------------------------------
     def _beta(self, st: _RateState) -> tuple[float, float]:
@@ -96,8 +140,9 @@ class RateSurge(BucketedDetector[_RateState]):
 
     def advance(self, watermark: float) -> None:
         """Close every bucket that ended ``lateness_s`` or more before ``watermark``."""
-        last = self.bucket_of(watermark - self.lateness_s) - 1
-        if self._closed_through is not None and last <= self._closed_through:
+        last = math.floor((watermark - self.lateness_s) / self.bucket_s) - 1
+        closed = self._closed_through
+        if closed is not None and last <= closed:
             return
         self._closed_through = last
         d = self._decay
@@ -122,21 +167,138 @@ class RateSurge(BucketedDetector[_RateState]):
             # once they are older than the guard band, so the set stays bounded
             if st.excluded:
                 st.excluded = {b for b in st.excluded if b > last - guard}
+        self._windows_cache.clear()
+        self._baseline_cache.clear()
 
     # -- contract -------------------------------------------------------------------------
     def learn_one(self, key: Hashable, t: float, failed: bool) -> bool:
         """Count one trial of ``key`` at event time ``t``. False if it came too late."""
-        b = self.bucket_of(t)
-        if self._closed_through is not None and b <= self._closed_through:
+        b = math.floor(t / self.bucket_s)
+        closed = self._closed_through
+        if closed is not None and b <= closed:
             self.late_events += 1
             return False
         st = self._keys.get(key)
         if st is None:
             st = self._keys[key] = _RateState()
-        cell = st.open.setdefault(b, [0, 0])
-        cell[0] += 1
-        cell[1] += int(failed)
+        fail = int(failed)
+        cell = st.open.get(b)
+        if cell is None:
+            st.open[b] = [1, fail]
+        else:
+            cell[0] += 1
+            cell[1] += fail
+        win = self._windows_cache.get(key)
+        if win is not None:
+            if b == win.bucket:  # keep the cached counts up to date
+                win.here_n += 1
+                win.here_k += fail
+            elif 0 < win.bucket - b < self.scales[-1]:  # a late trial: the base moved
+                del self._windows_cache[key]
         return True
+
+    def _closed_by_age(self, st: _RateState, newest: int) -> tuple[list[int], list[int]]:
+        """Trials and failures of the closed buckets ``newest``, ``newest - 1``, ... (the
+        longest window's worth)."""
+        longest = self.scales[-1]
+        n_by_age = [0] * longest
+        k_by_age = [0] * longest
+        for bb, n, k in st.recent:
+            age = newest - bb
+            if 0 <= age < longest:
+                n_by_age[age] = n
+                k_by_age[age] = k
+        return n_by_age, k_by_age
+
+    def _windows(self, key: Hashable, st: _RateState, b: int, best: int) -> _Windows:
+        """Trials and failures of the windows ending at bucket ``b`` and the key's Beta
+        baseline."""
+        scales = self.scales
+        longest = scales[-1]
+        ct = self._closed_through
+        if ct is not None and b > ct:
+            lag = b - ct
+            # the closed buckets and the baseline are the same for every bucket until the
+            # next one closes: kept per key (bucket b - lag is the newest closed one)
+            base = self._baseline_cache.get(key)
+            if base is None:
+                a, b_ = self._beta(st)
+                base = self._baseline_cache[key] = (
+                    a, b_, betaln_scalar(a, b_), *self._closed_by_age(st, ct))
+            a, b_, lb, closed_n, closed_k = base
+            n_by_age = ([0] * lag + closed_n)[:longest]
+            k_by_age = ([0] * lag + closed_k)[:longest]
+        else:
+            a, b_ = self._beta(st)
+            lb = betaln_scalar(a, b_)
+            n_by_age, k_by_age = self._closed_by_age(st, b)
+        here_n = here_k = 0
+        for bb, (n, k) in st.open.items():
+            age = b - bb
+            if age == 0:
+                here_n = n
+                here_k = k
+            elif 0 < age < longest:
+                n_by_age[age] = n
+                k_by_age[age] = k
+        cum_n = list(accumulate(n_by_age))
+        cum_k = list(accumulate(k_by_age))
+        wins = []
+        for w in scales:
+            k = cum_k[w - 1]
+            j = k - 1 if k else 0
+            wins.append([cum_n[w - 1], k, j, -1, 0.0, 0.0, -1, 0, 1.0, a + j, b_ - j])
+        return _Windows(b, a, b_, lb, a / (a + b_), a + b_, here_n, here_k, wins, best)
+
+    def _tail(self, win: _Windows, w: list[Any], n: int, k: int) -> float:
+        """P(X >= k), X ~ BetaBinomial(n, a, b), for the window ``w`` of ``win``
+        (``1 <= k <= n``, ``n`` at least the window's base trials).
+
+        ``betabinom.sf(k - 1, n, a, b)`` as scipy computes it (one minus the sum of the
+        pmf below k, clipped to [0, 1]), to scipy's rounding; but the sum is carried along
+        a fixed path from the window's trials and failures outside its last bucket, so
+        that the value depends on (n, k) and the state only, never on the calls before:
+        the sum up to j = max(those failures, 1) - 1 is taken directly at m = those
+        trials, moved up to n trials one trial at a time (with j failures among m trials,
+        the next one fails with probability (a + j) / (a + b + m): the Polya urn), then up
+        to k - 1 failures one term at a time. The first two legs are kept until a bucket
+        closes: a trial more adds one step.
+        """
+        a = win.a
+        b = win.b
+        j = w[2]
+        m = w[3]
+        if m == n:
+            lower = w[4]
+            pmf = w[5]
+        else:
+            if m < 0 or m > n:
+                m = w[0]
+                lower, pmf = betabinom_lower(j + 1, m, a, b, win.lb)
+                if pmf < TINY_TERM:
+                    pmf = 0.0  # too small to carry: this window's tails are taken directly
+            else:
+                lower = w[4]
+                pmf = w[5]
+            ab = win.ab
+            aj = w[9]
+            bj = w[10]
+            while m < n:  # (score_one takes the one step of a new trial itself, the same way)
+                lower -= pmf * aj / (ab + m)
+                pmf *= (m + 1) / (m + 1 - j) * (m + bj) / (m + ab)
+                m += 1
+            w[3] = m
+            w[4] = lower
+            w[5] = pmf
+        if pmf < TINY_TERM:
+            lower, _ = betabinom_lower(k, n, a, b, win.lb)
+        elif j < k - 1:
+            nb = n - 1 + b
+            for jj in range(j, k - 1):
+                pmf *= (n - jj) / (jj + 1) * (jj + a) / (nb - jj)
+                lower += pmf
+        p: float = 1.0 - lower
+        return 0.0 if p < 0.0 else 1.0 if p > 1.0 else p
 
     def score_one(self, key: Hashable, t: float) -> Score:
         """Failures among trials in the windows ending at ``t``'s bucket (observed and
@@ -144,22 +306,53 @@ class RateSurge(BucketedDetector[_RateState]):
         st = self._keys.get(key)
         if st is None or self._pool_n < self.warmup_trials:
             return Score(0.0, 0.0, 1.0)
-        b = self.bucket_of(t)
-        cells = {bb: (n, k) for bb, n, k in st.recent}
-        cells.update({bb: (c[0], c[1]) for bb, c in st.open.items()})
-        a, bb_ = self._beta(st)
-        rate = a / (a + bb_)
-        best = Score(0.0, 0.0, 1.0)
-        for w in self.scales:
-            n = sum(cells.get(b - i, (0, 0))[0] for i in range(w))
-            k = sum(cells.get(b - i, (0, 0))[1] for i in range(w))
-            if n == 0 or k == 0:
+        b = math.floor(t / self.bucket_s)
+        win = self._windows_cache.get(key)
+        if win is None or win.bucket != b:
+            win = self._windows_cache[key] = self._windows(
+                key, st, b, 0 if win is None else win.best)
+        here_n = win.here_n
+        here_k = win.here_k
+        wins = win.wins
+        # The smallest p wins, the first (shortest window) of equals. The window that won
+        # last time goes first. A window whose failures are as at its last evaluation has
+        # only gained trials since (X_{n+1} >= X_n: its p cannot have fallen): if its p was
+        # above the best so far by more than _SKIP_MARGIN then, it cannot win now.
+        best_p = 1.0
+        best = -1
+        for i in self._orders[win.best]:
+            w = wins[i]
+            k = w[1] + here_k
+            if not k:  # (no trials: no failures either)
                 continue
-            p = float(betabinom.sf(k - 1, n, a, bb_))
-            if p < best.p_value:
-                best = Score(float(k), n * rate, p)
-        return Score(best.observed, best.expected, min(1.0, best.p_value * len(self.scales)))
-
+            n = w[0] + here_n
+            if k == w[7] and n >= w[6] and best >= 0 and w[8] > best_p + _SKIP_MARGIN:
+                continue
+            m = w[3]
+            if m == n - 1 and k - 1 == w[2] and w[5] >= TINY_TERM:
+                # one trial more, no failure beyond the base's: _tail's one step, inlined
+                pmf = w[5]
+                ab = win.ab
+                lower = w[4] - pmf * w[9] / (ab + m)
+                w[5] = pmf * (n / (n - w[2]) * (m + w[10]) / (m + ab))
+                w[4] = lower
+                w[3] = n
+                p = 1.0 - lower
+                p = 0.0 if p < 0.0 else 1.0 if p > 1.0 else p
+            else:
+                p = self._tail(win, w, n, k)
+            w[6] = n
+            w[7] = k
+            w[8] = p
+            if p < best_p or (p == best_p and i < best):
+                best_p = p
+                best = i
+        if best < 0:
+            return Score(0.0, 0.0, 1.0)
+        win.best = best
+        w = wins[best]
+        return Score(float(w[1] + here_k), (w[0] + here_n) * win.rate,
+                     min(1.0, best_p * len(wins)))
 
 
 __all__ = ["RateSurge"]

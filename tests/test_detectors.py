@@ -7,11 +7,19 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import special, stats
 
-from detectors.base import fisher_combine, negbin_sf, normal_sf, poisson_sf, quasi_poisson_sf
+from detectors.base import (
+    P_FLOOR,
+    Score,
+    fisher_combine,
+    negbin_sf,
+    normal_sf,
+    poisson_sf,
+    quasi_poisson_sf,
+)
 from detectors.counts import CountSurge
-from detectors.robust import RobustBaseline
+from detectors.robust import RobustBaseline, kth_deviation
 
 HOUR = 3600.0
 T0 = 1_772_409_600.0  # a midnight UTC
@@ -76,6 +84,51 @@ def test_property_robust_never_nan(xs: list[float]) -> None:
         assert 0.0 <= s.p_value <= 1.0
         det.learn_one(x)
     assert det.n <= 30
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.integers(-3, 3).map(float), st.floats(-1e6, 1e6)), min_size=1,
+                max_size=60), st.data())
+def test_property_kth_deviation_equals_sorted_deviations(xs: list[float],
+                                                         data: st.DataObject) -> None:
+    s = sorted(xs)
+    center = data.draw(st.one_of(st.sampled_from(s), st.floats(-1e6, 1e6)))
+    k = data.draw(st.integers(1, len(s)))
+    devs = sorted(abs(v - center) for v in s)
+    assert kth_deviation(s, center, k) == (devs[k - 1], devs[k] if k < len(s) else math.inf)
+
+
+def test_robust_median_mad_as_by_sorting() -> None:
+    rng = random.Random(4)
+    for window in (3, 4, 50, 96):
+        det = RobustBaseline(window=window, min_history=3)
+        kept: list[float] = []
+        for i in range(300):
+            x = float(rng.randint(0, 4)) if i % 3 else rng.gauss(10.0, 2.0)
+            det.learn_one(x)
+            kept = [*kept, x][-window:]
+            if len(kept) < 3:
+                continue
+            s = sorted(kept)
+            n = len(s)
+            med = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+            d = sorted(abs(v - med) for v in s)
+            mad = d[n // 2] if n % 2 else 0.5 * (d[n // 2 - 1] + d[n // 2])
+            assert det.expected() == (med, max(1.4826 * mad, 0.02 * abs(med), 1e-6))
+
+
+def test_robust_pickle_is_compact_and_keeps_arrival_order() -> None:
+    det = RobustBaseline()  # window 96
+    for i in range(500):
+        det.learn_one(100.0 + (i * 37 % 101) / 7.0)
+    assert len(pickle.dumps(det, protocol=pickle.HIGHEST_PROTOCOL)) < 1024
+    clone = pickle.loads(pickle.dumps(det))
+    for i in range(150):  # the clone evicts the same (oldest) values as the original
+        x = 50.0 + i
+        assert clone.score_one(x) == det.score_one(x)
+        clone.learn_one(x)
+        det.learn_one(x)
+    assert clone.expected() == det.expected() and clone.n == det.n == 96
 
 
 def _feed_counts(det: CountSurge, hours: int, rate: float, rng: random.Random,
@@ -153,3 +206,140 @@ def test_count_surge_deterministic_and_picklable() -> None:
 
     a, b = run(), run()
     assert a == b and a[0] == a[1]
+
+
+# -- CountSurge's cached scoring against the formula it replaced ---------------------------
+
+
+def _reference_count_score(det: CountSurge, key: str, t: float) -> Score:
+    """CountSurge.score_one as it was written before the per-bucket caches: every window's
+    counts and expectation summed afresh from the state, the shape from the slot sums,
+    and the quasi-Poisson tail from the scipy.special ufunc."""
+    st_ = det._keys.get(key)
+    b = math.floor(t / det.bucket_s)
+    if st_ is None:
+        return Score(0.0, 0.0, 1.0)
+    counts = dict(st_.recent)
+    counts.update(st_.open)
+    if not det.warmed_up():
+        return Score(float(counts.get(b, 0)), math.nan, 1.0)
+
+    def shape(bucket: int) -> float:
+        slot = bucket % det.seasonal_period
+        total_n = sum(det._slot_n)
+        if total_n <= 0 or det._slot_n[slot] <= 0:
+            return 1.0
+        mean_all = sum(det._slot_sum) / total_n
+        if mean_all <= 0:
+            return 1.0
+        k = 5.0  # SHAPE_PRIOR_EVENTS
+        return (det._slot_sum[slot] + k) / (det._slot_n[slot] * mean_all + k)
+
+    def expected_one(bucket: int) -> float:
+        pooled = det._pool_sum / det._pool_n if det._pool_n > 0 else 0.0
+        level = (st_.level_sum + det.prior_buckets * pooled) / (
+            st_.level_n + det.prior_buckets)
+        return max(level * shape(bucket), det.min_expected)
+
+    phi = (st_.disp_sum + 1.2 * 3.0) / (st_.disp_n + 3.0)  # PHI_PRIOR, PHI_PRIOR_WEIGHT
+    phi = min(max(phi, 1.0), det.max_phi)
+
+    def tail(count: int, mu: float) -> float:
+        if count <= 0:
+            return 1.0
+        if mu <= 0:
+            return P_FLOOR
+        return max(float(special.gammainc(count / max(phi, 1.0), mu / max(phi, 1.0))),
+                   P_FLOOR)
+
+    best_p, best_obs, best_exp = 1.0, float(counts.get(b, 0)), expected_one(b)
+    for w in det.scales:
+        obs = sum(counts.get(b - i, 0) for i in range(w))
+        exp = sum(expected_one(b - i) for i in range(w))
+        p = tail(obs, exp)
+        if p < best_p:
+            best_p, best_obs, best_exp = p, float(obs), exp
+    return Score(best_obs, best_exp, min(1.0, best_p * len(det.scales)))
+
+
+def _same_score(a: Score, b: Score) -> bool:
+    return all(x == y or (math.isnan(x) and math.isnan(y))
+               for x, y in zip((a.observed, a.expected, a.p_value),
+                               (b.observed, b.expected, b.p_value), strict=True))
+
+
+count_events = st.lists(
+    st.tuples(st.sampled_from([-40.0, 1.0, 5.0, 20.0, 45.0, 90.0, 600.0, 3000.0]),
+              st.integers(0, 2), st.integers(0, 2)),
+    min_size=1, max_size=250)
+
+
+@settings(max_examples=80, deadline=None)
+@given(events=count_events, warmup=st.integers(1, 6),
+       scales=st.sampled_from([(1, 3, 6, 12), (1, 2), (2, 5, 24, 30)]))
+def test_count_surge_scores_equal_the_uncached_formula(
+    events: list[tuple[float, int, int]], warmup: int, scales: tuple[int, ...]
+) -> None:
+    """Scores (before and after learning, with late events, gaps, fired windows and a
+    pickle round trip) are exactly the values the uncached formula gives. Mode per event:
+    0 score then learn (as the checks feed), 1 learn only, 2 score, learn and look again
+    (at t and an hour before)."""
+    det = CountSurge(warmup_buckets=warmup, scales=scales, seasonal_period=24)
+    t = T0
+    for i, (dt_min, k, mode) in enumerate(events):
+        t += dt_min * 60.0
+        key = f"k{k}"
+        det.advance(t)
+        if mode == 1:
+            det.learn_one(key, t)
+            continue
+        s = det.score_one(key, t)
+        assert _same_score(s, _reference_count_score(det, key, t))
+        det.learn_one(key, t)
+        if mode == 2:
+            for when in (t, t - HOUR):
+                assert _same_score(det.score_one(key, when),
+                                   _reference_count_score(det, key, when))
+        if s.p_value < 2e-3 and s.observed >= 2:
+            det.mark_fired(key, t)
+        if i == len(events) // 2:
+            det = pickle.loads(pickle.dumps(det))
+
+
+def test_count_shape_table_is_the_per_slot_formula() -> None:
+    rng = random.Random(4)
+    det = CountSurge(warmup_buckets=2)
+    _feed_counts(det, 80, 3.0, rng)
+    for b in range(det.seasonal_period):
+        total_n = sum(det._slot_n)
+        mean_all = sum(det._slot_sum) / total_n
+        want = (det._slot_sum[b] + 5.0) / (det._slot_n[b] * mean_all + 5.0)
+        assert det._shape_table()[b] == want == det._shape(b + 7 * det.seasonal_period)
+
+
+@settings(max_examples=300, deadline=None)
+@given(c=st.integers(0, 10_000), mu=st.floats(0.0, 1e4), phi=st.floats(0.5, 50.0))
+def test_quasi_poisson_tail_is_the_ufunc_value(c: int, mu: float, phi: float) -> None:
+    """quasi_poisson_sf calls scipy's scalar (cython_special) gammainc: the same C routine
+    as the ufunc, so the very same values."""
+    want = 1.0 if c <= 0 else P_FLOOR if mu <= 0 else max(
+        float(special.gammainc(c / max(phi, 1.0), mu / max(phi, 1.0))), P_FLOOR)
+    assert quasi_poisson_sf(c, mu, phi) == want
+
+
+def test_count_surge_cached_windows_follow_late_events() -> None:
+    """An event for an older bucket still open (within lateness) after t's bucket was
+    scored: the next score counts it, as the uncached formula does."""
+    rng = random.Random(2)
+    det = CountSurge(warmup_buckets=3, lateness_s=1800.0)
+    _feed_counts(det, 30, 2.0, rng)
+    t = T0 + 30 * HOUR + 600.0  # 10 minutes into bucket 30: bucket 29 is still open
+    det.advance(t)
+    for _ in range(3):
+        det.learn_one("k", t)
+    assert _same_score(det.score_one("k", t), _reference_count_score(det, "k", t))
+    for _ in range(4):  # late, for bucket 29
+        assert det.learn_one("k", t - 1200.0)
+        s = det.score_one("k", t)
+        assert _same_score(s, _reference_count_score(det, "k", t))
+    assert det._keys["k"].open[det.bucket_of(t - 1200.0)] >= 4  # bucket 29 took them

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
+from fractions import Fraction
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import betabinom
 
+from detectors.base import Score, betabinom_sf
 from detectors.rates import RateSurge
 from detectors.reorder import EventTimeBuffer
 
@@ -93,7 +97,10 @@ def test_rate_surge_matches_beta_binomial_tail_and_pickles() -> None:
     assert (a, b) == (2.0, 18.0)  # nothing in the baseline yet: the prior alone
     s = det.score_one("r", t0)
     assert s.observed == 3.0
-    assert s.p_value == float(betabinom.sf(2, 5, 2.0, 18.0))
+    # the tail is summed as scipy sums it, by a recurrence between the terms: equal to
+    # scipy's to the last few bits, and to the exact (rational) value
+    assert s.p_value == pytest.approx(float(betabinom.sf(2, 5, 2.0, 18.0)), rel=1e-13)
+    assert s.p_value == pytest.approx(_exact_sf(3, 5, 2.0, 18.0), rel=1e-13)
     clone = pickle.loads(pickle.dumps(det))
     assert clone.score_one("r", t0) == s
 
@@ -109,3 +116,143 @@ def test_rate_surge_scores_are_probabilities(trials: list[tuple[int, bool]]) -> 
         det.learn_one("k", t, failed)
         p = det.score_one("k", t).p_value
         assert 0.0 <= p <= 1.0 and not math.isnan(p)
+
+
+# -- the beta-binomial tail without scipy's per-call cost --------------------------------------
+
+
+def _exact_sf(k: int, n: int, a: float, b: float) -> float:
+    """P(X >= k), X ~ BetaBinomial(n, a, b), in rational arithmetic (a and b are exactly
+    the binary fractions given)."""
+    fa, fb = Fraction(a), Fraction(b)
+    rise_a = [Fraction(1)]
+    rise_b = [Fraction(1)]
+    den = Fraction(1)
+    for i in range(n):
+        rise_a.append(rise_a[-1] * (fa + i))
+        rise_b.append(rise_b[-1] * (fb + i))
+        den *= fa + fb + i
+    num = sum(math.comb(n, m) * rise_a[m] * rise_b[n - m] for m in range(k, n + 1))
+    return float(num / den)
+
+
+#: scipy's betabinom.sf is one minus a sum of terms each taken from betaln differences:
+#: for a + b in the thousands these lose ~1e-11 (checked against _exact_sf below), and the
+#: tail here agrees with scipy to within that
+SCIPY_ROUNDING = 3e-11
+
+
+@settings(max_examples=400, deadline=None)
+@given(n=st.integers(0, 300), data=st.data(),
+       a=st.floats(0.1, 300.0), b=st.floats(0.1, 3000.0))
+def test_betabinom_tail_matches_scipy(n: int, data: st.DataObject, a: float, b: float
+                                      ) -> None:
+    k = data.draw(st.integers(-1, n + 2))
+    want = float(betabinom.sf(k - 1, n, a, b))
+    got = betabinom_sf(k, n, a, b)
+    assert abs(got - want) <= 1e-9 * want + SCIPY_ROUNDING
+    if want > 1e-3:
+        assert got == pytest.approx(want, rel=1e-7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 80), data=st.data(), a=st.floats(0.1, 300.0),
+       b=st.floats(0.1, 3000.0))
+def test_betabinom_tail_and_scipy_both_near_exact(n: int, data: st.DataObject, a: float,
+                                                   b: float) -> None:
+    k = data.draw(st.integers(1, n))
+    exact = _exact_sf(k, n, a, b)
+    assert abs(float(betabinom.sf(k - 1, n, a, b)) - exact) <= 1e-9 * exact + SCIPY_ROUNDING
+    assert abs(betabinom_sf(k, n, a, b) - exact) <= 1e-9 * exact + SCIPY_ROUNDING
+
+
+def _reference_rate_windows(det: RateSurge, key: str, t: float
+                            ) -> list[tuple[float, float, float]]:
+    """(p, observed, expected) per window, as RateSurge.score_one computed them before the
+    caches: counts summed afresh, the tail from scipy.stats.betabinom."""
+    st_ = det._keys.get(key)
+    if st_ is None or det._pool_n < det.warmup_trials:
+        return []
+    b = det.bucket_of(t)
+    cells = {bb: (n, k) for bb, n, k in st_.recent}
+    cells.update({bb: (c[0], c[1]) for bb, c in st_.open.items()})
+    a, b_ = det._beta(st_)
+    rate = a / (a + b_)
+    out = []
+    for w in det.scales:
+        n = sum(cells.get(b - i, (0, 0))[0] for i in range(w))
+        k = sum(cells.get(b - i, (0, 0))[1] for i in range(w))
+        if n and k:
+            out.append((float(betabinom.sf(k - 1, n, a, b_)), float(k), n * rate))
+    return out
+
+
+def _assert_matches_reference(s: Score, ref: list[tuple[float, float, float]],
+                              n_scales: int) -> None:
+    if not ref:
+        assert s == Score(0.0, 0.0, 1.0)
+        return
+    tol = 1e-9 * min(p for p, _, _ in ref) + SCIPY_ROUNDING
+    best = min(p for p, _, _ in ref)
+    assert abs(s.p_value - min(1.0, best * n_scales)) <= n_scales * tol
+    # the window reported is the smallest p's (the first of equals); where two windows
+    # are within rounding of each other either may be taken
+    near = [(obs, exp) for p, obs, exp in ref if p <= best + 2 * tol]
+    first = next((obs, exp) for p, obs, exp in ref if p == best)
+    assert (s.observed, s.expected) == first or (s.observed, s.expected) in near
+
+
+trial_events = st.lists(
+    st.tuples(st.sampled_from([-40.0, 0.5, 2.0, 5.0, 12.0, 30.0, 61.0, 500.0]),
+              st.integers(0, 2), st.booleans(), st.integers(0, 3)),
+    min_size=1, max_size=300)
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=trial_events, prior_trials=st.sampled_from([5.0, 20.0, 100.0]),
+       scales=st.sampled_from([(1, 6, 12, 24), (1, 2), (3, 4, 30)]))
+def test_rate_surge_scores_match_scipy_reference(
+    events: list[tuple[float, int, bool, int]], prior_trials: float, scales: tuple[int, ...]
+) -> None:
+    """Fed like the checks feed it (advance, score, learn, mark fired) with bursts of
+    trials, late trials, gaps and trials learned without a score, every score is the
+    scipy computation's: p to within scipy's rounding, the window of the smallest p.
+    Copies taken on the way give the same outputs as the original, to the last bit."""
+    det = RateSurge(prior_trials=prior_trials, prior_rate=0.1, warmup_trials=0.0,
+                    scales=scales)
+    twin: RateSurge | None = None
+    twin_out: list[Score] = []
+    out: list[Score] = []
+    t = 3600.0 * 1000
+    for i, (dt_min, k, failed, mode) in enumerate(events):
+        if i == len(events) // 3:  # from here on a copy runs alongside, never looked into
+            twin = pickle.loads(pickle.dumps(det)) if i % 2 else copy.deepcopy(det)
+            out = []
+        t += dt_min * 60.0
+        key = f"r{k}"
+        for d in (det, twin):
+            if d is not None:
+                d.advance(t)
+        if mode == 1:  # learned without a score
+            det.learn_one(key, t, failed)
+            if twin is not None:
+                twin.learn_one(key, t, failed)
+            continue
+        s = det.score_one(key, t)
+        _assert_matches_reference(s, _reference_rate_windows(det, key, t), len(scales))
+        out.append(s)
+        if twin is not None:
+            twin_out.append(twin.score_one(key, t))
+        det.learn_one(key, t, failed)
+        if twin is not None:
+            twin.learn_one(key, t, failed)
+        if mode == 2:  # look again after learning, and at the hour before
+            for when in (t, t - 3600.0):
+                again = det.score_one(key, when)
+                _assert_matches_reference(again, _reference_rate_windows(det, key, when),
+                                          len(scales))
+        if failed and s.p_value < 2e-3 and s.observed >= 2:
+            det.mark_fired(key, t)
+            if twin is not None:
+                twin.mark_fired(key, t)
+    assert twin_out == out
