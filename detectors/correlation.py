@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .base import P_FLOOR, fisher_combine
+from .templates import DEFAULT_FILE, GENERIC, Template, TemplateSet, load_templates
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,36 +33,6 @@ class Finding:
     @property
     def score(self) -> float:
         return -math.log10(max(self.p_value, P_FLOOR))
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """A named scenario: which signal kinds from which sources make it up."""
-
-    name: str
-    kinds: frozenset[str]  # kind prefixes, e.g. "env:water_cod", "complaint:odor", "market:price"
-
-    def matches(self, kind: str) -> bool:
-        return any(kind == k or kind.startswith(k + ":") for k in self.kinds)
-
-
-DEFAULT_TEMPLATES: tuple[Template, ...] = (
-    Template("pollution", frozenset({
-        "env:water_cod", "env:water_nh3n", "env:water_ph", "env:pm25", "env:pm10", "env:no2",
-        "env:so2", "env:o3", "complaint:odor", "complaint:water_quality", "complaint:illness",
-        "complaint:air_quality",
-    })),
-    Template("food_safety", frozenset({
-        "market:inspection_fail", "market:recall", "complaint:food_safety",
-        "complaint:illness", "market:license_violation",
-    })),
-    Template("price_gouging", frozenset({"market:price", "complaint:price"})),
-    Template("flood", frozenset(
-        {"env:water_level_m", "complaint:flooding", "complaint:water_quality"})),
-    Template("product_quality", frozenset({
-        "market:recall", "market:inspection_fail", "complaint:product_quality",
-    })),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,16 +99,27 @@ class Correlator:
         window_s: float = 6 * 3600.0,
         quiet_s: float = 12 * 3600.0,
         min_departments: int = 2,
-        templates: Iterable[Template] = DEFAULT_TEMPLATES,
+        templates: Iterable[Template] | TemplateSet | None = None,
         update_score_step: float = 2.0,
         generic_departments: int = 3,
+        support_p: float = 2e-3,
+        open_p: float = 1e-6,
     ) -> None:
         self.window_s = window_s
         self.quiet_s = quiet_s
         self.min_departments = min_departments
-        self.templates = tuple(templates)
+        if templates is None:
+            templates = load_templates(DEFAULT_FILE)
+        if isinstance(templates, TemplateSet):
+            self.templates = templates.scenarios
+            self.generic = templates.generic
+        else:
+            self.templates = tuple(templates)
+            self.generic = Template(GENERIC, frozenset(), min_departments=generic_departments)
         self.update_score_step = update_score_step
         self.generic_departments = max(generic_departments, min_departments)
+        self.support_p = support_p
+        self.open_p = open_p
         self._recent: dict[str, deque[Finding]] = {}
         self._open: dict[str, list[_Incident]] = {}
         self._seen_ids: dict[str, None] = {}
@@ -176,6 +158,25 @@ class Correlator:
             self._recent[f.region] = deque(g for g in buf if g.anomaly_id not in used)
         return out
 
+    def department_p(self, findings: Iterable[Finding]) -> dict[str, float]:
+        """Each department's evidence: Fisher over the best p-value of each of its signals
+        (corroborating signals of one department strengthen it; repeats of one do not)."""
+        best: dict[str, dict[str, float]] = {}
+        for g in findings:
+            sig = best.setdefault(g.department, {})
+            sig[g.signal] = min(sig.get(g.signal, 1.0), g.p_value)
+        return {d: fisher_combine(list(sig.values())) for d, sig in best.items()}
+
+    def _enough(self, findings: list[Finding], departments: int) -> bool:
+        """The opening rule: at least ``departments`` departments each with evidence at
+        ``support_p`` or stronger, and Fisher over those departments' p-values at
+        ``open_p`` or stronger. Three moderate departments thus outrank one strong one,
+        and one very strong department cannot carry a chance blip of another."""
+        ps = sorted(self.department_p(findings).values())
+        if len(ps) < departments or ps[departments - 1] > self.support_p:
+            return False
+        return fisher_combine([p for p in ps if p <= self.support_p]) <= self.open_p
+
     def _select(self, window: list[Finding], f: Finding) -> list[Finding]:
         """The findings that open an incident with ``f``: those of the best-fitting
         scenario template when one spans enough departments (an unrelated blip in the same
@@ -188,23 +189,26 @@ class Correlator:
             if not tpl.matches(f.kind):
                 continue
             sub = [g for g in window if tpl.matches(g.kind)]
-            if len({g.department for g in sub}) < self.min_departments:
+            if not self._enough(sub, max(self.min_departments, tpl.min_departments)):
                 continue
             fit = len({g.signal for g in sub}) + 2 * len({g.department for g in sub})
             if fit > best_fit:
                 best, best_fit = sub, fit
         if best:
             return best
-        if len({g.department for g in window}) >= self.generic_departments:
+        if self._enough(window, max(self.min_departments, self.generic.min_departments)):
             return window
         return []
 
+    def template(self, name: str) -> Template:
+        """The template called ``name`` (the generic one if there is none)."""
+        return next((t for t in self.templates if t.name == name), self.generic)
+
     def _fits(self, inc: _Incident, f: Finding) -> bool:
         """Does ``f`` belong to incident ``inc`` (same scenario family)?"""
-        if inc.scenario == "cross_department":
+        if inc.scenario == GENERIC:
             return True
-        tpl = next((t for t in self.templates if t.name == inc.scenario), None)
-        return tpl is None or tpl.matches(f.kind)
+        return self.template(inc.scenario).matches(f.kind)
 
     def advance(self, watermark: float) -> list[IncidentVersion]:
         """Move event time forward; resolve incidents quiet for ``quiet_s``."""
@@ -272,7 +276,7 @@ class Correlator:
         return self._version(inc, "update")
 
     def _scenario(self, kinds: set[str]) -> str:
-        best, best_n = "cross_department", 0
+        best, best_n = GENERIC, 0
         for tpl in self.templates:
             matched = [k for k in kinds if tpl.matches(k)]
             sources = {k.split(":", 1)[0] for k in matched}
@@ -287,26 +291,22 @@ class Correlator:
         p = fisher_combine([g.p_value for g in ev])
         score = -math.log10(max(p, P_FLOOR))
         inc.scenario = self._scenario({g.kind for g in ev})
+        tpl = self.template(inc.scenario)
         nd = len(depts)
-        if nd >= 3 or score >= 20:
-            severity = "Severe"
-        elif score >= 8:
-            severity = "Moderate"
-        else:
-            severity = "Minor"
+        severity = tpl.severity_for(score, nd)
         inc.severity = severity
-        certainty = "Likely" if nd >= 3 or score >= 12 else "Possible"
+        certainty = tpl.certainty_for(score, nd)
         urgency = "Past" if status == "resolved" else "Immediate"
         return IncidentVersion(
             warning_id=inc.warning_id, version=inc.version, status=status, region=inc.region,
             scenario=inc.scenario, severity=severity, urgency=urgency, certainty=certainty,
             score=round(score, 3), p_value=p, departments=depts,
             first_seen=inc.first_seen, last_seen=inc.last_seen, evidence=ev,
-            explanation=explain(inc.region, inc.scenario, ev, p, status),
+            explanation=explain(inc.region, tpl, ev, p, status),
         )
 
 
-def explain(region: str, scenario: str, ev: tuple[Finding, ...], p: float, status: str) -> str:
+def explain(region: str, tpl: Template, ev: tuple[Finding, ...], p: float, status: str) -> str:
     """One short paragraph a duty officer can read."""
     from datetime import UTC, datetime
 
@@ -321,11 +321,13 @@ def explain(region: str, scenario: str, ev: tuple[Finding, ...], p: float, statu
     head = "Resolved: " if status == "resolved" else ""
     since = ts(min(g.t for g in ev)) if ev else "?"
     return (
-        f"{head}Possible {scenario.replace('_', ' ')} in {region}: {len(depts)} departments "
+        f"{head}Possible {tpl.title.lower()} in {region}: {len(depts)} departments "
         f"({', '.join(depts)}) report anomalies since {since}. "
         + "; ".join(parts)
         + f". Combined chance of this by coincidence: p={p:.1e}."
+        + (f" Recommended: {tpl.instruction}" if tpl.instruction and status != "resolved"
+           else "")
     )
 
 
-__all__ = ["DEFAULT_TEMPLATES", "Correlator", "Finding", "IncidentVersion", "Template"]
+__all__ = ["Correlator", "Finding", "IncidentVersion", "Template"]
