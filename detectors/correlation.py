@@ -7,7 +7,7 @@ import hashlib
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .base import P_FLOOR, fisher_combine
 from .templates import DEFAULT_FILE, GENERIC, Template, TemplateSet, load_templates
@@ -29,10 +29,16 @@ class Finding:
     p_value: float
     t: float
     event_ids: tuple[str, ...] = ()
+    via: str = ""  # set on a neighbour's copy: the region it was observed in
 
     @property
     def score(self) -> float:
         return -math.log10(max(self.p_value, P_FLOOR))
+
+    @property
+    def origin(self) -> str:
+        """The region the anomaly was observed in."""
+        return self.via or self.region
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,7 @@ class Correlator:
         generic_departments: int = 3,
         support_p: float = 2e-3,
         open_p: float = 1e-6,
+        neighbour_decay: float = 1.0,
     ) -> None:
         self.window_s = window_s
         self.quiet_s = quiet_s
@@ -120,6 +127,7 @@ class Correlator:
         self.generic_departments = max(generic_departments, min_departments)
         self.support_p = support_p
         self.open_p = open_p
+        self.neighbour_decay = neighbour_decay
         self._recent: dict[str, deque[Finding]] = {}
         self._open: dict[str, list[_Incident]] = {}
         self._seen_ids: dict[str, None] = {}
@@ -131,6 +139,8 @@ class Correlator:
         if f.anomaly_id in self._seen_ids:
             return []
         self._seen_ids[f.anomaly_id] = None
+        if f.via:  # a neighbour's anomaly counts, weaker
+            f = replace(f, p_value=min(1.0, f.p_value * 10.0 ** self.neighbour_decay))
         if len(self._seen_ids) > 100_000:
             self._seen_ids.pop(next(iter(self._seen_ids)))
         # input is in event-time order (see detectors.reorder): event time is f.t
@@ -172,8 +182,15 @@ class Correlator:
         ``support_p`` or stronger, and Fisher over those departments' p-values at
         ``open_p`` or stronger. Three moderate departments thus outrank one strong one,
         and one very strong department cannot carry a chance blip of another."""
-        ps = sorted(self.department_p(findings).values())
+        by_dept = self.department_p(findings)
+        ps = sorted(by_dept.values())
         if len(ps) < departments or ps[departments - 1] > self.support_p:
+            return False
+        # the lead evidence must be the region's own: an incident straddling a boundary
+        # opens once, in the region where it is strongest, and its neighbours' anomalies
+        # extend it
+        local = self.department_p(g for g in findings if not g.via)
+        if not local or min(local.values()) > ps[0]:
             return False
         return fisher_combine([p for p in ps if p <= self.support_p]) <= self.open_p
 

@@ -15,7 +15,7 @@ file for the format. Pure data, no Kafka.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ class Template:
     cap_category: str = "Other"
     instruction: str = ""
     severity: tuple[SeverityRule, ...] = ()
-    certainty: SeverityRule = field(default_factory=lambda: SeverityRule("Likely", 3, 12.0))
+    certainty: tuple[SeverityRule, ...] = (SeverityRule("Likely", departments=3),
+                                           SeverityRule("Likely", score=12.0))
     min_departments: int = 2
 
     def matches(self, kind: str) -> bool:
@@ -67,7 +68,8 @@ class Template:
         return "Minor"
 
     def certainty_for(self, score: float, departments: int) -> str:
-        return "Likely" if self.certainty.holds(score, departments) else "Possible"
+        return ("Likely" if any(r.holds(score, departments) for r in self.certainty)
+                else "Possible")
 
     @property
     def title(self) -> str:
@@ -131,13 +133,17 @@ def _template(where: str, name: str, spec: Any, generic: bool = False) -> Templa
     if isinstance(min_dep, bool) or not isinstance(min_dep, int) or min_dep < 2:
         raise TemplateError(f"{where}: min_departments must be a whole number >= 2, "
                             f"got {min_dep!r}")
-    cert = spec.get("certainty", {"departments": 3, "score": 12})
+    cert = spec.get("certainty", [{"departments": 3}, {"score": 12}])
+    if not isinstance(cert, list):
+        raise TemplateError(f"{where}: certainty must be a list of conditions, any of which "
+                            "makes the warning Likely, e.g. [{departments: 3}, {score: 12}]")
     return Template(
         name=name, kinds=frozenset(str(k) for k in (kinds or [])),
         event=str(spec.get("event", "")), cap_category=str(category),
         instruction=" ".join(str(spec.get("instruction", "")).split()),
         severity=tuple(_rule(f"{where}: severity #{i + 1}", r) for i, r in enumerate(rules)),
-        certainty=_rule(f"{where}: certainty", cert, level_key="_"),
+        certainty=tuple(_rule(f"{where}: certainty #{i + 1}", c, level_key="_")
+                        for i, c in enumerate(cert)),
         min_departments=min_dep,
     )
 

@@ -156,30 +156,56 @@ def eval_replay(
     warnings_out: Annotated[Path | None, typer.Option(help="Write every warning version.")
                             ] = None,
     regions: Annotated[Path | None, typer.Option(help="Region registry CSV.")] = None,
+    baseline: Annotated[str, typer.Option(
+        metavar="[tocsin|single|naive]",
+        help="What to score: tocsin (the pipeline), single (a warning per anomaly episode) "
+             "or naive (hourly z-scores / Poisson tails, two departments within 6 h); "
+             "see streams/baselines.py.")] = "tocsin",
 ) -> None:
     """Run detection and correlation in-process over a replay file and score it."""
+    from .baselines import (
+        BASELINES,
+        ingest_replay,
+        naive_flags,
+        naive_warnings_from_flags,
+        single_warnings,
+    )
     from .evaluate import load_truth, read_replay, run_pipeline, score, span_weeks
     from .regions import RegionRegistry
 
+    if baseline not in BASELINES:
+        raise typer.BadParameter(f"{baseline!r} is not one of {', '.join(BASELINES)}",
+                                 param_hint="'--baseline'")
     s = _settings(region_registry=regions)
     registry = RegionRegistry.from_csv(s.region_registry)
     incidents = load_truth(truth)
     t0 = time.perf_counter()
-    pipe, bad = run_pipeline(read_replay(events), s, registry)
+    if baseline == "naive":
+        ing = ingest_replay(read_replay(events), registry, s.dedup_window)
+        flags = naive_flags(ing.records)
+        warnings = naive_warnings_from_flags(flags)
+        counts = {"events": ing.received + ing.bad_lines, "valid": len(ing.records),
+                  "dead_letters": ing.dead_letters + ing.bad_lines,
+                  "duplicates": ing.duplicates, "anomalies": len(flags)}  # naive flags
+    else:
+        pipe, bad = run_pipeline(read_replay(events), s, registry)
+        warnings = single_warnings(pipe.anomalies) if baseline == "single" else pipe.warnings
+        c = pipe.sources.counters
+        counts = {"events": sum(c.received.values()) + bad, "valid": sum(c.valid.values()),
+                  "dead_letters": sum(c.dead.values()) + bad,
+                  "duplicates": sum(c.duplicate.values()), "anomalies": c.anomalies}
     elapsed = time.perf_counter() - t0
-    report = score(pipe.warnings, incidents, registry)
-    c = pipe.sources.counters
-    weeks = span_weeks(incidents, pipe.warnings)
+    report = score(warnings, incidents, registry)
+    weeks = span_weeks(incidents, warnings)
+    report.update(counts)
     report.update({
-        "events": sum(c.received.values()) + bad, "valid": sum(c.valid.values()),
-        "dead_letters": sum(c.dead.values()) + bad, "duplicates": sum(c.duplicate.values()),
-        "anomalies": c.anomalies, "warning_versions": len(pipe.warnings),
+        "baseline": baseline, "warning_versions": len(warnings),
         "false_warnings_per_region_week": report["false_warnings"] / (len(registry) * weeks),
         "seconds": round(elapsed, 3),
     })
     if warnings_out is not None:
         with warnings_out.open("w", encoding="utf-8") as f:
-            for w in pipe.warnings:
+            for w in warnings:
                 f.write(w.model_dump_json() + "\n")
     _print_report(report, as_json, (
         "incidents", "detected", "recall", "warnings", "false_warnings", "precision",

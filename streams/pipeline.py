@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from detectors.correlation import Correlator, Finding, IncidentVersion
 from detectors.reorder import EventTimeBuffer
+from detectors.templates import DEFAULT_FILE, load_templates
 
 from .detection import Detection, DetectParams
 from .ingest import Ingestor, Origin
@@ -35,7 +36,18 @@ def finding_to_anomaly(f: Finding) -> Anomaly:
         department=f.department, region=f.region, signal=f.signal, detector=f.detector,
         observed=_num(f.observed), expected=_num(f.expected), score=round(f.score, 3),
         p_value=f.p_value, event_time=_dt(f.t), event_ids=list(f.event_ids),
+        via=f.via or None,
     )
+
+
+def neighbour_copies(a: Anomaly, registry: RegionRegistry) -> list[Anomaly]:
+    """The copies of ``a`` sent to its region's neighbours (keyed, and so partitioned, by
+    the neighbour), so an incident straddling a boundary sees both sides."""
+    if a.via is not None or a.region not in registry:
+        return []
+    return [a.model_copy(update={"region": n, "via": a.region,
+                                 "anomaly_id": f"{a.anomaly_id}~{n}"})
+            for n in sorted(registry.neighbours(a.region))]
 
 
 def anomaly_to_finding(a: Anomaly) -> Finding:
@@ -43,7 +55,7 @@ def anomaly_to_finding(a: Anomaly) -> Finding:
         anomaly_id=a.anomaly_id, source=a.source, department=a.department, region=a.region,
         kind=a.kind, signal=a.signal, detector=a.detector, observed=a.observed,
         expected=a.expected, p_value=a.p_value, t=a.event_time.timestamp(),
-        event_ids=tuple(a.event_ids),
+        event_ids=tuple(a.event_ids), via=a.via or "",
     )
 
 
@@ -57,7 +69,7 @@ def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None) -> W
         evidence=[
             Evidence(
                 source=g.source, department=g.department,
-                region=g.region, signal=g.signal, detector=g.detector,
+                region=g.origin, signal=g.signal, detector=g.detector,
                 observed=_num(g.observed), expected=_num(g.expected), score=round(g.score, 3),
                 p_value=g.p_value, event_time=_dt(g.t), event_ids=list(g.event_ids),
             )
@@ -90,6 +102,7 @@ class CorrelationStage:
         self._expected = [f"{src}/{p}" for src in SOURCES for p in range(settings.partitions)
                           ] if expect_all_sources else []
         self._parts: dict[int, _CorrelationPartition] = {}
+        self.templates = load_templates(settings.scenarios or DEFAULT_FILE)
 
     def part(self, partition: int, wall: float = 0.0) -> _CorrelationPartition:
         p = self._parts.get(partition)
@@ -97,7 +110,8 @@ class CorrelationStage:
             s = self.settings
             p = self._parts[partition] = _CorrelationPartition(
                 EventTimeBuffer(s.allowed_lateness_s, s.reorder_idle_s, self._expected, wall),
-                Correlator(window_s=s.correlation_window_s, quiet_s=s.quiet_resolve_s),
+                Correlator(window_s=s.correlation_window_s, quiet_s=s.quiet_resolve_s,
+                           templates=self.templates, neighbour_decay=s.neighbour_decay),
             )
         return p
 
@@ -189,6 +203,7 @@ class SourceStage:
 
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
         self.ingestor = Ingestor(registry, settings.dedup_window)
+        self.registry = registry
         self._params = DetectParams(lateness_s=settings.allowed_lateness_s)
         self._detection: dict[int, Detection] = {}
         self.counters = Counters()
@@ -218,7 +233,12 @@ class SourceStage:
         c.valid[source] += 1
         found = self.detection(origin.partition).process(source, res.record)
         c.anomalies += len(found)
-        return StepResult(anomalies=[finding_to_anomaly(f) for f in found])
+        out = []
+        for f in found:
+            a = finding_to_anomaly(f)
+            out.append(a)
+            out.extend(neighbour_copies(a, self.registry))
+        return StepResult(anomalies=out)
 
 
 class Pipeline:
@@ -239,7 +259,8 @@ class Pipeline:
             self.dead_letters.append(step.dead)
         n = self.settings.partitions
         for a in step.anomalies:
-            self.anomalies.append(a)
+            if a.via is None:  # neighbour copies are routing, not new anomalies
+                self.anomalies.append(a)
             self.correlation.add(partition_for(a.region.encode(), n), a, 0.0)
         # a live ingest agent sends its watermark after each batch; here, after each record
         wm = self.sources.watermark(source, origin.partition)

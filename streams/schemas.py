@@ -173,6 +173,9 @@ class Anomaly(Evidence):
     record: Literal["anomaly"] = "anomaly"
     anomaly_id: str
     kind: str = Field(description="Signal kind without the instance, e.g. 'env:water_cod'.")
+    via: str | None = Field(
+        None, description="Set on the copy sent to a neighbouring region: the region the "
+        "anomaly was observed in (``region`` is then the neighbour).")
 
 
 class SourceWatermark(WireModel):

@@ -76,6 +76,14 @@ class TocsinSettings(BaseSettings):
     quiet_resolve_s: float = Field(
         12 * 3600.0, gt=0, description="An incident with no new evidence for this long resolves."
     )
+    neighbour_decay: float = Field(
+        1.0, ge=0,
+        description="Anomalies of a neighbouring region count in a region's incidents with "
+        "their p-value multiplied by 10**neighbour_decay (1.0: one order of magnitude weaker).",
+    )
+    scenarios: Path | None = Field(
+        None, description="Scenario templates YAML (default: the packaged scenarios.yaml)."
+    )
 
     @field_validator("broker")
     @classmethod

@@ -101,8 +101,13 @@ def test_ingest_agent_emits_anomaly_for_a_jump(tmp_path: Path, registry: RegionR
     anomalies = [r for r in (ANOMALY_RECORD.validate_json(v)
                              for _, v, _ in topic_of(sent, "anomalies"))
                  if isinstance(r, Anomaly)]
-    assert len(anomalies) == 1
-    a = anomalies[0]
+    own = [a for a in anomalies if a.via is None]
+    assert len(own) == 1
+    a = own[0]
+    # one copy per neighbour, keyed by the neighbour, so a boundary incident sees both sides
+    copies = [c for c in anomalies if c.via is not None]
+    assert sorted(c.region for c in copies) == sorted(registry.neighbours("harbour"))
+    assert all(c.via == "harbour" and c.p_value == a.p_value for c in copies)
     assert (a.kind, a.region, a.observed) == ("env:water_cod", "harbour", 60.0)
     assert a.expected == pytest.approx(20.4, abs=0.5)
     assert a.detector == "sensor_ensemble"

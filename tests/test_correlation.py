@@ -71,3 +71,59 @@ def test_unrelated_scenario_in_same_region_is_a_new_incident() -> None:
     second = c.process(f("d", "hotline", "complaint:odor", 3 * H))
     assert [v.status for v in second] == ["new"]
     assert second[0].warning_id != first.warning_id and second[0].scenario == "pollution"
+
+
+def copy(g: Finding, to: str) -> Finding:
+    """The neighbour copy the detect stage sends (see streams.pipeline.neighbour_copies)."""
+    from dataclasses import replace
+
+    return replace(g, anomaly_id=f"{g.anomaly_id}~{to}", region=to, via=g.region)
+
+
+def test_incident_straddling_a_boundary_is_one_incident() -> None:
+    # region A sees the leak on its sensors; its neighbour B gets the odour complaints
+    a = Correlator(window_s=6 * H)  # the correlator that holds region "A" (and "B")
+    env = f("e", "eco", "env:water_cod", 0, region="A", p=1e-9)
+    odour = f("o", "hotline", "complaint:odor", 1 * H, region="B", p=1e-6)
+    out = []
+    for g in (env, copy(env, "B"), odour, copy(odour, "A")):
+        out += a.process(g)
+    assert [(v.status, v.region) for v in out] == [("new", "A")]
+    origins = sorted(g.origin for g in out[0].evidence)
+    assert origins == ["A", "B"]
+
+
+def test_neighbour_evidence_counts_weaker() -> None:
+    # a neighbour's complaint at p=1e-3 counts as 1e-2 (neighbour_decay=1): not enough
+    c = Correlator(window_s=6 * H, support_p=2e-3)
+    c.process(f("e", "eco", "env:water_cod", 0, region="A", p=1e-9))
+    assert c.process(copy(f("o", "hotline", "complaint:odor", H, region="B", p=1e-3), "A")) == []
+    # the same complaint in the region itself is enough
+    c2 = Correlator(window_s=6 * H, support_p=2e-3)
+    c2.process(f("e", "eco", "env:water_cod", 0, region="A", p=1e-9))
+    assert [v.status for v in c2.process(
+        f("o", "hotline", "complaint:odor", H, region="A", p=1e-3))] == ["new"]
+
+
+def test_a_region_does_not_open_on_its_neighbours_lead() -> None:
+    # B has only a weak complaint of its own; the strong evidence is A's (a copy): no
+    # incident in B, whatever A does
+    c = Correlator(window_s=6 * H, neighbour_decay=0.0)
+    out = c.process(copy(f("e", "eco", "env:water_cod", 0, region="A", p=1e-12), "B"))
+    out += c.process(f("o", "hotline", "complaint:odor", H, region="B", p=1e-3))
+    assert out == []
+
+
+def test_three_moderate_departments_outrank_one_strong() -> None:
+    strong = Correlator(window_s=6 * H)
+    out = []
+    for i in range(5):
+        out += strong.process(f(f"s{i}", "eco", "env:water_cod", i * H, p=1e-30))
+    assert out == []
+    moderate = Correlator(window_s=6 * H)
+    out = moderate.process(f("a", "eco", "env:water_cod", 0, p=1e-3))
+    out += moderate.process(f("b", "hotline", "complaint:odor", H, p=1e-3))
+    out += moderate.process(f("c", "market", "market:inspection_fail", 2 * H, p=1e-3))
+    # no two of them suffice (Fisher of two 1e-3 is 1.5e-5 > open_p); the three do, as a
+    # generic cross-department incident, labelled by the template most of its kinds fit
+    assert [v.status for v in out] == ["new"] and len(out[0].departments) == 3
