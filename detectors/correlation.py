@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from .base import P_FLOOR, fisher_combine
+from .feedback import Decision, Entry, FeedbackBar, WarningHistory, combination
 from .templates import DEFAULT_FILE, GENERIC, Template, TemplateSet, load_templates
 
 
@@ -60,6 +61,9 @@ class IncidentVersion:
     last_seen: float
     evidence: tuple[Finding, ...]
     explanation: str
+    history: tuple[Entry, ...] = ()
+    combination: str = ""  # the signal kinds that opened it (the feedback bar's key)
+    bar_note: str | None = None  # the feedback adaptation in force when it opened
 
 
 @dataclass(slots=True)
@@ -72,6 +76,8 @@ class _Incident:
     evidence: dict[str, Finding] = field(default_factory=dict)  # best finding per signal
     scenario: str = "cross_department"
     severity: str = "Minor"
+    combination: str = ""
+    bar_note: str | None = None
 
 
 class Correlator:
@@ -111,6 +117,7 @@ class Correlator:
         support_p: float = 2e-3,
         open_p: float = 1e-6,
         neighbour_decay: float = 1.0,
+        feedback: FeedbackBar | None = None,
     ) -> None:
         self.window_s = window_s
         self.quiet_s = quiet_s
@@ -128,6 +135,10 @@ class Correlator:
         self.support_p = support_p
         self.open_p = open_p
         self.neighbour_decay = neighbour_decay
+        self.bar = feedback if feedback is not None else FeedbackBar()
+        self.history = WarningHistory()
+        # closed incidents' (region, combination), so late feedback still adapts the bar
+        self._closed: dict[str, tuple[str, str]] = {}
         self._recent: dict[str, deque[Finding]] = {}
         self._open: dict[str, list[_Incident]] = {}
         self._seen_ids: dict[str, None] = {}
@@ -177,14 +188,18 @@ class Correlator:
             sig[g.signal] = min(sig.get(g.signal, 1.0), g.p_value)
         return {d: fisher_combine(list(sig.values())) for d, sig in best.items()}
 
-    def _enough(self, findings: list[Finding], departments: int) -> bool:
+    def _enough(self, findings: list[Finding], departments: int, extra: float = 0.0) -> bool:
         """The opening rule: at least ``departments`` departments each with evidence at
         ``support_p`` or stronger, and Fisher over those departments' p-values at
         ``open_p`` or stronger. Three moderate departments thus outrank one strong one,
-        and one very strong department cannot carry a chance blip of another."""
+        and one very strong department cannot carry a chance blip of another. ``extra``
+        (from operators' dismissals) demands ``10**extra`` times stronger evidence of
+        every department and of the whole."""
+        scale = math.pow(10.0, -extra)
+        support = self.support_p * scale
         by_dept = self.department_p(findings)
         ps = sorted(by_dept.values())
-        if len(ps) < departments or ps[departments - 1] > self.support_p:
+        if len(ps) < departments or ps[departments - 1] > support:
             return False
         # the lead evidence must be the region's own: an incident straddling a boundary
         # opens once, in the region where it is strongest, and its neighbours' anomalies
@@ -192,7 +207,7 @@ class Correlator:
         local = self.department_p(g for g in findings if not g.via)
         if not local or min(local.values()) > ps[0]:
             return False
-        return fisher_combine([p for p in ps if p <= self.support_p]) <= self.open_p
+        return fisher_combine([p for p in ps if p <= support]) <= self.open_p * scale
 
     def _select(self, window: list[Finding], f: Finding) -> list[Finding]:
         """The findings that open an incident with ``f``: those of the best-fitting
@@ -206,16 +221,60 @@ class Correlator:
             if not tpl.matches(f.kind):
                 continue
             sub = [g for g in window if tpl.matches(g.kind)]
-            if not self._enough(sub, max(self.min_departments, tpl.min_departments)):
+            extra = self.bar.extra_score(f.region, self._combo(sub), f.t)
+            if not self._enough(sub, max(self.min_departments, tpl.min_departments), extra):
                 continue
             fit = len({g.signal for g in sub}) + 2 * len({g.department for g in sub})
             if fit > best_fit:
                 best, best_fit = sub, fit
         if best:
             return best
-        if self._enough(window, max(self.min_departments, self.generic.min_departments)):
+        extra = self.bar.extra_score(f.region, self._combo(window), f.t)
+        if self._enough(window, max(self.min_departments, self.generic.min_departments),
+                        extra):
             return window
         return []
+
+    def _combo(self, findings: Iterable[Finding]) -> str:
+        """The feedback bar's key: the scenario these findings make and their kinds."""
+        kinds = {g.kind for g in findings}
+        return combination(kinds, self._scenario(kinds))
+
+    def feedback(self, d: Decision, region: str) -> list[IncidentVersion]:
+        """Apply an operator's decision. Every decision enters the warning's history (a
+        disallowed one marked rejected); an open warning publishes a version carrying it:
+        ``cancelled`` on a dismissal, ``resolved`` on resolve, else ``update``. Accepted
+        dismissals and confirmations move the feedback bar for the region and the signal
+        combination that opened the warning, open or already closed."""
+        entry = self.history.record(d)
+        if entry is None:  # the same decision again (replay)
+            return []
+        inc = next((i for i in self._open.get(region, []) if i.warning_id == d.warning_id),
+                   None)
+        key = (region, inc.combination) if inc is not None else self._closed.get(d.warning_id)
+        if entry.accepted and key is not None:
+            self.bar.learn(d, key[0], key[1], d.at)
+        if inc is None:
+            return []
+        inc.version += 1
+        status = "update"
+        if entry.accepted and d.action in ("dismiss", "resolve"):
+            status = "cancelled" if d.action == "dismiss" else "resolved"
+            self._close(inc)
+        return [self._version(inc, status)]
+
+    def _close(self, inc: _Incident) -> None:
+        incs = self._open.get(inc.region, [])
+        if inc in incs:
+            incs.remove(inc)
+            if not incs:
+                del self._open[inc.region]
+        self._remember(inc)
+
+    def _remember(self, inc: _Incident) -> None:
+        self._closed[inc.warning_id] = (inc.region, inc.combination)
+        if len(self._closed) > 10_000:
+            self._closed.pop(next(iter(self._closed)))
 
     def template(self, name: str) -> Template:
         """The template called ``name`` (the generic one if there is none)."""
@@ -239,6 +298,7 @@ class Correlator:
                 if inc.last_seen + self.quiet_s <= watermark:
                     inc.version += 1
                     out.append(self._version(inc, "resolved"))
+                    self._remember(inc)
                 else:
                     keep.append(inc)
             if keep:
@@ -268,6 +328,9 @@ class Correlator:
         )
         for g in chosen:
             self._add(inc, g)
+        inc.combination = self._combo(chosen)
+        if self.bar.extra_score(region, inc.combination, inc.last_seen) > 0:
+            inc.bar_note = self.bar.explain(region, inc.combination, inc.last_seen)
         self._open.setdefault(region, []).append(inc)
         return self._version(inc, "new")
 
@@ -320,6 +383,8 @@ class Correlator:
             score=round(score, 3), p_value=p, departments=depts,
             first_seen=inc.first_seen, last_seen=inc.last_seen, evidence=ev,
             explanation=explain(inc.region, tpl, ev, p, status),
+            history=self.history.history(inc.warning_id), combination=inc.combination,
+            bar_note=inc.bar_note,
         )
 
 

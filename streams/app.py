@@ -16,12 +16,21 @@ from typing import Any
 import faust
 from pydantic import ValidationError
 
+from .cap import CapError, to_cap
 from .ingest import Origin, dead_letter
 from .pipeline import CorrelationStage, SourceStage
 from .regions import RegionRegistry
-from .schemas import ANOMALY_RECORD, SourceWatermark, Warning
+from .schemas import ANOMALY_RECORD, Feedback, SourceWatermark, Warning
 from .settings import TocsinSettings
-from .topics import ANOMALIES, DEADLETTER, SOURCE_TOPICS, WARNINGS, topic_name
+from .topics import (
+    ANOMALIES,
+    DEADLETTER,
+    FEEDBACK,
+    SOURCE_TOPICS,
+    WARNINGS,
+    WARNINGS_CAP,
+    topic_name,
+)
 
 log = logging.getLogger("tocsin.worker")
 
@@ -52,6 +61,9 @@ class Worker:
         self.settings = settings
         self.sources = SourceStage(settings, registry)
         self.correlation = CorrelationStage(settings)
+        self.registry = registry
+        # earlier versions of open warnings, for the CAP references of their updates
+        self._cap_prev: dict[str, list[Warning]] = {}
         self.warnings_sent = 0
         self.dead_sent = 0
         self.processed: dict[str, int] = {}  # records fully handled, per agent
@@ -83,6 +95,9 @@ class Worker:
         self.deadletter_topic = topic(DEADLETTER)
         self.anomalies_topic = topic(ANOMALIES)
         self.warnings_topic = topic(WARNINGS)
+        self.cap_topic = topic(WARNINGS_CAP)
+        self.feedback_topic = topic(FEEDBACK)
+        self.app.agent(self.feedback_topic, name="tocsin.feedback")(self._feedback)
         for source, base in SOURCE_TOPICS.items():
             self.app.agent(topic(base), name=f"tocsin.ingest.{source}")(self._ingest_agent(source))
         self.app.agent(self.anomalies_topic, name="tocsin.correlate")(self._correlate)
@@ -165,13 +180,63 @@ class Worker:
             self.processed["correlate"] = self.processed.get("correlate", 0) + len(events)
             yield None
 
+    async def _feedback(self, stream: Any) -> AsyncIterator[None]:
+        """Validate duty officers' decisions and forward them to the correlator that holds
+        the region (through the anomalies topic, keyed by region); bad ones are
+        dead-lettered with the reason."""
+        from detectors.feedback import Decision, InvalidDecision
+
+        s = self.settings
+        async for events in stream.take_events(s.batch_size, s.batch_within_s):
+            pending: list[Awaitable[Any]] = []
+            for ev in events:
+                m = ev.message
+                origin = Origin(m.topic, m.partition, m.offset, m.key)
+                raw = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
+                try:
+                    fb = Feedback.model_validate_json(raw)
+                    Decision(fb.warning_id, fb.action, fb.by, fb.at.timestamp(), fb.reason)
+                except (ValidationError, InvalidDecision, ValueError) as exc:
+                    msg = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError)
+                           else str(exc))
+                    d = dead_letter(raw, origin, f"bad feedback: {msg}", "schema")
+                    pending.append(await self._send(self.deadletter_topic, m.key,
+                                                    d.model_dump_json().encode()))
+                    continue
+                pending.append(await self._send(self.anomalies_topic, fb.region.encode(),
+                                                fb.model_dump_json().encode()))
+            if pending:
+                await asyncio.gather(*pending)
+            self.processed["feedback"] = self.processed.get("feedback", 0) + len(events)
+            yield None
+
+    def _cap(self, w: Warning) -> bytes | None:
+        """The CAP 1.2 rendering of ``w`` (None, logged, if it cannot be rendered: an
+        update whose earlier versions this worker has not seen since it started)."""
+        prev = self._cap_prev.setdefault(w.warning_id, [])
+        tpl = self.correlation.templates.get(w.scenario)
+        try:
+            xml = to_cap(w, self.registry, sender=self.settings.cap_sender, previous=prev,
+                         instruction=tpl.instruction or None,
+                         category=tpl.cap_category)  # type: ignore[arg-type]
+        except CapError as exc:
+            log.warning("no CAP rendering of %s v%d: %s", w.warning_id, w.version, exc)
+            xml = None
+        prev.append(w)
+        if w.status in ("resolved", "cancelled"):
+            self._cap_prev.pop(w.warning_id, None)
+        return None if xml is None else xml.encode("utf-8")
+
     async def _publish(self, warnings: list[Warning]) -> list[Awaitable[Any]]:
         pending: list[Awaitable[Any]] = []
         for w in warnings:
             log.info("warning %s v%d %s %s %s", w.warning_id, w.version, w.status,
                      w.region, w.scenario)
-            pending.append(await self._send(self.warnings_topic, w.warning_id.encode(),
+            key = w.warning_id.encode()
+            pending.append(await self._send(self.warnings_topic, key,
                                             w.model_dump_json().encode()))
+            if self.settings.publish_cap and (xml := self._cap(w)) is not None:
+                pending.append(await self._send(self.cap_topic, key, xml))
             self.warnings_sent += 1
         return pending
 

@@ -10,13 +10,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from detectors.correlation import Correlator, Finding, IncidentVersion
+from detectors.feedback import Decision, InvalidDecision
 from detectors.reorder import EventTimeBuffer
 from detectors.templates import DEFAULT_FILE, load_templates
 
 from .detection import Detection, DetectParams
 from .ingest import Ingestor, Origin
 from .regions import RegionRegistry
-from .schemas import Anomaly, DeadLetter, Evidence, SourceWatermark, Warning
+from .schemas import (
+    Anomaly,
+    Audit,
+    DeadLetter,
+    Evidence,
+    Feedback,
+    HistoryEntry,
+    SourceWatermark,
+    Warning,
+)
 from .settings import TocsinSettings
 
 SOURCES = ("env", "complaint", "market")
@@ -59,7 +69,24 @@ def anomaly_to_finding(a: Anomaly) -> Finding:
     )
 
 
-def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None) -> Warning:
+#: detector name -> version, recorded in every warning's audit (bump on a behaviour change)
+DETECTOR_VERSIONS = {
+    "sensor_ensemble": "2", "robust_baseline": "2", "count_surge": "2", "rate_surge": "2",
+}
+
+
+def _audit(v: IncidentVersion, rule: str, parameters: dict[str, float]) -> Audit:
+    return Audit(
+        template=v.scenario, rule=rule,
+        detectors={g.detector: DETECTOR_VERSIONS.get(g.detector, "?") for g in v.evidence},
+        parameters=parameters,
+        event_ids=sorted({e for g in v.evidence for e in g.event_ids}),
+        feedback_bar=v.bar_note,
+    )
+
+
+def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None,
+                       rule: str = "", parameters: dict[str, float] | None = None) -> Warning:
     return Warning(
         warning_id=v.warning_id, version=v.version, status=v.status,
         region=v.region, scenario=v.scenario, severity=v.severity,
@@ -76,12 +103,19 @@ def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None) -> W
             for g in v.evidence
         ],
         explanation=v.explanation, sent_at=sent_at,
+        history=[
+            HistoryEntry(action=e.decision.action, by=e.decision.by, at=_dt(e.decision.at),
+                         reason=e.decision.reason, accepted=e.accepted,
+                         rejected_because=e.rejected_because)
+            for e in v.history
+        ],
+        audit=_audit(v, rule, parameters or {}),
     )
 
 
 @dataclass
 class _CorrelationPartition:
-    buffer: EventTimeBuffer[Anomaly]
+    buffer: EventTimeBuffer[Anomaly | Feedback]
     correlator: Correlator
     last_input: float = 0.0  # wall clock (monotonic) of the last record seen
 
@@ -115,11 +149,16 @@ class CorrelationStage:
             )
         return p
 
-    def add(self, partition: int, rec: Anomaly | SourceWatermark, wall: float) -> None:
+    def add(self, partition: int, rec: Anomaly | SourceWatermark | Feedback,
+            wall: float) -> None:
         p = self.part(partition, wall)
         p.last_input = wall
         if isinstance(rec, Anomaly):
             p.buffer.push(rec.event_time.timestamp(), rec.anomaly_id, rec)
+        elif isinstance(rec, Feedback):
+            # in event-time order with the anomalies: a replay applies it at the same point
+            p.buffer.push(rec.at.timestamp(), f"~fb|{rec.warning_id}|{rec.action}|{rec.by}",
+                          rec)
         else:
             p.buffer.watermark(f"{rec.source}/{rec.partition}", rec.watermark.timestamp(), wall)
 
@@ -153,19 +192,37 @@ class CorrelationStage:
     def held(self) -> int:
         return sum(len(p.buffer) for p in self._parts.values())
 
-    @staticmethod
+    def rule(self, c: Correlator) -> tuple[str, dict[str, float]]:
+        """The fusion rule and its parameters, for the audit trail."""
+        params = {"window_s": c.window_s, "quiet_s": c.quiet_s, "support_p": c.support_p,
+                  "open_p": c.open_p, "neighbour_decay": c.neighbour_decay,
+                  "min_departments": float(c.min_departments)}
+        return ("each of >= min_departments departments at support_p (Fisher over its "
+                "signals) and Fisher over those departments at open_p, both divided by "
+                "10**feedback_extra; lead evidence local; neighbours' p x "
+                "10**neighbour_decay"), params
+
     def _correlate(
-        p: _CorrelationPartition, items: list[tuple[float, Anomaly]], until: float
+        self, p: _CorrelationPartition, items: list[tuple[float, Anomaly | Feedback]],
+        until: float,
     ) -> list[Warning]:
         versions: list[IncidentVersion] = []
         for _, a in items:
+            if isinstance(a, Feedback):
+                try:
+                    d = Decision(a.warning_id, a.action, a.by, a.at.timestamp(), a.reason)
+                except InvalidDecision:  # validated before it got here; never stop on it
+                    continue
+                versions.extend(p.correlator.feedback(d, a.region))
+                continue
             versions.extend(p.correlator.process(anomaly_to_finding(a)))
         if math.isfinite(until):
             versions.extend(p.correlator.advance(until))  # resolve quiet incidents
         if not versions:
             return []
         now = datetime.now(UTC)
-        return [version_to_warning(v, now) for v in versions]
+        rule, params = self.rule(p.correlator)
+        return [version_to_warning(v, now, rule, params) for v in versions]
 
 
 
@@ -270,6 +327,14 @@ class Pipeline:
             for part in range(n):
                 self.correlation.watermark(part, source, origin.partition, wm, 0.0)
                 out.extend(self.correlation.release(part, 0.0))
+        self.warnings.extend(out)
+        return out
+
+    def feedback(self, fb: Feedback) -> list[Warning]:
+        """A duty officer's decision, routed like the live worker routes it (by region)."""
+        part = partition_for(fb.region.encode(), self.settings.partitions)
+        self.correlation.add(part, fb, 0.0)
+        out = self.correlation.release(part, 0.0)
         self.warnings.extend(out)
         return out
 

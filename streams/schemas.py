@@ -189,8 +189,48 @@ class SourceWatermark(WireModel):
     watermark: EventTime
 
 
-AnomalyRecord = Annotated[Anomaly | SourceWatermark, Field(discriminator="record")]
-ANOMALY_RECORD: TypeAdapter[Anomaly | SourceWatermark] = TypeAdapter(AnomalyRecord)
+class Feedback(WireModel):
+    """Topic ``tocsin.feedback``: a duty officer's decision on a warning (keyed by region).
+    Forwarded into ``tocsin.anomalies`` so the correlator that holds the region applies it
+    in event-time order with the anomalies."""
+
+    record: Literal["feedback"] = "feedback"
+    warning_id: str = Field(min_length=1, max_length=200)
+    region: str = Field(min_length=1, max_length=100,
+                        description="The warning's region (routes the decision).")
+    action: Literal["acknowledge", "confirm", "dismiss", "resolve"]
+    by: str = Field(min_length=1, max_length=100, description="Operator id (not a name).")
+    at: EventTime
+    reason: str | None = Field(None, max_length=1000,
+                               description="Why; required for dismiss (false alarm).")
+
+
+AnomalyRecord = Annotated[Anomaly | SourceWatermark | Feedback,
+                          Field(discriminator="record")]
+ANOMALY_RECORD: TypeAdapter[Anomaly | SourceWatermark | Feedback] = TypeAdapter(AnomalyRecord)
+
+
+class HistoryEntry(WireModel):
+    """One operator decision in a warning's history."""
+
+    action: Literal["acknowledge", "confirm", "dismiss", "resolve"]
+    by: str
+    at: EventTime
+    reason: str | None = None
+    accepted: bool = True
+    rejected_because: str | None = None
+
+
+class Audit(WireModel):
+    """What produced a warning version: enough to reproduce and to explain it."""
+
+    template: str = Field(description="The scenario template that matched.")
+    rule: str = Field(description="The fusion rule and its parameters.")
+    detectors: dict[str, str] = Field(description="Detector name -> version.")
+    parameters: dict[str, float] = Field(default_factory=dict)
+    event_ids: list[str] = Field(default_factory=list,
+                                 description="Every source event behind the evidence.")
+    feedback_bar: str | None = Field(None, description="Feedback adaptation in force, if any.")
 
 
 class Warning(WireModel):
@@ -211,6 +251,8 @@ class Warning(WireModel):
     evidence: list[Evidence]
     explanation: str
     sent_at: EventTime | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+    audit: Audit | None = None
 
 
 class DeadLetter(WireModel):
@@ -240,6 +282,7 @@ PUBLIC_SCHEMAS: dict[str, type[BaseModel]] = {
     "tocsin.anomalies": Anomaly,
     "tocsin.warnings": Warning,
     "tocsin.deadletter": DeadLetter,
+    "tocsin.feedback": Feedback,
 }
 
 

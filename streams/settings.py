@@ -81,6 +81,11 @@ class TocsinSettings(BaseSettings):
         description="Anomalies of a neighbouring region count in a region's incidents with "
         "their p-value multiplied by 10**neighbour_decay (1.0: one order of magnitude weaker).",
     )
+    publish_cap: bool = Field(
+        True, description="Also publish every warning version as CAP 1.2 XML to "
+        "tocsin.warnings.cap.")
+    cap_sender: str = Field(
+        "tocsin@example.org", description="CAP <sender>: set your organisation's address.")
     scenarios: Path | None = Field(
         None, description="Scenario templates YAML (default: the packaged scenarios.yaml)."
     )

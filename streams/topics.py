@@ -31,6 +31,8 @@ MARKET = "tocsin.market.events"
 ANOMALIES = "tocsin.anomalies"
 WARNINGS = "tocsin.warnings"
 DEADLETTER = "tocsin.deadletter"
+FEEDBACK = "tocsin.feedback"
+WARNINGS_CAP = "tocsin.warnings.cap"
 
 SOURCE_TOPICS = {"env": ENV, "complaint": COMPLAINTS, "market": MARKET}
 
@@ -43,6 +45,9 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               30 * DAY_MS),
     TopicSpec(DEADLETTER, "Records that failed ingest: original bytes, origin and reason.",
               30 * DAY_MS),
+    TopicSpec(FEEDBACK, "Duty officers' decisions on warnings (keyed by region).", 90 * DAY_MS),
+    TopicSpec(WARNINGS_CAP, "Every warning version as an OASIS CAP 1.2 XML alert "
+              "(keyed by warning_id).", 30 * DAY_MS),
 )
 
 

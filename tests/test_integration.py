@@ -108,7 +108,10 @@ def test_cli_schema_and_topics_commands(isolated_settings: TocsinSettings) -> No
     assert "tocsin.warnings" in json.loads(out.stdout)
     out = subprocess.run([sys.executable, "-m", "streams", "topics", "create"],
                          capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.count("created") == 6
+    from streams.topics import CATALOGUE
+
+    assert out.stdout.count("created") == len(CATALOGUE) == 8
+    assert f"{isolated_settings.topic_prefix}tocsin.feedback" in out.stdout
     bad = subprocess.run([sys.executable, "-m", "streams", "schema", "--topic", "nope"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "no schema for topic" in bad.stderr
