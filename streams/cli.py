@@ -246,6 +246,81 @@ def eval_nab(
 
 
 @app.command()
+def explain(
+    warning_id: Annotated[str, typer.Argument(help="The warning's id (tw-<region>-...).")],
+    file: Annotated[Path | None, typer.Option(
+        help="Read warnings from this JSONL file (e.g. eval replay --warnings-out) instead "
+        "of the warnings topic.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")
+                       ] = False,
+    broker: Annotated[str | None, typer.Option(help="host:port[,...]")] = None,
+) -> None:
+    """Print a warning's versions, evidence, decisions and audit trail."""
+    import asyncio
+
+    from .explain import render, versions_of
+    from .kafka_util import read_topic
+    from .topics import WARNINGS, topic_name
+
+    if file is not None:
+        try:
+            raw = file.read_bytes().splitlines()
+        except OSError as e:
+            raise TocsinError(f"cannot read {file}: {e.strerror or e}") from e
+    else:
+        s = _settings(broker=broker)
+        raw = asyncio.run(read_topic(s, topic_name(s, WARNINGS)))
+    versions = versions_of(warning_id, raw)
+    if as_json:
+        print(json.dumps([json.loads(w.model_dump_json()) for w in versions], indent=2,
+                         ensure_ascii=False))
+    else:
+        typer.echo(render(versions))
+
+
+@app.command()
+def feedback(
+    warning_id: Annotated[str, typer.Argument(help="The warning's id.")],
+    action: Annotated[str, typer.Argument(help="acknowledge | confirm | dismiss | resolve")],
+    region: Annotated[str, typer.Option(help="The warning's region.")],
+    by: Annotated[str, typer.Option(help="Your operator id (not your name).")],
+    reason: Annotated[str | None, typer.Option(help="Why (required to dismiss).")] = None,
+    broker: Annotated[str | None, typer.Option(help="host:port[,...]")] = None,
+) -> None:
+    """Send a duty officer's decision on a warning to tocsin.feedback."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from detectors.feedback import Decision, InvalidDecision
+
+    from .schemas import Feedback
+    from .topics import FEEDBACK, topic_name
+
+    try:
+        fb = Feedback(warning_id=warning_id, region=region, action=action,
+                      by=by, at=datetime.now(UTC), reason=reason)
+        Decision(fb.warning_id, fb.action, fb.by, fb.at.timestamp(), fb.reason)
+    except (ValidationError, InvalidDecision) as e:
+        msg = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
+        raise TocsinError(f"not sent: {msg}") from e
+    s = _settings(broker=broker)
+
+    async def send() -> None:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(**s.kafka_client_kwargs())
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic_name(s, FEEDBACK), fb.model_dump_json().encode(),
+                                         key=fb.region.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    console.print(f"sent: {action} {warning_id} by {by}")
+
+
+@app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Scenario seed.")] = 14,
     days: Annotated[float, typer.Option(help="Simulated days.")] = 7.0,

@@ -17,7 +17,14 @@ import pytest
 
 from streams.app import Worker
 from streams.regions import RegionRegistry
-from streams.schemas import ANOMALY_RECORD, Anomaly, DeadLetter, SourceWatermark, Warning
+from streams.schemas import (
+    ANOMALY_RECORD,
+    Anomaly,
+    DeadLetter,
+    Feedback,
+    SourceWatermark,
+    Warning,
+)
 from streams.settings import TocsinSettings
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -155,3 +162,39 @@ def test_correlate_agent_orders_by_event_time_and_warns(
         "env:water_cod:harbour", "complaint:odor:harbour"]
     dead = [DeadLetter.model_validate_json(v) for _, v, _ in topic_of(sent, "deadletter")]
     assert len(dead) == 1 and dead[0].original_b64
+    # the same version as CAP 1.2 on tocsin.warnings.cap, same key
+    caps = topic_of(sent, "warnings.cap")
+    assert len(caps) == 1 and caps[0][0] == warnings[0].warning_id.encode()
+    assert b"urn:oasis:names:tc:emergency:cap:1.2" in caps[0][1]
+    assert b"<msgType>Alert</msgType>" in caps[0][1]
+
+    # a duty officer dismisses it: forwarded to the correlator, which cancels the warning
+    fb = Feedback(warning_id=warnings[0].warning_id, region="harbour", action="dismiss",
+                  by="op-7", at=t1 + timedelta(hours=2), reason="drill").model_dump_json()
+    asyncio.run(drive(worker, "correlate", [fb.encode(), mark("market", n - 1, later)],
+                      b"harbour"))
+    warnings = [Warning.model_validate_json(v) for _, v, _ in topic_of(sent, "warnings")]
+    assert [(w.status, w.version) for w in warnings] == [("new", 1), ("cancelled", 2)]
+    assert warnings[1].history[0].reason == "drill"
+    cancel = topic_of(sent, "warnings.cap")[-1][1]
+    assert b"<msgType>Cancel</msgType>" in cancel and b"<references>" in cancel
+
+
+def test_feedback_agent_forwards_good_decisions_and_dead_letters_bad_ones(
+    tmp_path: Path, registry: RegionRegistry
+) -> None:
+    worker, sent = make_worker(tmp_path, registry)
+    good = Feedback(warning_id="tw-harbour-1", region="harbour", action="acknowledge",
+                    by="op-1", at=T0).model_dump_json().encode()
+    no_reason = json.dumps({"warning_id": "tw-harbour-1", "region": "harbour",
+                            "action": "dismiss", "by": "op-1", "at": T0.isoformat()}).encode()
+    bad_action = json.dumps({"warning_id": "tw-harbour-1", "region": "harbour",
+                             "action": "delete", "by": "op-1", "at": T0.isoformat()}).encode()
+    asyncio.run(drive(worker, "feedback", [good, no_reason, bad_action, b"{"], b"harbour"))
+    fwd = topic_of(sent, "anomalies")
+    assert len(fwd) == 1 and fwd[0][0] == b"harbour"
+    rec = ANOMALY_RECORD.validate_json(fwd[0][1])
+    assert isinstance(rec, Feedback) and rec.action == "acknowledge"
+    dead = [DeadLetter.model_validate_json(v) for _, v, _ in topic_of(sent, "deadletter")]
+    assert len(dead) == 3
+    assert "needs a reason" in dead[0].reason and "bad feedback" in dead[1].reason

@@ -155,3 +155,37 @@ def test_every_warning_of_the_demo_scenario_is_valid_cap(
         if w.version > 1:
             refs = doc.findtext("cap:references", namespaces=ns)
             assert refs is not None and len(refs.split()) == w.version - 1
+
+
+def test_explain_prints_versions_evidence_decisions_and_audit(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+
+    stage = CorrelationStage(TocsinSettings(), False)
+    w = false_alarm(stage, "a", T0)
+    w += feedback(stage, w[0], "dismiss", T0 + timedelta(hours=2), "drill")
+    path = tmp_path / "w.jsonl"
+    path.write_text("".join(v.model_dump_json() + "\n" for v in w + w) + "garbage\n")
+    res = CliRunner().invoke(app, ["explain", w[0].warning_id, "--file", str(path)])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "2 version(s), now cancelled" in out  # the duplicated versions are counted once
+    assert "dismiss by op-7 (drill)" in out
+    assert "template: pollution" in out and "sensor_ensemble v2" in out
+    assert "ev-a-env" in out and "observed 9 vs expected 1" in out
+    res = CliRunner().invoke(app, ["explain", "tw-nowhere-0", "--file", str(path)])
+    assert res.exit_code != 0 and "no warning 'tw-nowhere-0' found" in str(res.exception)
+
+
+def test_feedback_command_refuses_a_dismissal_without_reason() -> None:
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+
+    res = CliRunner().invoke(app, ["feedback", "tw-harbour-1", "dismiss", "--region",
+                                   "harbour", "--by", "op-1"])
+    assert res.exit_code != 0 and "needs a reason" in str(res.exception)
+    res = CliRunner().invoke(app, ["feedback", "tw-harbour-1", "delete", "--region",
+                                   "harbour", "--by", "op-1"])
+    assert res.exit_code != 0 and "not sent" in str(res.exception)
