@@ -201,13 +201,33 @@ class Correlator:
         ps = sorted(by_dept.values())
         if len(ps) < departments or ps[departments - 1] > support:
             return False
-        # the lead evidence must be the region's own: an incident straddling a boundary
-        # opens once, in the region where it is strongest, and its neighbours' anomalies
-        # extend it
-        local = self.department_p(g for g in findings if not g.via)
-        if not local or min(local.values()) > ps[0]:
+        # the leading department's evidence must be the region's own, and the region must
+        # see the incident at least as strongly as each neighbour whose anomalies it holds
+        # (ties: the smaller region id): an incident straddling a boundary opens once, on
+        # one side, and the other side's anomalies support and extend it. Every region
+        # holds copies of its neighbours' anomalies, so both sides decide alike.
+        lead = min(by_dept, key=by_dept.__getitem__)
+        mine = [g for g in findings if not g.via]
+        if self.department_p(mine).get(lead, 1.0) > support:
             return False
-        return fisher_combine([p for p in ps if p <= support]) <= self.open_p * scale
+        here = mine[0].region if mine else ""
+        strength = self._strength(mine)
+        undo = math.pow(10.0, self.neighbour_decay)
+        for other in sorted({g.via for g in findings if g.via}):
+            theirs = [replace(g, p_value=g.p_value / undo) for g in findings if g.via == other]
+            s = self._strength(theirs)
+            if s > strength or (s == strength and other < here):
+                return False
+        return fisher_combine(ps[:max(departments, sum(p <= support for p in ps))]
+                              ) <= self.open_p * scale
+
+    def _strength(self, findings: list[Finding]) -> float:
+        """-log10 of Fisher over every signal's best p-value: how strongly a region itself
+        shows an incident."""
+        best: dict[str, float] = {}
+        for g in findings:
+            best[g.signal] = min(best.get(g.signal, 1.0), g.p_value)
+        return -math.log10(max(fisher_combine(list(best.values())), P_FLOOR)) if best else 0.0
 
     def _select(self, window: list[Finding], f: Finding) -> list[Finding]:
         """The findings that open an incident with ``f``: those of the best-fitting

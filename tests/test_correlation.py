@@ -127,3 +127,23 @@ def test_three_moderate_departments_outrank_one_strong() -> None:
     # no two of them suffice (Fisher of two 1e-3 is 1.5e-5 > open_p); the three do, as a
     # generic cross-department incident, labelled by the template most of its kinds fit
     assert [v.status for v in out] == ["new"] and len(out[0].departments) == 3
+
+
+def test_both_sides_of_a_boundary_agree_on_where_the_incident_opens() -> None:
+    # each region on its own partition (its own correlator), each holding the other's
+    # copies: with the same evidence in view, exactly one side opens, whichever way the
+    # strengths fall (ties go to the smaller region id). (When the sides' own evidence
+    # arrives at very different times, both may open: see docs/correlation.md.)
+    for env_p, odour_p in ((1e-9, 1e-9), (1e-12, 1e-6), (1e-6, 1e-12)):
+        # background already in view: a weak COD reading in B, a weak complaint in A
+        env_b = f("eb", "eco", "env:water_cod", -0.5 * H, region="B", p=1e-3)
+        odour_a = f("oa", "hotline", "complaint:odor", -0.25 * H, region="A", p=1e-2)
+        env = f("e", "eco", "env:water_cod", 0, region="A", p=env_p)
+        odour = f("o", "hotline", "complaint:odor", H, region="B", p=odour_p)
+        side_a, side_b = Correlator(window_s=6 * H), Correlator(window_s=6 * H)
+        out_a = [v for g in (copy(env_b, "A"), odour_a, env, copy(odour, "A"))
+                 for v in side_a.process(g)]
+        out_b = [v for g in (env_b, copy(odour_a, "B"), copy(env, "B"), odour)
+                 for v in side_b.process(g)]
+        opened = [v.region for v in out_a + out_b if v.status == "new"]
+        assert len(opened) == 1, (env_p, odour_p, opened)
