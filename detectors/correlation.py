@@ -78,6 +78,7 @@ class _Incident:
     severity: str = "Minor"
     combination: str = ""
     bar_note: str | None = None
+    last_score: float = 0.0  # combined score of the previous version (the trend)
 
 
 class Correlator:
@@ -396,7 +397,15 @@ class Correlator:
         severity = tpl.severity_for(score, nd)
         inc.severity = severity
         certainty = tpl.certainty_for(score, nd)
-        urgency = "Past" if status == "resolved" else "Immediate"
+        # urgency from the trend: a new incident or growing evidence needs action now; an
+        # update that adds no strength (a decision, a weaker signal) can be planned for
+        if status in ("resolved", "cancelled"):
+            urgency = "Past"
+        elif status == "new" or score >= inc.last_score + 1.0:
+            urgency = "Immediate"
+        else:
+            urgency = "Expected"
+        inc.last_score = max(inc.last_score, score)
         return IncidentVersion(
             warning_id=inc.warning_id, version=inc.version, status=status, region=inc.region,
             scenario=inc.scenario, severity=severity, urgency=urgency, certainty=certainty,

@@ -28,6 +28,7 @@ def test_two_departments_in_window_warn_once_then_update() -> None:
     assert new[0].first_seen == 0 and "observed" in new[0].explanation
     upd = c.process(f("c", "hotline", "complaint:illness", 3 * H))
     assert [(v.status, v.warning_id, v.version) for v in upd] == [("update", wid, 2)]
+    assert new[0].urgency == upd[0].urgency == "Immediate"  # growing evidence
     assert c.process(f("c", "hotline", "complaint:illness", 3 * H)) == []  # replayed anomaly
 
 

@@ -78,11 +78,14 @@ def test_a_dismissal_suppresses_the_repeat_of_the_same_false_alarm() -> None:
 def test_lifecycle_follows_feedback_and_keeps_every_decision() -> None:
     stage = CorrelationStage(TocsinSettings(), False)
     w = false_alarm(stage, "a", T0)[0]
+    assert w.urgency == "Immediate"
     ack = feedback(stage, w, "acknowledge", T0 + timedelta(hours=2))
     assert [(v.status, v.version) for v in ack] == [("update", 2)]
+    assert ack[0].urgency == "Expected"  # a decision adds no evidence: the trend is flat
     conf = feedback(stage, w, "confirm", T0 + timedelta(hours=3))
     res = feedback(stage, w, "resolve", T0 + timedelta(hours=4))
     assert [(v.status, v.version) for v in conf + res] == [("update", 3), ("resolved", 4)]
+    assert res[0].urgency == "Past"
     assert [h.action for h in res[0].history] == ["acknowledge", "confirm", "resolve"]
     # the same decision again (a replayed feedback topic) changes nothing
     assert feedback(stage, w, "resolve", T0 + timedelta(hours=4)) == []
