@@ -20,14 +20,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .broker import EmbeddedBroker
+from .cap_check import CapCheck, check_alerts
 from .evaluate import TruthIncident, read_replay, score
-from .kafka_util import assign_all, group_lag
+from .kafka_util import assign_all, group_lag, read_topic
 from .regions import RegionRegistry
 from .replay import produce
 from .schemas import Warning
 from .settings import TocsinSettings
 from .simulate import SimConfig, simulate
-from .topics import ANOMALIES, SOURCE_TOPICS, WARNINGS, create_topics, topic_name
+from .topics import (
+    ANOMALIES,
+    SOURCE_TOPICS,
+    WARNINGS,
+    WARNINGS_CAP,
+    create_topics,
+    topic_name,
+)
+
+#: the OASIS CAP 1.2 schema, when the shared folder is beside the repository
+CAP_XSD = Path(__file__).resolve().parents[2] / "shared" / "cap" / "CAP-v1.2.xsd"
 
 SEVERITY_STYLE = {"Extreme": "bold red", "Severe": "red", "Moderate": "yellow", "Minor": "cyan"}
 
@@ -37,10 +48,12 @@ class DemoResult:
     report: dict[str, Any]
     warnings: list[Warning] = field(default_factory=list)
     seconds: float = 0.0
+    cap: CapCheck | None = None
 
     @property
     def ok(self) -> bool:
-        return bool(self.report["detected"] == self.report["incidents"])
+        cap_ok = self.cap is None or (self.cap.ok and self.cap.alerts == len(self.warnings))
+        return bool(self.report["detected"] == self.report["incidents"]) and cap_ok
 
 
 def start_worker(settings: TocsinSettings, log_path: Path) -> subprocess.Popen[bytes]:
@@ -147,7 +160,8 @@ async def run_pipeline_live(
     finally:
         stop_process(worker)
     report = score(warnings, truth, registry)
-    return DemoResult(report, warnings, time.monotonic() - t0)
+    cap = check_alerts(await read_topic(settings, topic_name(settings, WARNINGS_CAP)), CAP_XSD)
+    return DemoResult(report, warnings, time.monotonic() - t0, cap)
 
 
 def print_report(console: Console, result: DemoResult) -> None:
@@ -187,6 +201,16 @@ def print_report(console: Console, result: DemoResult) -> None:
         f"{'n/a' if med is None else f'{med / 3600:.1f} h'} of event time, "
         f"{result.seconds:.0f} s wall clock"
     )
+    c = result.cap
+    if c is not None:
+        how = "valid against the OASIS XSD" if c.schema_validated else "well-formed"
+        if c.ok and c.alerts == len(result.warnings):
+            console.print(f"CAP 1.2: {c.alerts} alerts on {WARNINGS_CAP}, one per warning "
+                          f"version, all {how}, every Update/Cancel referencing all earlier "
+                          "versions")
+        else:
+            console.print(f"[red]CAP 1.2: {c.alerts} alerts for {len(result.warnings)} warning "
+                          f"versions; problems: {'; '.join(c.problems[:5]) or 'count differs'}[/]")
 
 
 def run_demo(seed: int, speed: float, days: float, broker: str | None,

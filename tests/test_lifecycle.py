@@ -192,3 +192,24 @@ def test_feedback_command_refuses_a_dismissal_without_reason() -> None:
     res = CliRunner().invoke(app, ["feedback", "tw-harbour-1", "delete", "--region",
                                    "harbour", "--by", "op-1"])
     assert res.exit_code != 0 and "not sent" in str(res.exception)
+
+
+def test_cap_check_finds_what_the_demo_must_not_publish(
+        replay_file: tuple[Path, RegionRegistry]) -> None:
+    from streams.cap_check import check_alerts
+
+    path, registry = replay_file
+    pipe, _ = run_pipeline(read_replay(path), TocsinSettings(), registry)
+    alerts = [x.encode() for x in to_cap_series(pipe.warnings, registry)]
+    good = check_alerts(alerts, CAP_XSD)
+    assert good.ok and good.alerts == len(pipe.warnings) and good.schema_validated
+    # an update whose references were lost, a duplicate, and garbage are each reported
+    updates = [i for i, w in enumerate(pipe.warnings) if w.version > 1]
+    assert updates, "the demo scenario has updates"
+    broken = list(alerts)
+    i = updates[0]
+    broken[i] = broken[i].replace(b"<references>", b"<references>x,y,2026-01-01T00:00:00+00:00 ")
+    bad = check_alerts([*broken, alerts[0], b"<not-xml"], CAP_XSD)
+    assert not bad.ok
+    text = " ".join(bad.problems)
+    assert "references" in text and "published twice" in text and "not well-formed" in text
