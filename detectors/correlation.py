@@ -81,6 +81,10 @@ class _Incident:
     last_score: float = 0.0  # combined score of the previous version (the trend)
 
 
+#: weak supporting evidence counts from this long before the strong pattern's start
+WEAK_LEAD_S = 3600.0
+
+
 class Correlator:
     """Fuses anomalies of different departments, per region, within ``window_s``.
 
@@ -117,6 +121,7 @@ class Correlator:
         generic_departments: int = 3,
         support_p: float = 2e-3,
         open_p: float = 1e-6,
+        weak_p: float = 0.05,
         neighbour_decay: float = 1.0,
         feedback: FeedbackBar | None = None,
     ) -> None:
@@ -135,6 +140,7 @@ class Correlator:
         self.generic_departments = max(generic_departments, min_departments)
         self.support_p = support_p
         self.open_p = open_p
+        self.weak_p = weak_p
         self.neighbour_decay = neighbour_decay
         self.bar = feedback if feedback is not None else FeedbackBar()
         self.history = WarningHistory()
@@ -157,7 +163,8 @@ class Correlator:
             self._seen_ids.pop(next(iter(self._seen_ids)))
         # input is in event-time order (see detectors.reorder): event time is f.t
         out = self.advance(f.t)
-        for inc in self._open.get(f.region, []):
+        # weak evidence (above support_p) can help open an incident, never extend one
+        for inc in self._open.get(f.region, []) if f.p_value <= self.support_p else []:
             # an open scenario incident takes any evidence of its kind until it resolves;
             # a generic one only evidence within the window
             near = f.t <= inc.last_seen + self.window_s
@@ -175,7 +182,10 @@ class Correlator:
             chosen = self._select(window, f)
             if not chosen:
                 return out
-            out.append(self._open_incident(f.region, chosen))
+            opened = self._open_incident(f.region, chosen)
+            if opened is None:
+                return out
+            out.append(opened)
             used = {g.anomaly_id for g in chosen}
             self._recent[f.region] = deque(g for g in buf if g.anomaly_id not in used)
         return out
@@ -201,7 +211,20 @@ class Correlator:
         by_dept = self.department_p(findings)
         ps = sorted(by_dept.values())
         if len(ps) < departments or ps[departments - 1] > support:
-            return False
+            # a pattern (two or more distinct signals of the leading department, each at
+            # support_p) is harder to fake than one stuck instrument or one odd count: the
+            # other departments then need only ``weak_p``
+            start = self._pattern(findings, by_dept, support)
+            if start is None:
+                return False
+            # weak support counts only from around the pattern's start on: a chance weak
+            # count hours earlier is not corroboration
+            findings = [g for g in findings
+                        if g.p_value <= support or g.t >= start - WEAK_LEAD_S]
+            by_dept = self.department_p(findings)
+            ps = sorted(by_dept.values())
+            if len(ps) < departments or ps[departments - 1] > self.weak_p * scale:
+                return False
         # the leading department's evidence must be the region's own, and the region must
         # see the incident at least as strongly as each neighbour whose anomalies it holds
         # (ties: the smaller region id): an incident straddling a boundary opens once, on
@@ -219,8 +242,18 @@ class Correlator:
             s = self._strength(theirs)
             if s > strength or (s == strength and other < here):
                 return False
-        return fisher_combine(ps[:max(departments, sum(p <= support for p in ps))]
-                              ) <= self.open_p * scale
+        counted = max(departments, sum(p <= self.weak_p * scale for p in ps))
+        return fisher_combine(ps[:counted]) <= self.open_p * scale
+
+    @staticmethod
+    def _pattern(findings: list[Finding], by_dept: dict[str, float], support: float
+                 ) -> float | None:
+        """When the leading department shows two or more distinct signals of its own at
+        ``support``, the time its first one began; else None."""
+        lead = min(by_dept, key=by_dept.__getitem__)
+        strong = [g for g in findings
+                  if g.department == lead and not g.via and g.p_value <= support]
+        return min(g.t for g in strong) if len({g.signal for g in strong}) >= 2 else None
 
     def _strength(self, findings: list[Finding]) -> float:
         """-log10 of Fisher over every signal's best p-value: how strongly a region itself
@@ -332,7 +365,7 @@ class Correlator:
         return sum(len(v) for v in self._open.values())
 
     # -- internals ------------------------------------------------------------------------
-    def _open_incident(self, region: str, window: list[Finding]) -> IncidentVersion:
+    def _open_incident(self, region: str, window: list[Finding]) -> IncidentVersion | None:
         # the latest finding of each signal: a stale blip of a signal that is anomalous
         # again now does not pull the incident's start back in time
         latest: dict[str, Finding] = {}
@@ -340,7 +373,24 @@ class Correlator:
             cur = latest.get(g.signal)
             if cur is None or g.t > cur.t:
                 latest[g.signal] = g
-        chosen = sorted(latest.values(), key=lambda g: (g.t, g.anomaly_id))
+        # weak evidence only from a department that has nothing stronger, and only its
+        # best: a chance weak count from hours before must not pull the start back
+        strong = [g for g in window if g.p_value <= self.support_p]
+        strong_depts = {g.department for g in strong}
+        start = min((g.t for g in strong), default=math.inf)
+        weak_best: dict[str, Finding] = {}
+        for g in latest.values():
+            if (g.p_value > self.support_p and g.department not in strong_depts
+                    and g.t >= start - WEAK_LEAD_S):
+                cur = weak_best.get(g.department)
+                if cur is None or g.p_value < cur.p_value:
+                    weak_best[g.department] = g
+        keep = {g.anomaly_id for g in weak_best.values()}
+        chosen = sorted((g for g in latest.values()
+                         if g.p_value <= self.support_p or g.anomaly_id in keep),
+                        key=lambda g: (g.t, g.anomaly_id))
+        if len({g.department for g in chosen}) < self.min_departments:
+            return None  # never a single-department warning, whatever the evidence path
         first = chosen[0]
         digest = hashlib.sha1(f"{region}|{first.anomaly_id}".encode()).hexdigest()[:16]
         inc = _Incident(

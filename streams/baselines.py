@@ -99,8 +99,15 @@ def _warning(prefix: str, region: str, scenario: str, evidence: list[Evidence],
 # -- single: any anomaly ----------------------------------------------------------------------
 def single_warnings(anomalies: Iterable[Anomaly],
                     gap_s: float = SINGLE_EPISODE_GAP_S) -> list[Warning]:
-    """One warning per region + signal episode of Tocsin's anomalies (see module doc)."""
-    ordered = sorted(anomalies, key=lambda a: (a.event_time, a.anomaly_id))
+    """One warning per region + signal episode of Tocsin's anomalies (see module doc).
+    Weak supporting counts (``DetectParams.alpha_weak``: corroboration for the correlator,
+    not anomalies) are left out."""
+    from .detection import DetectParams
+
+    alpha = DetectParams().alpha_count
+    ordered = sorted((a for a in anomalies if a.p_value < alpha or a.source == "env"
+                      or a.detector != "count_surge"),
+                     key=lambda a: (a.event_time, a.anomaly_id))
     last: dict[tuple[str, str], datetime] = {}
     out: list[Warning] = []
     for a in ordered:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -19,6 +20,10 @@ from .schemas import Complaint, MarketEvent, SensorReading
 class DetectParams:
     alpha_level: float = 1e-5  # p-value below which a level signal is anomalous
     alpha_count: float = 2e-3  # p-value below which a count signal is anomalous
+    # below this (and not below alpha_count) a count is weak supporting evidence, for the
+    # correlator only: reported once per order of magnitude per bucket, and, unlike an
+    # anomaly, still learned into the baseline
+    alpha_weak: float = 0.05
     min_count: int = 2  # fewest events in a window for a count anomaly
     level_window: int = 96
     level_min_history: int = 24
@@ -47,6 +52,7 @@ class _SensorState:
 class _CountCtx:
     det: CountSurge
     recent_ids: dict[str, deque[str]] = field(default_factory=dict)
+    weak: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (bucket, decade)
 
 
 class Detection:
@@ -196,14 +202,25 @@ class Detection:
             ids = ctx.recent_ids[key] = deque(maxlen=25)
         ids.append(event_id)
         s = det.score_one(key, t)
+        bucket = det.bucket_of(t)
+        signal = f"{kind}:{region}"
         if (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count
                 and det.mark_fired(key, t)):
-            bucket = det.bucket_of(t)
-            signal = f"{kind}:{region}"
             return [self._finding(
                 f"{signal}@{bucket}", source, department, region, kind, signal,
                 "count_surge", s, t, tuple(ids),
             )]
+        # weak: below alpha_weak but no anomaly (not significant enough, or too few
+        # events); not after this bucket's anomaly fired
+        if 0.0 < s.p_value < self.p.alpha_weak and (
+                s.p_value >= self.p.alpha_count or s.observed < self.p.min_count):
+            decade = int(-math.log10(s.p_value))
+            if ctx.weak.get(key, (-1, -1)) < (bucket, decade):
+                ctx.weak[key] = (bucket, decade)
+                return [self._finding(
+                    f"{signal}@{bucket}~{decade}", source, department, region, kind, signal,
+                    "count_surge", s, t, tuple(ids),
+                )]
         return []
 
     @staticmethod

@@ -148,3 +148,29 @@ def test_both_sides_of_a_boundary_agree_on_where_the_incident_opens() -> None:
                  for v in side_b.process(g)]
         opened = [v.region for v in out_a + out_b if v.status == "new"]
         assert len(opened) == 1, (env_p, odour_p, opened)
+
+
+def test_a_pattern_needs_only_weak_corroboration() -> None:
+    # two distinct sensor signals (COD and ammonia) at once are not one stuck instrument:
+    # a single, weak complaint (p = 0.02) after they began corroborates them
+    c = Correlator(window_s=6 * H)
+    c.process(f("cod", "eco", "env:water_cod", 0, p=1e-8))
+    c.process(Finding("nh3", "env", "eco", "r1", "env:water_nh3n", "env:water_nh3n:r1", "d",
+                      5.0, 1.0, 1e-8, 0.2 * H))
+    out = c.process(f("odour", "hotline", "complaint:odor", 0.5 * H, p=0.02))
+    assert [v.status for v in out] == ["new"] and len(out[0].departments) == 2
+
+
+def test_one_signal_with_weak_corroboration_does_not_warn() -> None:
+    c = Correlator(window_s=6 * H)
+    c.process(f("cod", "eco", "env:water_cod", 0, p=1e-12))
+    assert c.process(f("odour", "hotline", "complaint:odor", 0.5 * H, p=0.02)) == []
+
+
+def test_weak_corroboration_from_hours_before_does_not_count() -> None:
+    c = Correlator(window_s=6 * H)
+    c.process(f("odour", "hotline", "complaint:odor", 0, p=0.02))  # a chance call
+    c.process(f("cod", "eco", "env:water_cod", 3 * H, p=1e-8))
+    out = c.process(Finding("nh3", "env", "eco", "r1", "env:water_nh3n", "env:water_nh3n:r1",
+                            "d", 5.0, 1.0, 1e-8, 3.2 * H))
+    assert out == []
