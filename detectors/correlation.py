@@ -146,6 +146,7 @@ class Correlator:
         self.history = WarningHistory()
         # closed incidents' (region, combination), so late feedback still adapts the bar
         self._closed: dict[str, tuple[str, str]] = {}
+        self._dismissed: dict[str, _Incident] = {}  # to reopen on a corrective confirm
         self._recent: dict[str, deque[Finding]] = {}
         self._open: dict[str, list[_Incident]] = {}
         self._seen_ids: dict[str, None] = {}
@@ -199,61 +200,71 @@ class Correlator:
             sig[g.signal] = min(sig.get(g.signal, 1.0), g.p_value)
         return {d: fisher_combine(list(sig.values())) for d, sig in best.items()}
 
-    def _enough(self, findings: list[Finding], departments: int, extra: float = 0.0) -> bool:
-        """The opening rule: at least ``departments`` departments each with evidence at
-        ``support_p`` or stronger, and Fisher over those departments' p-values at
-        ``open_p`` or stronger. Three moderate departments thus outrank one strong one,
-        and one very strong department cannot carry a chance blip of another. ``extra``
-        (from operators' dismissals) demands ``10**extra`` times stronger evidence of
-        every department and of the whole."""
+    def _evidence(self, findings: list[Finding], departments: int, extra: float = 0.0
+                  ) -> list[Finding]:
+        """The opening rule; returns the evidence that meets it (empty if none does).
+
+        Strong evidence is every finding at ``support_p``; of each signal the latest is
+        kept (a stale blip does not pull the start back). At least ``departments``
+        departments must each reach ``support_p`` (Fisher over their signals), and Fisher
+        over those departments ``open_p``. Three moderate departments thus outrank one
+        strong one, and one very strong department cannot carry a chance blip of another.
+        When the leading department shows a *pattern* (two or more distinct signals of its
+        own), a department without strong evidence may instead contribute its best weak
+        finding (at ``weak_p``) from no earlier than ``WEAK_LEAD_S`` before the pattern
+        began. ``extra`` (operators' dismissals) divides every threshold by ``10**extra``.
+        The leading department must be the region's own, and the region must see the
+        incident at least as strongly as each neighbour whose anomalies it holds."""
         scale = math.pow(10.0, -extra)
         support = self.support_p * scale
-        by_dept = self.department_p(findings)
-        ps = sorted(by_dept.values())
-        if len(ps) < departments or ps[departments - 1] > support:
-            # a pattern (two or more distinct signals of the leading department, each at
-            # support_p) is harder to fake than one stuck instrument or one odd count: the
-            # other departments then need only ``weak_p``
-            start = self._pattern(findings, by_dept, support)
+        latest: dict[str, Finding] = {}
+        for g in findings:
+            if g.p_value <= support:
+                cur = latest.get(g.signal)
+                if cur is None or g.t > cur.t:
+                    latest[g.signal] = g
+        ev = list(latest.values())
+        if not ev:
+            return []
+        by_dept = self.department_p(ev)
+        if len(by_dept) < departments:
+            start = self._pattern(ev, by_dept)
             if start is None:
-                return False
-            # weak support counts only from around the pattern's start on: a chance weak
-            # count hours earlier is not corroboration
-            findings = [g for g in findings
-                        if g.p_value <= support or g.t >= start - WEAK_LEAD_S]
-            by_dept = self.department_p(findings)
-            ps = sorted(by_dept.values())
-            if len(ps) < departments or ps[departments - 1] > self.weak_p * scale:
-                return False
-        # the leading department's evidence must be the region's own, and the region must
-        # see the incident at least as strongly as each neighbour whose anomalies it holds
-        # (ties: the smaller region id): an incident straddling a boundary opens once, on
-        # one side, and the other side's anomalies support and extend it. Every region
-        # holds copies of its neighbours' anomalies, so both sides decide alike.
+                return []
+            weak: dict[str, Finding] = {}
+            for g in findings:
+                if (support < g.p_value <= self.weak_p * scale and g.department not in by_dept
+                        and g.t >= start - WEAK_LEAD_S):
+                    cur = weak.get(g.department)
+                    if cur is None or g.p_value < cur.p_value:
+                        weak[g.department] = g
+            ev += weak.values()
+            by_dept = self.department_p(ev)
+            if len(by_dept) < departments:
+                return []
         lead = min(by_dept, key=by_dept.__getitem__)
-        mine = [g for g in findings if not g.via]
+        mine = [g for g in ev if not g.via]
         if self.department_p(mine).get(lead, 1.0) > support:
-            return False
-        here = mine[0].region if mine else ""
+            return []
         strength = self._strength(mine)
         undo = math.pow(10.0, self.neighbour_decay)
+        here = mine[0].region
         for other in sorted({g.via for g in findings if g.via}):
             theirs = [replace(g, p_value=g.p_value / undo) for g in findings if g.via == other]
-            s = self._strength(theirs)
-            if s > strength or (s == strength and other < here):
-                return False
-        counted = max(departments, sum(p <= self.weak_p * scale for p in ps))
-        return fisher_combine(ps[:counted]) <= self.open_p * scale
+            st = self._strength(theirs)
+            if st > strength or (st == strength and other < here):
+                return []
+        if fisher_combine(list(by_dept.values())) > self.open_p * scale:
+            return []
+        return sorted(ev, key=lambda g: (g.t, g.anomaly_id))
 
     @staticmethod
-    def _pattern(findings: list[Finding], by_dept: dict[str, float], support: float
-                 ) -> float | None:
-        """When the leading department shows two or more distinct signals of its own at
-        ``support``, the time its first one began; else None."""
+    def _pattern(ev: list[Finding], by_dept: dict[str, float]) -> float | None:
+        """When the leading department shows two or more distinct signals of its own,
+        the time its first one began; else None."""
         lead = min(by_dept, key=by_dept.__getitem__)
-        strong = [g for g in findings
-                  if g.department == lead and not g.via and g.p_value <= support]
-        return min(g.t for g in strong) if len({g.signal for g in strong}) >= 2 else None
+        own = [g for g in ev if g.department == lead and not g.via]
+        return min(g.t for g in own) if len({g.signal for g in own}) >= 2 else None
 
     def _strength(self, findings: list[Finding]) -> float:
         """-log10 of Fisher over every signal's best p-value: how strongly a region itself
@@ -264,30 +275,36 @@ class Correlator:
         return -math.log10(max(fisher_combine(list(best.values())), P_FLOOR)) if best else 0.0
 
     def _select(self, window: list[Finding], f: Finding) -> list[Finding]:
-        """The findings that open an incident with ``f``: those of the best-fitting
-        scenario template when one spans enough departments (an unrelated blip in the same
-        window stays out); else all of them as a generic cross-department incident if they
-        span ``generic_departments`` departments (two unrelated single-department blips
-        coincide too often to warn on); else none."""
+        """The evidence that opens an incident with ``f``: that of the best-fitting
+        scenario template meeting the opening rule (an unrelated blip in the same window
+        stays out); else a generic cross-department incident meeting it with
+        ``generic.min_departments`` departments; else none. The evidence returned is
+        exactly what met the rule, and the feedback bar of its own combination applies."""
         best: list[Finding] = []
         best_fit = 0
         for tpl in self.templates:
             if not tpl.matches(f.kind):
                 continue
             sub = [g for g in window if tpl.matches(g.kind)]
-            extra = self.bar.extra_score(f.region, self._combo(sub), f.t)
-            if not self._enough(sub, max(self.min_departments, tpl.min_departments), extra):
+            ev = self._barred(sub, max(self.min_departments, tpl.min_departments), f)
+            if not ev:
                 continue
-            fit = len({g.signal for g in sub}) + 2 * len({g.department for g in sub})
+            fit = len({g.signal for g in ev}) + 2 * len({g.department for g in ev})
             if fit > best_fit:
-                best, best_fit = sub, fit
+                best, best_fit = ev, fit
         if best:
             return best
-        extra = self.bar.extra_score(f.region, self._combo(window), f.t)
-        if self._enough(window, max(self.min_departments, self.generic.min_departments),
-                        extra):
-            return window
-        return []
+        return self._barred(window, max(self.min_departments, self.generic.min_departments),
+                            f)
+
+    def _barred(self, findings: list[Finding], departments: int, f: Finding
+                ) -> list[Finding]:
+        """:meth:`_evidence` under the feedback bar of the combination it would open."""
+        ev = self._evidence(findings, departments)
+        if not ev:
+            return []
+        extra = self.bar.extra_score(f.region, self._combo(ev), f.t)
+        return self._evidence(findings, departments, extra) if extra > 0 else ev
 
     def _combo(self, findings: Iterable[Finding]) -> str:
         """The feedback bar's key: the scenario these findings make and their kinds."""
@@ -295,27 +312,44 @@ class Correlator:
         return combination(kinds, self._scenario(kinds))
 
     def feedback(self, d: Decision, region: str) -> list[IncidentVersion]:
-        """Apply an operator's decision. Every decision enters the warning's history (a
-        disallowed one marked rejected); an open warning publishes a version carrying it:
-        ``cancelled`` on a dismissal, ``resolved`` on resolve, else ``update``. Accepted
+        """Apply an operator's decision at its event time (incidents quiet by then resolve
+        first, so a replay and a live run agree). A decision on a warning this correlator
+        does not hold (unknown id, another region, not opened yet) is ignored. Otherwise it
+        enters the warning's history (a disallowed one marked rejected) and the warning
+        publishes a version carrying it: ``cancelled`` on a dismissal, ``resolved`` on
+        resolve, else ``update``; confirming a dismissed warning reopens it. Accepted
         dismissals and confirmations move the feedback bar for the region and the signal
         combination that opened the warning, open or already closed."""
-        entry = self.history.record(d)
-        if entry is None:  # the same decision again (replay)
-            return []
+        out = self.advance(d.at)
         inc = next((i for i in self._open.get(region, []) if i.warning_id == d.warning_id),
                    None)
         key = (region, inc.combination) if inc is not None else self._closed.get(d.warning_id)
-        if entry.accepted and key is not None:
+        if key is None or key[0] != region:
+            return out
+        entry = self.history.record(d)
+        if entry is None:  # the same decision again (replay)
+            return out
+        if entry.accepted:
             self.bar.learn(d, key[0], key[1], d.at)
         if inc is None:
-            return []
+            dismissed = self._dismissed.pop(d.warning_id, None)
+            if dismissed is None or not (entry.accepted and d.action == "confirm"):
+                if dismissed is not None:
+                    self._dismissed[d.warning_id] = dismissed
+                return out
+            inc = dismissed  # a dismissal corrected: the warning is live again
+            self._open.setdefault(region, []).append(inc)
         inc.version += 1
         status = "update"
         if entry.accepted and d.action in ("dismiss", "resolve"):
             status = "cancelled" if d.action == "dismiss" else "resolved"
             self._close(inc)
-        return [self._version(inc, status)]
+            if d.action == "dismiss":
+                self._dismissed[inc.warning_id] = inc
+                if len(self._dismissed) > 1_000:
+                    self._dismissed.pop(next(iter(self._dismissed)))
+        out.append(self._version(inc, status))
+        return out
 
     def _close(self, inc: _Incident) -> None:
         incs = self._open.get(inc.region, [])
@@ -353,6 +387,9 @@ class Correlator:
                     inc.version += 1
                     out.append(self._version(inc, "resolved"))
                     self._remember(inc)
+                    if inc.warning_id in self.history:  # let its history expire too
+                        self.history.record(Decision(inc.warning_id, "resolve", "tocsin",
+                                                     watermark, "quiet"))
                 else:
                     keep.append(inc)
             if keep:
@@ -365,30 +402,7 @@ class Correlator:
         return sum(len(v) for v in self._open.values())
 
     # -- internals ------------------------------------------------------------------------
-    def _open_incident(self, region: str, window: list[Finding]) -> IncidentVersion | None:
-        # the latest finding of each signal: a stale blip of a signal that is anomalous
-        # again now does not pull the incident's start back in time
-        latest: dict[str, Finding] = {}
-        for g in window:
-            cur = latest.get(g.signal)
-            if cur is None or g.t > cur.t:
-                latest[g.signal] = g
-        # weak evidence only from a department that has nothing stronger, and only its
-        # best: a chance weak count from hours before must not pull the start back
-        strong = [g for g in window if g.p_value <= self.support_p]
-        strong_depts = {g.department for g in strong}
-        start = min((g.t for g in strong), default=math.inf)
-        weak_best: dict[str, Finding] = {}
-        for g in latest.values():
-            if (g.p_value > self.support_p and g.department not in strong_depts
-                    and g.t >= start - WEAK_LEAD_S):
-                cur = weak_best.get(g.department)
-                if cur is None or g.p_value < cur.p_value:
-                    weak_best[g.department] = g
-        keep = {g.anomaly_id for g in weak_best.values()}
-        chosen = sorted((g for g in latest.values()
-                         if g.p_value <= self.support_p or g.anomaly_id in keep),
-                        key=lambda g: (g.t, g.anomaly_id))
+    def _open_incident(self, region: str, chosen: list[Finding]) -> IncidentVersion | None:
         if len({g.department for g in chosen}) < self.min_departments:
             return None  # never a single-department warning, whatever the evidence path
         first = chosen[0]
@@ -479,15 +493,16 @@ def explain(region: str, tpl: Template, ev: tuple[Finding, ...], p: float, statu
     for g in sorted(ev, key=lambda g: g.p_value)[:5]:
         exp = "n/a" if math.isnan(g.expected) else f"{g.expected:.3g}"
         parts.append(f"{g.kind} observed {g.observed:.3g} vs expected {exp} (p={g.p_value:.1e})")
-    head = "Resolved: " if status == "resolved" else ""
+    head = {"resolved": "Resolved: ", "cancelled": "Cancelled (dismissed as a false alarm): "
+            }.get(status, "")
     since = ts(min(g.t for g in ev)) if ev else "?"
     return (
         f"{head}Possible {tpl.title.lower()} in {region}: {len(depts)} departments "
         f"({', '.join(depts)}) report anomalies since {since}. "
         + "; ".join(parts)
         + f". Combined chance of this by coincidence: p={p:.1e}."
-        + (f" Recommended: {tpl.instruction}" if tpl.instruction and status != "resolved"
-           else "")
+        + (f" Recommended: {tpl.instruction}"
+           if tpl.instruction and status not in ("resolved", "cancelled") else "")
     )
 
 

@@ -20,7 +20,7 @@ from .cap import CapError, to_cap
 from .ingest import Origin, dead_letter
 from .pipeline import CorrelationStage, SourceStage
 from .regions import RegionRegistry
-from .schemas import ANOMALY_RECORD, Feedback, SourceWatermark, Warning
+from .schemas import ANOMALY_RECORD, Feedback, SourceWatermark, Warning, check_feedback
 from .settings import TocsinSettings
 from .topics import (
     ANOMALIES,
@@ -162,12 +162,15 @@ class Worker:
             wall = time.monotonic()
             for ev in events:
                 m = ev.message
+                raw = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
                 try:
-                    rec = ANOMALY_RECORD.validate_json(ev.value)
-                except ValidationError as exc:
+                    rec = ANOMALY_RECORD.validate_json(raw)
+                except (ValidationError, ValueError) as exc:
                     on_processing_error(m.topic, m.partition, m.offset, exc)
-                    d = dead_letter(ev.value, Origin(m.topic, m.partition, m.offset, m.key),
-                                    f"bad anomaly record: {exc.errors()[0]['msg']}", "schema")
+                    msg = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError)
+                           else str(exc))
+                    d = dead_letter(raw, Origin(m.topic, m.partition, m.offset, m.key),
+                                    f"bad anomaly record: {msg}", "schema")
                     pending.append(await self._send(self.deadletter_topic, m.key,
                                                     d.model_dump_json().encode()))
                     continue
@@ -194,9 +197,9 @@ class Worker:
                 origin = Origin(m.topic, m.partition, m.offset, m.key)
                 raw = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
                 try:
-                    fb = Feedback.model_validate_json(raw)
+                    fb = check_feedback(Feedback.model_validate_json(raw))
                     Decision(fb.warning_id, fb.action, fb.by, fb.at.timestamp(), fb.reason)
-                except (ValidationError, InvalidDecision, ValueError) as exc:
+                except (ValidationError, InvalidDecision, ValueError, OverflowError) as exc:
                     msg = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError)
                            else str(exc))
                     d = dead_letter(raw, origin, f"bad feedback: {msg}", "schema")
@@ -216,8 +219,9 @@ class Worker:
         prev = self._cap_prev.setdefault(w.warning_id, [])
         tpl = self.correlation.templates.get(w.scenario)
         try:
+            closed = w.status in ("resolved", "cancelled")  # keep CAP's own wording
             xml = to_cap(w, self.registry, sender=self.settings.cap_sender, previous=prev,
-                         instruction=tpl.instruction or None,
+                         instruction=None if closed else (tpl.instruction or None),
                          category=tpl.cap_category)  # type: ignore[arg-type]
         except CapError as exc:
             log.warning("no CAP rendering of %s v%d: %s", w.warning_id, w.version, exc)

@@ -293,14 +293,15 @@ def feedback(
 
     from detectors.feedback import Decision, InvalidDecision
 
-    from .schemas import Feedback
+    from .schemas import Feedback, check_feedback
     from .topics import FEEDBACK, topic_name
 
     try:
         fb = Feedback(warning_id=warning_id, region=region, action=action,
                       by=by, at=datetime.now(UTC), reason=reason)
+        check_feedback(fb)
         Decision(fb.warning_id, fb.action, fb.by, fb.at.timestamp(), fb.reason)
-    except (ValidationError, InvalidDecision) as e:
+    except (ValidationError, InvalidDecision, ValueError) as e:
         msg = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
         raise TocsinError(f"not sent: {msg}") from e
     s = _settings(broker=broker)

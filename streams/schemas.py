@@ -26,7 +26,10 @@ Department = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-
 
 
 def _utc(v: datetime) -> datetime:
-    return v.astimezone(UTC)
+    try:
+        return v.astimezone(UTC)
+    except OverflowError as e:  # e.g. 0001-01-01T00:00+01:00: no UTC equivalent
+        raise ValueError(f"time {v.isoformat()} is out of range") from e
 
 
 EventTime = Annotated[AwareDatetime, AfterValidator(_utc)]
@@ -203,6 +206,22 @@ class Feedback(WireModel):
     at: EventTime
     reason: str | None = Field(None, max_length=1000,
                                description="Why; required for dismiss (false alarm).")
+
+
+#: decisions dated further ahead of the wall clock than this are refused
+FEEDBACK_MAX_AHEAD_S = 3600.0
+
+
+def check_feedback(fb: Feedback, now: datetime | None = None) -> Feedback:
+    """Checks a schema cannot express; ``ValueError`` says what to fix."""
+    now = now or datetime.now(UTC)
+    if (fb.at - now).total_seconds() > FEEDBACK_MAX_AHEAD_S:
+        raise ValueError(f"decision time {fb.at.isoformat()} is in the future; send the "
+                         "time the decision was taken")
+    if fb.warning_id.startswith("tw-") and not fb.warning_id.startswith(f"tw-{fb.region}-"):
+        raise ValueError(f"warning {fb.warning_id} does not belong to region {fb.region!r}; "
+                         "send the warning's own region")
+    return fb
 
 
 AnomalyRecord = Annotated[Anomaly | SourceWatermark | Feedback,

@@ -198,3 +198,22 @@ def test_feedback_agent_forwards_good_decisions_and_dead_letters_bad_ones(
     dead = [DeadLetter.model_validate_json(v) for _, v, _ in topic_of(sent, "deadletter")]
     assert len(dead) == 3
     assert "needs a reason" in dead[0].reason and "bad feedback" in dead[1].reason
+
+
+def test_out_of_range_times_are_dead_lettered_not_fatal(
+    tmp_path: Path, registry: RegionRegistry
+) -> None:
+    # (review finding) 0001-01-01T00:00+01:00 has no UTC equivalent
+    worker, sent = make_worker(tmp_path, registry)
+    bad = json.dumps({"warning_id": "tw-harbour-1", "region": "harbour", "action": "acknowledge",
+                      "by": "op", "at": "0001-01-01T00:00:00+01:00"}).encode()
+    good = Feedback(warning_id="tw-harbour-1", region="harbour", action="acknowledge",
+                    by="op", at=T0).model_dump_json().encode()
+    asyncio.run(drive(worker, "feedback", [bad, good], b"harbour"))
+    assert len(topic_of(sent, "anomalies")) == 1
+    dead = [DeadLetter.model_validate_json(v) for _, v, _ in topic_of(sent, "deadletter")]
+    assert len(dead) == 1 and "out of range" in dead[0].reason
+    worker2, sent2 = make_worker(tmp_path / "c", registry)
+    bad_rec = json.dumps({"record": "feedback", **json.loads(bad)}).encode()
+    asyncio.run(drive(worker2, "correlate", [bad_rec], b"harbour"))
+    assert len(topic_of(sent2, "deadletter")) == 1

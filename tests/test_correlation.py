@@ -174,3 +174,32 @@ def test_weak_corroboration_from_hours_before_does_not_count() -> None:
     out = c.process(Finding("nh3", "env", "eco", "r1", "env:water_nh3n", "env:water_nh3n:r1",
                             "d", 5.0, 1.0, 1e-8, 3.2 * H))
     assert out == []
+
+
+def test_weak_counts_never_stand_in_without_a_pattern() -> None:
+    # (review finding) two weak counts of one department together are not support
+    c = Correlator(window_s=6 * H)
+    c.process(f("wl", "eco", "env:water_level_m", 0, p=2.6e-7))
+    c.process(f("wq", "hotline", "complaint:water_quality", 0.5 * H, p=0.03))
+    assert c.process(f("fl", "hotline", "complaint:flooding", H, p=6e-3)) == []
+
+
+def test_published_evidence_meets_the_rule_on_its_own() -> None:
+    # whatever opens, the evidence it publishes opens an incident by itself
+    import random
+
+    rng = random.Random(5)
+    kinds = [("eco", "env:water_cod"), ("eco", "env:water_nh3n"),
+             ("hotline", "complaint:odor"), ("hotline", "complaint:illness"),
+             ("market", "market:recall")]
+    for trial in range(300):
+        c = Correlator(window_s=6 * H)
+        for i in range(rng.randint(2, 8)):
+            dept, kind = rng.choice(kinds)
+            p = 10 ** -rng.uniform(0.5, 9)
+            for v in c.process(f(f"{trial}-{i}", dept, kind, rng.uniform(0, 8) * H / 8 * i, p=p)):
+                if v.status == "new":
+                    again = Correlator(window_s=6 * H)
+                    opened = [w for g in sorted(v.evidence, key=lambda g: g.t)
+                              for w in again.process(g) if w.status == "new"]
+                    assert opened, (trial, v.evidence)

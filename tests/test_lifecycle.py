@@ -213,3 +213,58 @@ def test_cap_check_finds_what_the_demo_must_not_publish(
     assert not bad.ok
     text = " ".join(bad.problems)
     assert "references" in text and "published twice" in text and "not well-formed" in text
+
+
+def test_feedback_is_applied_at_its_event_time_whatever_the_batching() -> None:
+    # (review finding) a dismissal after the quiet deadline: resolved first, either way
+    results = []
+    for marks in ((2, 13.2, 20), (2, 20)):
+        s = TocsinSettings()
+        stage = CorrelationStage(s, True)
+        part = partition_for(b"harbour", s.partitions)
+        stage.add(part, anomaly("e", "ecology_bureau", "env:water_cod", T0, 1e-9), 0.0)
+        stage.add(part, anomaly("o", "citizen_hotline", "complaint:odor",
+                                T0 + timedelta(hours=1), 1e-3), 0.0)
+        wid = ""
+        out: list[Warning] = []
+        for h in marks:
+            if h == marks[-1]:
+                fb = Feedback(warning_id=wid or "tw-harbour-x", region="harbour",
+                              action="dismiss", by="op", at=T0 + timedelta(hours=13.5),
+                              reason="drill")
+                stage.add(part, fb, 0.0)
+            for src in ("env", "complaint", "market"):
+                for sp in range(s.partitions):
+                    stage.watermark(part, src, sp, (T0 + timedelta(hours=h)).timestamp(), 0.0)
+            got = stage.release(part, 0.0)
+            out += got
+            wid = wid or next((w.warning_id for w in got), "")
+        results.append([(w.version, w.status) for w in out])
+    assert results[0] == results[1] == [(1, "new"), (2, "resolved")]
+
+
+def test_decisions_on_warnings_it_does_not_hold_are_ignored_and_corrections_work() -> None:
+    stage = CorrelationStage(TocsinSettings(), False)
+    w = false_alarm(stage, "a", T0)[0]
+    # a dismissal routed with the wrong region: ignored, nothing recorded
+    wrong = w.model_copy(update={"region": "oldtown"})
+    assert feedback(stage, wrong, "dismiss", T0 + timedelta(hours=2), "x") == []
+    out = feedback(stage, w, "dismiss", T0 + timedelta(hours=2), "drill")
+    assert [v.status for v in out] == ["cancelled"]
+    # the officer corrects it: confirmed, the warning is live again
+    back = feedback(stage, w, "confirm", T0 + timedelta(hours=3))
+    assert [(v.status, v.version) for v in back] == [("update", 3)]
+    assert [h.action for h in back[0].history] == ["dismiss", "confirm"]
+
+
+def test_feedback_checks_refuse_future_times_and_foreign_regions() -> None:
+    from streams.schemas import check_feedback
+
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    ok = Feedback(warning_id="tw-harbour-1", region="harbour", action="acknowledge",
+                  by="op", at=now)
+    assert check_feedback(ok, now) is ok
+    with pytest.raises(ValueError, match="future"):
+        check_feedback(ok.model_copy(update={"at": now + timedelta(days=2)}), now)
+    with pytest.raises(ValueError, match="does not belong"):
+        check_feedback(ok.model_copy(update={"region": "oldtown"}), now)
