@@ -93,14 +93,17 @@ class Correlator:
     how the partitions interleaved.
 
     A region whose recent anomalies (within ``window_s`` of each other) fit one scenario
-    template and come from at least ``min_departments`` departments opens an incident of
-    that scenario; anomalies that fit no common template open a generic cross-department
-    incident only when they span ``generic_departments`` departments. Later anomalies of
+    template and meet the opening rule (:meth:`_evidence`) with at least
+    ``min_departments`` departments opens an incident of that scenario; anomalies that fit
+    no common template open a generic cross-department incident only with the generic
+    template's departments (``generic_departments`` when templates are given as a plain
+    list). Later anomalies of
     the region that fit an open incident extend it and, when they add a signal, a
     department or a clearly stronger score, publish an ``update``. An incident with no
     evidence for ``quiet_s`` of event time resolves.
 
-    The combined p-value is Fisher's method over the best p-value of each signal.
+    The published combined p-value is Fisher's method over the best p-value of each
+    signal of the evidence.
 
     >>> c = Correlator(window_s=6 * 3600)
     >>> f = lambda i, src, dep, kind, t: Finding(str(i), src, dep, "r1", kind, kind, "d",
@@ -137,7 +140,6 @@ class Correlator:
             self.templates = tuple(templates)
             self.generic = Template(GENERIC, frozenset(), min_departments=generic_departments)
         self.update_score_step = update_score_step
-        self.generic_departments = max(generic_departments, min_departments)
         self.support_p = support_p
         self.open_p = open_p
         self.weak_p = weak_p

@@ -55,6 +55,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from detectors.base import normal_sf, poisson_sf
+
 from .evaluate import ReplayLine
 from .ingest import Ingestor, Origin, Record
 from .regions import RegionRegistry
@@ -200,31 +202,8 @@ class _Hour:
 _Series = tuple[Source, str, str, str]
 
 
-def poisson_sf(k: int, mu: float) -> float:
-    """``P(X >= k)`` for ``X ~ Poisson(mu)``.
-
-    >>> round(poisson_sf(1, 0.5), 6) == round(1 - math.exp(-0.5), 6)
-    True
-    >>> poisson_sf(0, 3.0)
-    1.0
-    """
-    if k <= 0:
-        return 1.0
-    if mu <= 0:
-        return 0.0
-    term = math.exp(-mu + k * math.log(mu) - math.lgamma(k + 1))
-    total, i = 0.0, k
-    while term > 0.0:
-        total += term
-        i += 1
-        term *= mu / i
-        if i > mu and term < total * 1e-17:
-            break
-    return min(1.0, total)
-
-
 def normal_two_sided(z: float) -> float:
-    return math.erfc(abs(z) / math.sqrt(2.0))
+    return 2.0 * normal_sf(abs(z))
 
 
 def naive_flags(records: Iterable[Record]) -> list[Flag]:

@@ -47,7 +47,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 from urllib.parse import quote
 
 from cap_tools.models import (
@@ -380,23 +380,25 @@ def build_alert(
     return alert
 
 
-def to_cap(
-    warning: Warning,
-    registry: RegionRegistry,
-    *,
-    sender: str = DEFAULT_SENDER,
-    instruction: str | None = None,
-    category: CapCategory | Sequence[CapCategory] | None = None,
-    previous: Iterable[Warning] | None = None,
-    sender_name: str = DEFAULT_SENDER_NAME,
-    scope: CapScope = "Restricted",
-    restriction: str = DEFAULT_RESTRICTION,
-    cap_status: CapStatus = "Actual",
-    language: str = "en",
-    radius_km: float = DEFAULT_RADIUS_KM,
-    expires_after: timedelta | None = DEFAULT_EXPIRES_AFTER,
-    web: str | None = None,
-) -> str:
+class CapOptions(TypedDict, total=False):
+    """The rendering options of :func:`build_alert` (see it for their defaults), passed
+    through unchanged by :func:`to_cap` and :func:`to_cap_series`."""
+
+    sender: str
+    instruction: str | None
+    category: CapCategory | Sequence[CapCategory] | None
+    sender_name: str
+    scope: CapScope
+    restriction: str
+    cap_status: CapStatus
+    language: str
+    radius_km: float
+    expires_after: timedelta | None
+    web: str | None
+
+
+def to_cap(warning: Warning, registry: RegionRegistry, *,
+           previous: Iterable[Warning] | None = None, **options: Unpack[CapOptions]) -> str:
     """One warning version as a CAP 1.2 XML document (a ``str``; encode it as UTF-8).
 
     ``previous`` holds the earlier versions of the same warning (at least versions
@@ -409,43 +411,19 @@ def to_cap(
     Raises ``CapError`` (a ``ValueError``) when the warning cannot be rendered validly, e.g.
     an update whose earlier versions are not all in ``previous``.
     """
-    alert = build_alert(
-        warning, registry, sender=sender, instruction=instruction, category=category,
-        previous=previous, sender_name=sender_name, scope=scope, restriction=restriction,
-        cap_status=cap_status, language=language, radius_km=radius_km,
-        expires_after=expires_after, web=web,
-    )
+    alert = build_alert(warning, registry, previous=previous, **options)
     return _serializer().render(alert, ns_map={None: CAP_NAMESPACE})
 
 
-def to_cap_series(
-    versions: Iterable[Warning],
-    registry: RegionRegistry,
-    *,
-    sender: str = DEFAULT_SENDER,
-    instruction: str | None = None,
-    category: CapCategory | Sequence[CapCategory] | None = None,
-    sender_name: str = DEFAULT_SENDER_NAME,
-    scope: CapScope = "Restricted",
-    restriction: str = DEFAULT_RESTRICTION,
-    cap_status: CapStatus = "Actual",
-    language: str = "en",
-    radius_km: float = DEFAULT_RADIUS_KM,
-    expires_after: timedelta | None = DEFAULT_EXPIRES_AFTER,
-    web: str | None = None,
-) -> list[str]:
+def to_cap_series(versions: Iterable[Warning], registry: RegionRegistry,
+                  **options: Unpack[CapOptions]) -> list[str]:
     """Render warning versions in order, each referencing the earlier versions of its own
     warning (several warnings may be interleaved)."""
     seen: dict[str, list[Warning]] = {}
     out = []
     for w in versions:
         history = seen.setdefault(w.warning_id, [])
-        out.append(to_cap(
-            w, registry, sender=sender, instruction=instruction, category=category,
-            previous=history, sender_name=sender_name, scope=scope, restriction=restriction,
-            cap_status=cap_status, language=language, radius_km=radius_km,
-            expires_after=expires_after, web=web,
-        ))
+        out.append(to_cap(w, registry, previous=history, **options))
         history.append(w)
     return out
 
