@@ -20,7 +20,7 @@ test: install
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 lint: install
-	$(BIN)/ruff check streams detectors tests
+	$(BIN)/ruff check streams detectors dashboards tests benchmarks
 	$(BIN)/mypy
 
 clean:

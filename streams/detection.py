@@ -35,6 +35,11 @@ class DetectParams:
     lateness_s: float = 1800.0
 
 
+def is_weak(anomaly_id: str) -> bool:
+    """True for a weak supporting count (id ``signal@bucket~decade``), not an anomaly."""
+    return "~" in anomaly_id.rpartition("@")[2]
+
+
 @dataclass(slots=True)
 class _LevelState:
     det: RobustBaseline

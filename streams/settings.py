@@ -90,6 +90,33 @@ class TocsinSettings(BaseSettings):
         None, description="Scenario templates YAML (default: the packaged scenarios.yaml)."
     )
 
+    # --- observability and notification ---------------------------------------------
+    metrics_port: int = Field(
+        9464, ge=0, le=65535,
+        description="Port of the worker's Prometheus /metrics endpoint (0: no endpoint).")
+    metrics_addr: str = Field("0.0.0.0", description="Address the /metrics endpoint binds.")
+    metrics_max_signals: int = Field(
+        5000, ge=0,
+        description="Most (region, signal kind) series exported as observed/expected gauges; "
+        "further ones are counted in tocsin_metrics_signals_dropped_total, not exported.")
+    grafana_url: str | None = Field(
+        None, description="Grafana base URL for warning annotations (unset: no annotations).")
+    grafana_token: SecretStr | None = Field(
+        None, description="Grafana service-account token (Bearer) for annotations and push.")
+    grafana_dashboard_uid: str = Field(
+        "tocsin-overview", description="Dashboard the warning annotations are attached to.")
+    alertmanager_url: str | None = Field(
+        None, description="Alertmanager base URL, e.g. http://alertmanager:9093 (unset: no "
+        "notifications).")
+    alertmanager_resend_s: float = Field(
+        60.0, gt=0, description="Active warnings are re-posted to Alertmanager this often.")
+    runbook_url: str = Field(
+        "https://github.com/tocsin/tocsin/blob/main/docs/runbook.md",
+        description="Base of the runbook_url annotation (#<scenario> is appended).")
+    dashboard_url: str = Field(
+        "http://localhost:3000/d/tocsin-region",
+        description="Base of the generatorURL of alerts (region drill-down dashboard).")
+
     @field_validator("broker")
     @classmethod
     def _broker_not_empty(cls, v: str) -> str:
