@@ -9,18 +9,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from prometheus_client import CollectorRegistry, start_http_server
 from pydantic import ValidationError
 
 from .cap import CapError, to_cap
 from .ingest import Origin, dead_letter
+from .metrics import TocsinMetrics
 from .pipeline import CorrelationStage, SourceStage
 from .regions import RegionRegistry
-from .schemas import ANOMALY_RECORD, Feedback, SourceWatermark, Warning, check_feedback
+from .schemas import (
+    ANOMALY_RECORD,
+    Anomaly,
+    Feedback,
+    SourceWatermark,
+    Warning,
+    check_feedback,
+)
 from .settings import TocsinSettings
 from .topics import (
     ANOMALIES,
@@ -68,6 +78,14 @@ class Worker:
         self.dead_sent = 0
         self.processed: dict[str, int] = {}  # records fully handled, per agent
         s = settings
+        self.metrics = TocsinMetrics(
+            CollectorRegistry(), regions=registry.ids(),
+            region_coords={r: (registry.get(r).name, registry.get(r).lat, registry.get(r).lon)
+                           for r in registry.ids()},
+            scenarios=[t.name for t in self.correlation.templates.scenarios],
+            app_id=s.app_id, partitions=s.partitions, max_signals=s.metrics_max_signals)
+        self.metrics.add_signal_reader(self.sources.signals)
+        self._sinks: list[Any] = []
         self.app = faust.App(
             s.app_id,
             broker=s.faust_broker,
@@ -103,14 +121,63 @@ class Worker:
         self.app.agent(self.anomalies_topic, name="tocsin.correlate")(self._correlate)
         self.app.timer(10.0)(self._report)
         self.app.timer(1.0)(self._flush_idle)
+        self.app.task(self._start_sinks)
+        self.app.on_before_shutdown.connect(self._stop_sinks)
+
+    # -- notification sinks (never block the stream) ----------------------------------------
+    def _make_sinks(self) -> list[Any]:
+        s, m = self.settings, self.metrics
+        sinks: list[Any] = []
+        if s.alertmanager_url:
+            from .alertmanager import AlertmanagerSink
+
+            sinks.append(AlertmanagerSink(
+                s.alertmanager_url, runbook_url=s.runbook_url, dashboard_url=s.dashboard_url,
+                resend_s=s.alertmanager_resend_s,
+                on_result=lambda r: m.notifications.labels("alertmanager", r).inc()))
+        if s.grafana_url:
+            from .grafana import AnnotationSink
+
+            sinks.append(AnnotationSink(
+                s.grafana_url,
+                s.grafana_token.get_secret_value() if s.grafana_token else None,
+                s.grafana_dashboard_uid,
+                on_result=lambda r: m.notifications.labels("grafana", r).inc()))
+        return sinks
+
+    async def _start_sinks(self) -> None:
+        self._sinks = self._make_sinks()
+        for sink in self._sinks:
+            await sink.start()
+
+    async def _stop_sinks(self, *args: Any, **kwargs: Any) -> None:
+        for sink in self._sinks:
+            await sink.stop()
+
+    def _lag(self, events: list[Any]) -> None:
+        """Consumer lag of the partitions in this batch (high watermark - next offset)."""
+        last: dict[Any, int] = {}
+        for ev in events:
+            last[ev.message.tp] = ev.message.offset
+        consumer = self.app.consumer
+        for tp, offset in last.items():
+            try:
+                hw = consumer.highwater(tp)
+            except Exception:  # not known yet: no figure this batch
+                continue
+            if hw is not None:
+                self.metrics.observe_lag(tp.topic, tp.partition, int(hw) - offset - 1)
 
     # -- agents ---------------------------------------------------------------------------
     def _ingest_agent(self, source: str) -> Any:
         async def ingest(stream: Any) -> AsyncIterator[None]:
             s = self.settings
             async for events in stream.take_events(s.batch_size, s.batch_within_s):
+                started = time.perf_counter()
                 pending: list[Awaitable[Any]] = []
                 touched: set[int] = set()
+                dead_reasons: Counter[str] = Counter()
+                found: list[Anomaly] = []
                 for ev in events:
                     m = ev.message
                     touched.add(m.partition)
@@ -124,11 +191,14 @@ class Worker:
                                         "processing_error")
                         pending.append(await self._send(self.deadletter_topic, None,
                                                         d.model_dump_json().encode()))
+                        dead_reasons["processing_error"] += 1
                         continue
                     if step.dead is not None:
                         pending.append(await self._send(
                             self.deadletter_topic, m.key, step.dead.model_dump_json().encode()))
                         self.dead_sent += 1
+                        dead_reasons[step.dead.error_type] += 1
+                    found.extend(step.anomalies)
                     for a in step.anomalies:
                         pending.append(await self._send(
                             self.anomalies_topic, a.region.encode(),
@@ -146,8 +216,21 @@ class Worker:
                     for target in range(s.partitions):
                         pending.append(await self._send(
                             self.anomalies_topic, None, marker, partition=target))
+                detect_s = time.perf_counter() - started
                 if pending:
                     await asyncio.gather(*pending)
+                c = self.sources.counters
+                self.metrics.observe_source(
+                    source, {"received": c.received[source], "valid": c.valid[source],
+                             "duplicate": c.duplicate[source]},
+                    self.sources.late(source), dead_reasons,
+                    max((w for p in touched
+                         if (w := self.sources.watermark(source, p)) is not None),
+                        default=None),
+                    detect_s, len(events))
+                self.metrics.observe_anomalies(found)
+                self.metrics.observe_batch(f"ingest.{source}", time.perf_counter() - started)
+                self._lag(events)
                 self.processed[source] = self.processed.get(source, 0) + len(events)
                 yield None
 
@@ -157,6 +240,7 @@ class Worker:
     async def _correlate(self, stream: Any) -> AsyncIterator[None]:
         s = self.settings
         async for events in stream.take_events(s.batch_size, s.batch_within_s):
+            started = time.perf_counter()
             pending: list[Awaitable[Any]] = []
             touched: set[int] = set()
             wall = time.monotonic()
@@ -180,6 +264,11 @@ class Worker:
                 pending.extend(await self._publish(self.correlation.release(part, wall)))
             if pending:
                 await asyncio.gather(*pending)
+            m = self.metrics
+            m.observe_batch("correlate", time.perf_counter() - started)
+            m.batch_events.labels("correlate").inc(len(events))
+            m.reorder_held.set(self.correlation.held())
+            self._lag(events)
             self.processed["correlate"] = self.processed.get("correlate", 0) + len(events)
             yield None
 
@@ -233,6 +322,10 @@ class Worker:
 
     async def _publish(self, warnings: list[Warning]) -> list[Awaitable[Any]]:
         pending: list[Awaitable[Any]] = []
+        if warnings:
+            self.metrics.observe_warnings(warnings)
+            for sink in self._sinks:
+                sink.submit(warnings)
         for w in warnings:
             log.info("warning %s v%d %s %s %s", w.warning_id, w.version, w.status,
                      w.region, w.scenario)
@@ -258,12 +351,21 @@ class Worker:
         return fut
 
     async def _report(self) -> None:
+        self.metrics.tracked_series.set(self.sources.n_series)
         c = self.sources.counters
         log.info("received=%s valid=%s dead=%s duplicate=%s anomalies=%d warnings=%d at %s",
                  c.received, c.valid, c.dead, c.duplicate, c.anomalies, self.warnings_sent,
                  datetime.now(UTC).isoformat(timespec="seconds"))
 
+    def serve_metrics(self) -> None:
+        """Serve /metrics on ``metrics_addr:metrics_port`` (a daemon thread; 0: none)."""
+        s = self.settings
+        if s.metrics_port:
+            start_http_server(s.metrics_port, s.metrics_addr, registry=self.metrics.registry)
+            log.info("metrics on http://%s:%d/metrics", s.metrics_addr, s.metrics_port)
+
     def run(self, loglevel: str = "info") -> None:
         """Run the worker until stopped (SIGINT/SIGTERM)."""
+        self.serve_metrics()
         worker = faust.Worker(self.app, loglevel=loglevel, quiet=True)
         worker.execute_from_commandline()

@@ -75,6 +75,8 @@ class Detection:
         self.watermark: dict[str, float] = {}
         self.first_seen: dict[str, float] = {}
         self.late_events: dict[str, int] = {"env": 0, "complaint": 0, "market": 0}
+        # latest (observed, expected) per (region, source, signal kind): for dashboards
+        self.signals: dict[tuple[str, str, str], tuple[float, float]] = {}
 
     # -- entry ----------------------------------------------------------------------------
     def process(self, source: str, rec: SensorReading | Complaint | MarketEvent) -> list[Finding]:
@@ -109,6 +111,7 @@ class Detection:
         # score the median of the last three readings: one stray reading is not an anomaly
         st.last.append(x)
         s = st.det.score_one(sorted(st.last)[len(st.last) // 2] if len(st.last) == 3 else x)
+        self.signals[(region, source, kind)] = (s.observed, s.expected)
         out: list[Finding] = []
         if s.p_value < self.p.alpha_level:
             if st.run % self.p.repeat_every == 0:
@@ -132,6 +135,7 @@ class Detection:
                 SensorEnsemble(learning=self.p.sensor_learning))
         s = st.det.explain_one(r.value, t)
         st.det.learn_one(r.value, t)
+        self.signals[(r.region, "env", f"env:{r.metric}")] = (s.observed, s.expected)
         if s.p_value >= self.p.alpha_level:
             st.run = 0
             return []
@@ -169,6 +173,7 @@ class Detection:
             ids = self._rate_ids[e.region] = deque(maxlen=25)
         ids.append(e.event_id)
         s = det.score_one(e.region, t)
+        self.signals[(e.region, "market", "market:inspection_fail")] = (s.observed, s.expected)
         if (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count
                 and det.mark_fired(e.region, t)):
             kind = "market:inspection_fail"
@@ -207,6 +212,7 @@ class Detection:
             ids = ctx.recent_ids[key] = deque(maxlen=25)
         ids.append(event_id)
         s = det.score_one(key, t)
+        self.signals[(region, source, kind)] = (s.observed, s.expected)
         bucket = det.bucket_of(t)
         signal = f"{kind}:{region}"
         if (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count

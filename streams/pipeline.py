@@ -276,6 +276,22 @@ class SourceStage:
         d = self._detection.get(partition)
         return None if d is None else d.watermark.get(source)
 
+    def late(self, source: str) -> int:
+        """Records of ``source`` later than the allowed lateness, over all partitions."""
+        return sum(d.late_events.get(source, 0) for d in self._detection.values())
+
+    @property
+    def n_series(self) -> int:
+        return sum(d.n_series for d in self._detection.values())
+
+    def signals(self) -> list[tuple[str, str, str, float, float]]:
+        """(region, source, signal kind, observed, expected), latest per partition."""
+        out = []
+        for d in list(self._detection.values()):
+            for (region, source, kind), (o, e) in list(d.signals.items()):
+                out.append((region, source, kind, o, e))
+        return out
+
     def process(self, source: str, raw: bytes, origin: Origin) -> StepResult:
         c = self.counters
         c.received[source] += 1
