@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from pydantic import ValidationError
 
 from .cap import CapError, to_cap
+from .errors import ConfigError
 from .ingest import Origin, dead_letter
 from .metrics import TocsinMetrics
 from .pipeline import CorrelationStage, SourceStage
@@ -361,7 +362,14 @@ class Worker:
         """Serve /metrics on ``metrics_addr:metrics_port`` (a daemon thread; 0: none)."""
         s = self.settings
         if s.metrics_port:
-            start_http_server(s.metrics_port, s.metrics_addr, registry=self.metrics.registry)
+            try:
+                start_http_server(s.metrics_port, s.metrics_addr,
+                                  registry=self.metrics.registry)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot serve metrics on {s.metrics_addr}:{s.metrics_port}: "
+                    f"{exc.strerror or exc}; set TOCSIN_METRICS_PORT to a free port "
+                    "(0 turns the endpoint off)") from exc
             log.info("metrics on http://%s:%d/metrics", s.metrics_addr, s.metrics_port)
 
     def run(self, loglevel: str = "info") -> None:

@@ -65,7 +65,13 @@ def start_worker(settings: TocsinSettings, log_path: Path) -> subprocess.Popen[b
         "TOCSIN_PARTITIONS": str(settings.partitions),
         "TOCSIN_DATA_DIR": str(settings.data_dir),
         "TOCSIN_REGION_REGISTRY": str(settings.region_registry),
+        "TOCSIN_METRICS_PORT": str(settings.metrics_port),
+        "TOCSIN_METRICS_ADDR": settings.metrics_addr,
     })
+    for name in ("alertmanager_url", "grafana_url"):
+        value = getattr(settings, name)
+        if value:
+            env[f"TOCSIN_{name.upper()}"] = value
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],

@@ -28,6 +28,11 @@ from .schemas import Anomaly, Warning
 SOURCES = ("env", "complaint", "market")
 SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
 STATUSES = ("new", "update", "resolved", "cancelled")
+#: (department, detector, level) combinations the detect stage can produce
+FINDINGS = (("env", "sensor_ensemble", "anomaly"), ("complaint", "count_surge", "anomaly"),
+            ("complaint", "count_surge", "weak"), ("market", "robust_baseline", "anomaly"),
+            ("market", "count_surge", "anomaly"), ("market", "count_surge", "weak"),
+            ("market", "rate_surge", "anomaly"))
 
 #: detection delay (event time from an incident's first evidence to its first warning)
 DELAY_BUCKETS = (300, 600, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 12 * 3600, 24 * 3600,
@@ -175,6 +180,8 @@ class TocsinMetrics:
             for c in (self.events_received, self.events_valid, self.events_duplicate,
                       self.events_late, self.detect_seconds):
                 c.labels(src)
+        for labels in FINDINGS:
+            self.anomalies.labels(*labels)
         for status in STATUSES:
             for sc in self.scenarios:
                 self.warnings_emitted.labels(status, sc)

@@ -48,7 +48,8 @@ def isolated_settings(kafka_bootstrap: str, tmp_path: Path) -> TocsinSettings:
     """Settings with a fresh app id and topic prefix, so tests never see each other's data."""
     tag = uuid.uuid4().hex[:8]
     return TocsinSettings(broker=kafka_bootstrap, app_id=f"tocsin-test-{tag}",
-                          topic_prefix=f"t{tag}.", data_dir=tmp_path / "data")
+                          topic_prefix=f"t{tag}.", data_dir=tmp_path / "data",
+                          metrics_port=0)
 
 
 @pytest.fixture(scope="session")
