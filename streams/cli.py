@@ -23,6 +23,47 @@ app.add_typer(eval_app, name="eval")
 console = Console()
 err = Console(stderr=True)
 
+grafana_app = typer.Typer(help="Grafana dashboards and warning annotations.",
+                          no_args_is_help=True)
+app.add_typer(grafana_app, name="grafana")
+
+
+@grafana_app.command("push")
+def grafana_push(
+    url: Annotated[str | None, typer.Option(
+        help="Grafana base URL (default: TOCSIN_GRAFANA_URL).")] = None,
+    token: Annotated[str | None, typer.Option(
+        help="Service-account token (default: TOCSIN_GRAFANA_TOKEN); never printed.",
+        show_default=False)] = None,
+    folder_uid: Annotated[str | None, typer.Option(
+        help="Folder to put the dashboards in (default: General).")] = None,
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Directory of dashboard JSON files (default: the packaged "
+        "dashboards/json).")] = None,
+) -> None:
+    """Create or overwrite the dashboards in Grafana (POST /api/dashboards/db)."""
+    from .errors import ConfigError
+    from .grafana import dashboard_files, push_dashboards
+
+    try:
+        s = _settings()
+        base = url or s.grafana_url
+        if not base:
+            raise ConfigError("no Grafana URL: pass --url or set TOCSIN_GRAFANA_URL")
+        secret = token if token is not None else (
+            s.grafana_token.get_secret_value() if s.grafana_token is not None else None)
+        if directory is None:  # the packaged dashboards, installed beside streams
+            directory = Path(__file__).resolve().parent.parent / "dashboards" / "json"
+        files = dashboard_files(directory)
+        pushed = push_dashboards(base, secret, files, folder_uid)
+    except TocsinError as e:
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
+        raise typer.Exit(2) from e
+    for path, where in zip(files, pushed, strict=True):
+        typer.echo(f"pushed {path.name} -> {where}")
+
 
 def _settings(**overrides: object):  # type: ignore[no-untyped-def]
     from .settings import load_settings

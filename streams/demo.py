@@ -72,6 +72,8 @@ def start_worker(settings: TocsinSettings, log_path: Path) -> subprocess.Popen[b
         value = getattr(settings, name)
         if value:
             env[f"TOCSIN_{name.upper()}"] = value
+    if settings.grafana_token is not None:  # handed to the child only, never printed
+        env["TOCSIN_GRAFANA_TOKEN"] = settings.grafana_token.get_secret_value()
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],

@@ -1,21 +1,25 @@
 """A real Prometheus scrapes a real worker that processes a seeded scenario on the real
 broker; every panel query of every dashboard must return data, and the live scrape must
-pass ``promtool check metrics``."""
+pass ``promtool check metrics``. The same worker posts its warnings to a real Alertmanager
+(deploy routes) and its annotations to a local server speaking Grafana's HTTP API."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboards.build import all_dashboards, expand, panel_queries
+import yaml
 
+from dashboards.build import all_dashboards, expand, panel_queries
 from streams.demo import start_worker, stop_process, wait_drained
 from streams.evaluate import read_replay
 from streams.kafka_util import read_topic
@@ -25,7 +29,9 @@ from streams.schemas import Warning
 from streams.settings import TocsinSettings
 from streams.simulate import SimConfig, simulate
 from streams.topics import ENV, WARNINGS, create_topics, topic_name
-from tests.services import ensure_binary, free_port, prometheus
+from tests.services import alertmanager, ensure_binary, free_port, prometheus
+from tests.test_alertmanager import local_config
+from tests.test_grafana import TOKEN, FakeGrafana, serve
 
 pytestmark = pytest.mark.integration
 
@@ -51,9 +57,19 @@ def live(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory,
     tmp = tmp_path_factory.mktemp("observability")
     tag = uuid.uuid4().hex[:8]
     port = free_port()
-    s = TocsinSettings(broker=kafka_bootstrap, app_id=f"tocsin-obs-{tag}",
-                       topic_prefix=f"o{tag}.", data_dir=tmp / "data", metrics_port=port,
-                       metrics_addr="127.0.0.1")
+    am_config = tmp / "alertmanager.yml"
+    am_config.write_text(yaml.safe_dump(local_config(free_port())))
+    with alertmanager(am_config, tmp) as am, contextlib.contextmanager(serve)(
+            FakeGrafana()) as grafana:
+        s = TocsinSettings(
+            broker=kafka_bootstrap, app_id=f"tocsin-obs-{tag}", topic_prefix=f"o{tag}.",
+            data_dir=tmp / "data", metrics_port=port, metrics_addr="127.0.0.1",
+            alertmanager_url=am, grafana_url=grafana.url, grafana_token=TOKEN)
+        yield from _live(s, tmp, port, registry, am, grafana)
+
+
+def _live(s: TocsinSettings, tmp: Path, port: int, registry: RegionRegistry, am: str,
+          grafana: FakeGrafana) -> Iterator[dict[str, Any]]:
     create_topics(s)
     sim = simulate(SimConfig(seed=16, days=4.5), registry)
     events = tmp / "events.jsonl"
@@ -91,7 +107,7 @@ def live(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory,
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
                 scrape = r.read()
             yield {"prom": prom, "warnings": warnings, "scrape": scrape, "settings": s,
-                   "log": tmp / "worker.log"}
+                   "log": tmp / "worker.log", "am": am, "grafana": grafana}
     finally:
         stop_process(worker)
 
@@ -135,3 +151,36 @@ def test_metrics_agree_with_the_topics(live: dict[str, Any]) -> None:
     assert dead and float(dead[0]["value"][1]) >= 1
     up = query(prom, 'up{job="tocsin"}')
     assert up and up[0]["value"][1] == "1"
+
+
+def test_worker_notifies_alertmanager_and_annotates_grafana(live: dict[str, Any]) -> None:
+    """Every open warning reaches the real Alertmanager, once per receiving department, with
+    bounded labels; every warning version becomes one annotation on the overview."""
+    warnings: list[Warning] = live["warnings"]
+    latest: dict[str, Warning] = {}
+    for w in warnings:
+        latest[w.warning_id] = w
+    open_ids = {wid for wid, w in latest.items() if w.status in ("new", "update")}
+    deadline = time.monotonic() + 20
+    while True:
+        got = get_json(f"{live['am']}/api/v2/alerts?active=true&inhibited=true&silenced=true"
+                       "&filter=" + urllib.parse.quote('alertname="TocsinWarning"'))
+        ids = {a["labels"]["warning_id"] for a in got}
+        if ids >= open_ids or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert open_ids and ids >= open_ids, (open_ids, ids)
+    for a in got:
+        assert set(a["labels"]) == {"alertname", "region", "scenario", "severity",
+                                    "department", "warning_id"}
+        assert a["labels"]["department"] in {"ecology", "market", "hotline"}
+        assert a["annotations"]["runbook_url"].endswith("#" + a["labels"]["scenario"])
+    grafana: FakeGrafana = live["grafana"]
+    grafana.wait_for(lambda: len(grafana.posted("/api/annotations")) >= len(warnings), 20)
+    posted = grafana.posted("/api/annotations")
+    assert len(posted) == len(warnings)
+    assert all(r.headers.get("Authorization") == f"Bearer {TOKEN}" for r in posted)
+    assert all("tocsin" in r.body["tags"] and r.body["dashboardUID"] == "tocsin-overview"
+               for r in posted)
+    sent = query(live["prom"], 'sum(tocsin_notifications_total{outcome="sent"})')
+    assert sent and float(sent[0]["value"][1]) >= 1
