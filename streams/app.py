@@ -20,8 +20,10 @@ from pydantic import ValidationError
 
 from .cap import CapError, to_cap
 from .errors import ConfigError
+from .faust_tuning import TunedApp
 from .ingest import Origin, dead_letter
 from .metrics import TocsinMetrics
+from .monitor import NoopMonitor
 from .pipeline import CorrelationStage, SourceStage
 from .regions import RegionRegistry
 from .schemas import (
@@ -87,8 +89,11 @@ class Worker:
             app_id=s.app_id, partitions=s.partitions, max_signals=s.metrics_max_signals)
         self.metrics.add_signal_reader(self.sources.signals)
         self._sinks: list[Any] = []
-        self.app = faust.App(
+        self.app = TunedApp(
             s.app_id,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            batch_drain=s.batch_drain,
+            Monitor=NoopMonitor,
             broker=s.faust_broker,
             broker_credentials=_credentials(s),
             value_serializer="raw",
@@ -375,5 +380,12 @@ class Worker:
     def run(self, loglevel: str = "info") -> None:
         """Run the worker until stopped (SIGINT/SIGTERM)."""
         self.serve_metrics()
+        if self.settings.uvloop:
+            try:
+                import uvloop
+            except ImportError:
+                log.warning("uvloop is not installed: running on asyncio's default loop")
+            else:
+                uvloop.install()
         worker = faust.Worker(self.app, loglevel=loglevel, quiet=True)
         worker.execute_from_commandline()

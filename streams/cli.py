@@ -379,6 +379,36 @@ def demo(
     raise typer.Exit(0 if result.ok else 1)
 
 
+@app.command()
+def bench(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    events: Annotated[int, typer.Option(help="Pre-produced records (a realistic mix).")
+                      ] = 120_000,
+    partitions: Annotated[int, typer.Option(help="Partitions per topic.")] = 4,
+    latency_s: Annotated[float, typer.Option(help="Seconds of the half-load latency run.")
+                         ] = 20.0,
+    series: Annotated[str, typer.Option(help="Tracked-series counts for the memory figures "
+                                        "(comma separated; empty: skip).")
+                      ] = "10000,100000,1000000",
+    variants: Annotated[bool, typer.Option(help="Measure each faust setting on its own.")
+                        ] = True,
+) -> None:
+    """Measure, in one run on one broker: the raw aiokafka limit, faust's default and tuned
+    no-op agents, the full pipeline, latency at half load, memory per tracked series."""
+    from .bench import BenchConfig, run
+
+    try:
+        counts = tuple(int(x) for x in series.split(",") if x.strip())
+    except ValueError as exc:
+        raise TocsinError(f"--series: comma-separated whole numbers, got {series!r}") from exc
+    res = run(BenchConfig(events=events, partitions=partitions, latency_s=latency_s,
+                          series=counts, variants=variants, log=lambda m: err.print(m)))
+    if as_json:
+        print(json.dumps(res, indent=2, sort_keys=True))
+    else:
+        _print_report(res, False, tuple(k for k in res if not isinstance(res[k], dict)))
+
+
 def main() -> None:
     try:
         app()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import BrokerError
 from .settings import TocsinSettings
 
 
@@ -43,6 +44,23 @@ async def assign_all(consumer: Any, topic: str) -> None:
         await consumer._client.force_metadata_update()
         parts = consumer.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+
+
+async def assign_topics(consumer: Any, topics: list[str]) -> None:
+    """Assign every partition of every topic in ``topics`` (group-less), from the beginning.
+    (An assigned consumer only refreshes metadata of its assigned topics: look all up
+    first, then assign once.)"""
+    from aiokafka import TopicPartition
+
+    await consumer._client.force_metadata_update()
+    tps = []
+    for topic in topics:
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            raise BrokerError(f"topic {topic} not found; run `tocsin topics create` first")
+        tps += [TopicPartition(topic, p) for p in sorted(parts)]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
 

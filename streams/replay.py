@@ -50,7 +50,8 @@ async def start_producer(settings: TocsinSettings, **extra: Any) -> Any:
     from aiokafka.errors import KafkaError
 
     kw = settings.kafka_client_kwargs()
-    producer = AIOKafkaProducer(linger_ms=20, max_batch_size=256 * 1024, **kw, **extra)
+    opts: dict[str, Any] = {"linger_ms": 20, "max_batch_size": 256 * 1024, **extra}
+    producer = AIOKafkaProducer(**kw, **opts)
     try:
         await producer.start()
     except KafkaError as e:

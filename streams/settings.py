@@ -49,10 +49,18 @@ class TocsinSettings(BaseSettings):
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of the Tocsin topics.")
     replication_factor: int = Field(1, ge=1)
     batch_size: int = Field(1000, ge=1, description="Events taken per batch by each agent.")
-    batch_within_s: float = Field(0.2, gt=0, description="Longest wait to fill a batch.")
+    batch_within_s: float = Field(0.05, gt=0, description="Longest wait to fill a batch.")
     session_timeout_s: float = Field(8.0, gt=0)
     rebalance_timeout_s: float = Field(8.0, gt=0)
     heartbeat_interval_s: float = Field(1.0, gt=0)
+    fetch_max_wait_ms: int = Field(
+        100, ge=1, le=60_000,
+        description="Longest a fetch waits for data (faust hard-codes 1500; a broker that does "
+        "not wake waiting fetches, like the embedded one, adds that much latency per hop).")
+    batch_drain: bool = Field(
+        True, description="Deliver each fetched batch to the streams under one flow-control "
+        "wait instead of one per message (streams/faust_tuning.py).")
+    uvloop: bool = Field(True, description="Run the worker on uvloop's event loop.")
     web_port: int = Field(6066, ge=0, le=65535)
     web_enabled: bool = False
     data_dir: Path = Field(Path(".tocsin-data"), description="faust data directory.")
