@@ -93,7 +93,7 @@ class Worker:
             s.app_id,
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             batch_drain=s.batch_drain,
-            Monitor=NoopMonitor,
+            **({"Monitor": NoopMonitor} if s.noop_monitor else {}),
             broker=s.faust_broker,
             broker_credentials=_credentials(s),
             value_serializer="raw",
@@ -129,6 +129,12 @@ class Worker:
         self.app.timer(1.0)(self._flush_idle)
         self.app.task(self._start_sinks)
         self.app.on_before_shutdown.connect(self._stop_sinks)
+        self.app.on_rebalance_complete.connect(self._on_rebalance)
+
+    async def _on_rebalance(self, *args: Any, **kwargs: Any) -> None:
+        assigned = self.app.consumer.assignment()
+        self.metrics.observe_assignment((tp.topic, tp.partition) for tp in assigned)
+        log.info("rebalance complete: %d partitions assigned", len(assigned))
 
     # -- notification sinks (never block the stream) ----------------------------------------
     def _make_sinks(self) -> list[Any]:

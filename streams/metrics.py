@@ -147,6 +147,9 @@ class TocsinMetrics:
         self.consumer_lag = Gauge(
             "tocsin_consumer_lag_messages", "High watermark minus the next offset to process.",
             ["topic", "partition"], registry=r)
+        self.assigned_partitions = Gauge(
+            "tocsin_assigned_partitions", "Partitions this worker owns, per topic.", ["topic"],
+            registry=r)
         self.tracked_series = Gauge(
             "tocsin_tracked_series", "Signal series the detectors hold state for.", registry=r)
         self.reorder_held = Gauge(
@@ -172,6 +175,7 @@ class TocsinMetrics:
         self._max_signals = max_signals
         self._active: dict[str, tuple[str, str]] = {}  # warning id -> (severity, region)
         self._seen: dict[str, Tally[str]] = {}
+        self._assigned_topics: set[str] = set()
         for name, lat_lon in (region_coords or {}).items():
             label, lat, lon = lat_lon
             self.region_info.labels(name, label, f"{lat:.5f}", f"{lon:.5f}").set(1)
@@ -230,6 +234,13 @@ class TocsinMetrics:
 
     def observe_lag(self, topic: str, partition: int, lag: int) -> None:
         self.consumer_lag.labels(topic, str(partition)).set(max(lag, 0))
+
+    def observe_assignment(self, assigned: Iterable[tuple[str, int]]) -> None:
+        """The worker's partitions after a rebalance (topic, partition) pairs."""
+        counts = Tally(topic for topic, _ in assigned)
+        for topic in self._assigned_topics | set(counts):
+            self.assigned_partitions.labels(topic).set(counts.get(topic, 0))
+        self._assigned_topics |= set(counts)
 
     def observe_warnings(self, warnings: Iterable[Warning], now: float | None = None) -> None:
         now = time.time() if now is None else now

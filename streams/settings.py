@@ -61,6 +61,9 @@ class TocsinSettings(BaseSettings):
         True, description="Deliver each fetched batch to the streams under one flow-control "
         "wait instead of one per message (streams/faust_tuning.py).")
     uvloop: bool = Field(True, description="Run the worker on uvloop's event loop.")
+    noop_monitor: bool = Field(
+        True, description="Replace faust's per-event statistics monitor by a no-op one "
+        "(Tocsin's own metrics count per batch).")
     web_port: int = Field(6066, ge=0, le=65535)
     web_enabled: bool = False
     data_dir: Path = Field(Path(".tocsin-data"), description="faust data directory.")
