@@ -20,15 +20,86 @@ exceedances over a high quantile follow a generalised Pareto distribution), and 
 from __future__ import annotations
 
 import math
+from array import array
 
 P_MIN = 1e-300
 #: statistics are clipped here: beyond it every value is equally extreme, and squares of
 #: larger ones would overflow
 S_MAX = 1e100
+#: the default parameters (see TailCalibrator)
+Q = 0.98
+ETA = 0.02
+ALPHA = 0.05
+WINSOR = 3.0
+
+
+#: a calibrator's state packed in float64s, from an offset ``at`` of an ``array('d')``:
+#: ``at + 0`` the tracked quantile ``u``, ``+ 1`` the statistic's running ``mean``, ``+ 2``
+#: and ``+ 3`` the EW means of exceedances and of their squares (``e1``, ``e2``), ``+ 4`` the
+#: exceedances seen (``ne``); the count of statistics learned is not kept (nothing reads it)
+STATE_SIZE = 5
+
+
+def tail_p_value(st: array[float], at: int, q: float, s: float) -> float:
+    """:meth:`TailCalibrator.p_value` of the state packed at ``st[at:at + STATE_SIZE]``
+    (for a host that packs its calibrators' states into one array: 8 bytes a number, no
+    objects). The same arithmetic, so the same values, bit for bit; the offsets are
+    literals (see ``STATE_SIZE``), as this runs per reading."""
+    if s != s:  # NaN
+        return 1.0
+    s = min(s, S_MAX)
+    u = st[at]
+    tail = 1.0 - q
+    if s <= u or st[at + 4] < 3:
+        if u <= 0.0:
+            return 1.0 if s <= 0.0 else tail
+        # below the tracked quantile: log-linear from 1 at s = 0 to ``tail`` at s = u
+        return math.exp(math.log(tail) * max(s, 0.0) / u) if s < u else tail
+    mu = st[at + 2]
+    var = max(st[at + 3] - mu * mu, 0.0025 * mu * mu, 1e-300)
+    r = mu * mu / var
+    xi = min(max(0.5 * (1.0 - r), 0.0), 0.8)
+    sigma = max(0.5 * mu * (1.0 + r), 1e-300)
+    y = s - u
+    t = math.exp(-y / sigma) if xi < 1e-06 else (1.0 + xi * y / sigma) ** (-1.0 / xi)
+    return max(tail * t, P_MIN)
+
+
+def tail_learn(st: array[float], at: int, q: float, eta: float, alpha: float,
+               winsor: float, s: float) -> None:
+    """:meth:`TailCalibrator.learn_one` on the state packed at ``st[at:at + STATE_SIZE]``
+    (see :func:`tail_p_value`)."""
+    if s != s:
+        return
+    s = min(s, S_MAX)
+    mean = st[at + 1]
+    mean += (abs(s) - mean) * 0.01
+    st[at + 1] = mean
+    step = eta * (mean + 1e-12)
+    u = st[at]
+    if s > u:
+        y = s - u
+        st[at] = u + step * q
+        e1 = st[at + 2]
+        e2 = st[at + 3]
+        ne = st[at + 4]
+        if ne >= 3 and winsor > 0:
+            sd = math.sqrt(max(e2 - e1 * e1, 0.0))
+            y = min(y, e1 + winsor * max(sd, 0.5 * e1))
+        a = max(alpha, 1.0 / (ne + 1.0))
+        st[at + 2] = e1 + a * (y - e1)
+        st[at + 3] = e2 + a * (y * y - e2)
+        st[at + 4] = ne + 1.0
+    else:
+        st[at] = max(u - step * (1.0 - q), 0.0)
 
 
 class TailCalibrator:
     """Online upper-tail probability of a non-negative statistic.
+
+    A host that keeps many calibrators per series can keep their states packed in one
+    ``array('d')`` instead, with :func:`tail_p_value` and :func:`tail_learn` (the same
+    arithmetic, so the same values, bit for bit).
 
     >>> import random
     >>> rng = random.Random(3)
@@ -43,8 +114,8 @@ class TailCalibrator:
 
     __slots__ = ("alpha", "e1", "e2", "eta", "mean", "n", "ne", "q", "u", "winsor")
 
-    def __init__(self, q: float = 0.98, eta: float = 0.02, alpha: float = 0.05,
-                 winsor: float = 3.0) -> None:
+    def __init__(self, q: float = Q, eta: float = ETA, alpha: float = ALPHA,
+                 winsor: float = WINSOR) -> None:
         if not 0.5 <= q < 1.0:
             raise ValueError(f"q={q}: the tail quantile must be in [0.5, 1)")
         self.q = q
@@ -109,4 +180,4 @@ class TailCalibrator:
             self.u = max(self.u - step * (1.0 - self.q), 0.0)
 
 
-__all__ = ["TailCalibrator"]
+__all__ = ["STATE_SIZE", "TailCalibrator", "tail_learn", "tail_p_value"]

@@ -4,14 +4,14 @@ over-dispersed baseline (in the spirit of CDC EARS / Farrington)."""
 from __future__ import annotations
 
 import math
-from collections import deque
+from array import array
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .base import P_FLOOR, Score, gammainc_scalar
-from .buckets import BucketedDetector
+from .buckets import BucketedDetector, add_cell, find_cell
 
 PHI_PRIOR = 1.2
 PHI_PRIOR_WEIGHT = 3.0
@@ -20,17 +20,46 @@ SHAPE_PRIOR_EVENTS = 5.0
 
 @dataclass(slots=True)
 class _KeyState:
-    first_bucket: int
+    """One key's state (kept small: a detector may hold one per region and kind)."""
+
     closed_through: int  # last closed bucket index
-    open: dict[int, int] = field(default_factory=dict)
-    recent: deque[tuple[int, int]] = field(default_factory=deque)  # (bucket, count), closed
+    # the buckets not yet closed and their events, in bucket order, packed in int64 pairs:
+    # bucket, count, bucket, count, ... (see ``open``)
+    opened: array[int] = field(default_factory=lambda: array("q"))
+    # the closed buckets still in the guard band, oldest first, packed in int64 pairs:
+    # bucket, count, bucket, count, ... (see ``recent``)
+    closed: array[int] = field(default_factory=lambda: array("q"))
     level_sum: float = 0.0  # decayed sum of de-seasonalised counts
     level_n: float = 0.0  # decayed number of buckets
     disp_sum: float = 0.0  # decayed sum of (count - expected)^2
     disp_n: float = 0.0  # decayed sum of expected
-    fired: set[int] = field(default_factory=set)
-    excluded: set[int] = field(default_factory=set)  # buckets inside a window that fired
+    fired: tuple[int, ...] = ()
+    fired_windows: tuple[int, ...] = ()  # windows that fired (see buckets.KeyMarks)
     outlier_run: int = 0
+
+    @property
+    def open(self) -> dict[int, int]:
+        """Events by bucket, of the buckets not yet closed."""
+        it = iter(self.opened)
+        return dict(zip(it, it, strict=True))
+
+    @property
+    def recent(self) -> list[tuple[int, int]]:
+        """(bucket, count) of the closed buckets in the guard band, oldest first."""
+        it = iter(self.closed)
+        return list(zip(it, it, strict=True))
+
+    # pickled as plain values (small ints pickle in 2 to 5 bytes, an array's in 8)
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.closed_through, tuple(self.opened), tuple(self.closed), self.level_sum,
+                self.level_n, self.disp_sum, self.disp_n, self.fired, self.fired_windows,
+                self.outlier_run)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        (self.closed_through, opened, closed, self.level_sum, self.level_n,
+         self.disp_sum, self.disp_n, self.fired, self.fired_windows, self.outlier_run) = state
+        self.opened = array("q", opened)
+        self.closed = array("q", closed)
 
 
 @dataclass(slots=True)
@@ -172,33 +201,45 @@ class CountSurge(BucketedDetector[_KeyState]):
         d = self._decay
         total = 0
         guard = max(self.scales)
+        full = 2 * guard  # (bucket, count) pairs of the guard band
         for st in self._keys.values():
             if b <= st.closed_through:
                 continue
-            c = st.open.pop(b, 0)
-            st.fired.discard(b)
+            c = 0  # b's events (its cell is the first, but for buckets skipped in a gap)
+            opened = st.opened
+            if opened and opened[0] <= b:
+                i = 0 if opened[0] == b else find_cell(opened, b, 2)
+                if i >= 0:
+                    c = opened[i + 1]
+                    del opened[i:i + 2]
+            if st.fired:
+                self.unfire(st, b)
             total += c
-            st.recent.append((b, c))
             st.closed_through = b
             # guard band (as in Farrington's method): a bucket joins the baseline only once
             # it has left the longest scoring window, so the first events of a surge do
             # not raise the expectation the next ones are judged against; buckets inside a
             # window that fired stay out, unless the key has fired for hold_buckets in a
-            # row (then it is the new normal)
-            while len(st.recent) > guard:
-                ob, oc = st.recent.popleft()
-                excluded = ob in st.excluded
-                st.excluded.discard(ob)
+            # row (then it is the new normal). The oldest leaves before b is added (the
+            # same as after: it is never b), so the array never grows past the guard band.
+            closed = st.closed
+            if len(closed) >= full:
+                ob = closed[0]
+                oc = closed[1]
+                del closed[:2]
+                excluded = bool(st.fired_windows) and self.leaves_fired_window(st, ob)
                 if excluded and st.outlier_run < self.hold_buckets:
                     st.outlier_run += 1
-                    continue
-                st.outlier_run = st.outlier_run + 1 if excluded else 0
-                oshape = shape if ob == b else shapes[self._slot(ob)]
-                exp = self._expected_one(st, ob, oshape)
-                st.level_sum = st.level_sum * d + oc / oshape
-                st.level_n = st.level_n * d + 1.0
-                st.disp_sum = st.disp_sum * d + (oc - exp) ** 2
-                st.disp_n = st.disp_n * d + exp
+                else:
+                    st.outlier_run = st.outlier_run + 1 if excluded else 0
+                    oshape = shape if ob == b else shapes[self._slot(ob)]
+                    exp = self._expected_one(st, ob, oshape)
+                    st.level_sum = st.level_sum * d + oc / oshape
+                    st.level_n = st.level_n * d + 1.0
+                    st.disp_sum = st.disp_sum * d + (oc - exp) ** 2
+                    st.disp_n = st.disp_n * d + exp
+            closed.append(b)
+            closed.append(c)
         # a bucket closed before any key was seen had zero events: it counts too, or the
         # pooled mean of a rare kind would be taken over its busy hours only
         nkeys = max(len(self._keys), 1)
@@ -214,7 +255,7 @@ class CountSurge(BucketedDetector[_KeyState]):
             start = self._start_bucket if self._start_bucket is not None else self.bucket_of(t)
             closed = self._closed_through if self._closed_through is not None else start - 1
             # a key first seen now has had zero events since the detector started
-            st = _KeyState(first_bucket=start, closed_through=closed)
+            st = _KeyState(closed_through=closed)
             n_zero = max(0, closed - start + 1)
             st.level_n = (1.0 - self._decay**n_zero) / (1.0 - self._decay)
             self._keys[key] = st
@@ -243,8 +284,15 @@ class CountSurge(BucketedDetector[_KeyState]):
         if b <= st.closed_through:
             self.late_events += 1
             return False
-        opened = st.open
-        opened[b] = opened.get(b, 0) + 1
+        opened = st.opened
+        n = len(opened)
+        if n and opened[n - 2] == b:  # the newest open bucket: the usual case
+            opened[n - 1] += 1
+        elif not n or opened[n - 2] < b:  # a new newest one
+            opened.append(b)
+            opened.append(1)
+        else:
+            opened[add_cell(opened, b, 2) + 1] += 1
         win = self._windows_cache.get(key)
         if win is not None:  # keep the cached window counts up to date
             if b == win.bucket:
@@ -278,16 +326,33 @@ class CountSurge(BucketedDetector[_KeyState]):
         each = [floor if floor > (x := level * sh) else x for sh in slots]
         expected = [sum(each[:w]) for w in scales]
         by_age = [0] * longest  # events by bucket, newest (``b``) first
-        for bb, c in st.recent:
-            age = b - bb
-            if 0 <= age < longest:
-                by_age[age] = c
+        closed = st.closed
+        m = len(closed) // 2
+        lag = b - closed[-2] if m else 0  # the age of the newest closed bucket
+        if m and lag >= 0 and closed[-2] - closed[0] == m - 1:
+            # consecutive buckets (the rule, as every bucket closes in turn): their counts,
+            # newest first, are those of ages lag, lag + 1, ...
+            if lag < longest:
+                by_age[lag:lag + m] = closed[-1::-2].tolist()[:longest - lag]
+        else:
+            it = iter(closed)
+            for bb, c in zip(it, it, strict=False):  # (pairs: strict is slower here)
+                age = b - bb
+                if 0 <= age < longest:
+                    by_age[age] = c
         closed_here = by_age[0]
-        here = st.open.get(b, 0)
-        for bb, c in st.open.items():
-            age = b - bb
-            if 0 < age < longest:
-                by_age[age] = c
+        here = 0
+        opened = st.opened
+        n = len(opened)
+        if n == 2 and opened[0] == b:  # b is the only open bucket: the usual case
+            here = opened[1]
+        else:
+            for i in range(0, n, 2):
+                age = b - opened[i]
+                if age == 0:
+                    here = opened[i + 1]
+                elif 0 < age < longest:
+                    by_age[age] = opened[i + 1]
         cum = list(accumulate(by_age))
         phi = max(self._phi(st), 1.0)
         return _Windows(b, [cum[w - 1] for w in scales], here,
@@ -303,8 +368,10 @@ class CountSurge(BucketedDetector[_KeyState]):
         win = self._windows_cache.get(key)
         if win is None or win.bucket != b:  # (a cached entry implies warmed up)
             if not self.warmed_up():
-                here = st.open.get(b)
-                if here is None:
+                i = find_cell(st.opened, b, 2)
+                if i >= 0:
+                    here = st.opened[i + 1]
+                else:
                     here = next((c for bb, c in st.recent if bb == b), 0)
                 return Score(float(here), math.nan, 1.0)
             win = self._windows_cache[key] = self._windows(st, b)

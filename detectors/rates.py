@@ -4,25 +4,55 @@ inspections) per key, against a beta-binomial baseline, in event-time buckets.""
 from __future__ import annotations
 
 import math
-from collections import deque
+from array import array
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any, ClassVar
 
 from .base import TINY_TERM, Score, betabinom_lower, betaln_scalar
-from .buckets import BucketedDetector
+from .buckets import BucketedDetector, add_cell
 
 
 @dataclass(slots=True)
 class _RateState:
-    open: dict[int, list[int]] = field(default_factory=dict)  # bucket -> [trials, failures]
-    recent: deque[tuple[int, int, int]] = field(default_factory=deque)  # closed (b, n, k)
+    """One key's state (kept small: one per region)."""
+
+    # the buckets not yet closed, in bucket order, packed in int64 triples: bucket, trials,
+    # failures, bucket, ... (see ``open``)
+    opened: array[int] = field(default_factory=lambda: array("q"))
+    # the closed buckets with trials still in the guard band, oldest first, packed in int64
+    # triples: bucket, trials, failures, bucket, ... (see ``recent``)
+    closed: array[int] = field(default_factory=lambda: array("q"))
     n_sum: float = 0.0  # decayed trials in the baseline
     k_sum: float = 0.0  # decayed failures in the baseline
-    fired: set[int] = field(default_factory=set)
-    excluded: set[int] = field(default_factory=set)  # buckets inside a window that fired
+    fired: tuple[int, ...] = ()
+    fired_windows: tuple[int, ...] = ()  # windows that fired (see buckets.KeyMarks)
     outlier_run: int = 0
+
+    @property
+    def open(self) -> dict[int, tuple[int, int]]:
+        """(trials, failures) by bucket, of the buckets not yet closed."""
+        it = iter(self.opened)
+        return {b: (n, k) for b, n, k in zip(it, it, it, strict=True)}
+
+    @property
+    def recent(self) -> list[tuple[int, int, int]]:
+        """(bucket, trials, failures) of the closed buckets in the guard band, oldest
+        first."""
+        it = iter(self.closed)
+        return list(zip(it, it, it, strict=True))
+
+    # pickled as plain values (small ints pickle in 2 to 5 bytes, an array's in 8)
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (tuple(self.opened), tuple(self.closed), self.n_sum, self.k_sum, self.fired,
+                self.fired_windows, self.outlier_run)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        (opened, closed, self.n_sum, self.k_sum, self.fired, self.fired_windows,
+         self.outlier_run) = state
+        self.opened = array("q", opened)
+        self.closed = array("q", closed)
 
 
 @dataclass(slots=True)
@@ -148,25 +178,37 @@ class RateSurge(BucketedDetector[_RateState]):
         d = self._decay
         guard = max(self.scales)
         for st in self._keys.values():
-            for b in sorted(x for x in st.open if x <= last):
-                n, k = st.open.pop(b)
-                st.fired.discard(b)
-                st.recent.append((b, n, k))
-            while st.recent and st.recent[0][0] <= last - guard:
-                b, n, k = st.recent.popleft()
-                if b in st.excluded and st.outlier_run < self.hold_buckets:
+            done = st.closed
+            opened = st.opened
+            while opened and opened[0] <= last:  # (in bucket order)
+                b = opened[0]
+                n = opened[1]
+                k = opened[2]
+                del opened[:3]
+                if st.fired:
+                    self.unfire(st, b)
+                done.append(b)
+                done.append(n)
+                done.append(k)
+            while done and done[0] <= last - guard:
+                b = done[0]
+                n = done[1]
+                k = done[2]
+                del done[:3]
+                excluded = bool(st.fired_windows) and self.in_fired_window(st, b)
+                if excluded and st.outlier_run < self.hold_buckets:
                     st.outlier_run += 1
                 else:
-                    st.outlier_run = st.outlier_run + 1 if b in st.excluded else 0
+                    st.outlier_run = st.outlier_run + 1 if excluded else 0
                     st.n_sum = st.n_sum * d + n
                     st.k_sum = st.k_sum * d + k
                     self._pool_n = self._pool_n * d + n
                     self._pool_k = self._pool_k * d + k
-                st.excluded.discard(b)
-            # buckets that never had a trial never pass through ``recent``: drop their marks
-            # once they are older than the guard band, so the set stays bounded
-            if st.excluded:
-                st.excluded = {b for b in st.excluded if b > last - guard}
+            # no bucket still to join the baseline is older than the guard band: forget the
+            # fired windows that end before it (also those of buckets that never had a
+            # trial, which never pass through ``closed``), so the marks stay bounded
+            if st.fired_windows:
+                self.forget_fired_windows(st, last - guard)
         self._windows_cache.clear()
         self._baseline_cache.clear()
 
@@ -182,12 +224,19 @@ class RateSurge(BucketedDetector[_RateState]):
         if st is None:
             st = self._keys[key] = _RateState()
         fail = int(failed)
-        cell = st.open.get(b)
-        if cell is None:
-            st.open[b] = [1, fail]
+        opened = st.opened
+        i = len(opened) - 3
+        if i >= 0 and opened[i] == b:  # the newest open bucket: the usual case
+            opened[i + 1] += 1
+            opened[i + 2] += fail
+        elif i < 0 or opened[i] < b:  # a new newest one
+            opened.append(b)
+            opened.append(1)
+            opened.append(fail)
         else:
-            cell[0] += 1
-            cell[1] += fail
+            i = add_cell(opened, b, 3)
+            opened[i + 1] += 1
+            opened[i + 2] += fail
         win = self._windows_cache.get(key)
         if win is not None:
             if b == win.bucket:  # keep the cached counts up to date
@@ -203,7 +252,8 @@ class RateSurge(BucketedDetector[_RateState]):
         longest = self.scales[-1]
         n_by_age = [0] * longest
         k_by_age = [0] * longest
-        for bb, n, k in st.recent:
+        it = iter(st.closed)
+        for bb, n, k in zip(it, it, it, strict=False):  # (triples: strict is slower here)
             age = newest - bb
             if 0 <= age < longest:
                 n_by_age[age] = n
@@ -233,14 +283,20 @@ class RateSurge(BucketedDetector[_RateState]):
             lb = betaln_scalar(a, b_)
             n_by_age, k_by_age = self._closed_by_age(st, b)
         here_n = here_k = 0
-        for bb, (n, k) in st.open.items():
-            age = b - bb
-            if age == 0:
-                here_n = n
-                here_k = k
-            elif 0 < age < longest:
-                n_by_age[age] = n
-                k_by_age[age] = k
+        opened = st.opened
+        size = len(opened)
+        if size == 3 and opened[0] == b:  # b is the only open bucket: the usual case
+            here_n = opened[1]
+            here_k = opened[2]
+        else:
+            for i in range(0, size, 3):
+                age = b - opened[i]
+                if age == 0:
+                    here_n = opened[i + 1]
+                    here_k = opened[i + 2]
+                elif 0 < age < longest:
+                    n_by_age[age] = opened[i + 1]
+                    k_by_age[age] = opened[i + 2]
         cum_n = list(accumulate(n_by_age))
         cum_k = list(accumulate(k_by_age))
         wins = []

@@ -28,8 +28,9 @@ from __future__ import annotations
 import math
 from array import array
 
+from . import calibration as _cal
 from .base import Score
-from .calibration import P_MIN, TailCalibrator
+from .calibration import P_MIN, TailCalibrator, tail_learn, tail_p_value
 
 HOUR = 3600.0
 #: readings a baseline needs before its statistic is worth calibrating
@@ -51,20 +52,22 @@ def _hour_slots(t: float) -> tuple[int, int]:
 
 class _WeekCounts:
     """How often each hour of the week has been seen, up to ``week_min``; once every hour
-    has, the counts are dropped (168 bytes less state per series)."""
+    has, the counts are dropped (None: 225 bytes less state per series)."""
 
+    __slots__ = ("_week_n", "week_min")
     week_min: int
-    _week_n: bytearray
+    _week_n: bytearray | None
 
     def _week_ready(self, how: int) -> bool:
-        return not self._week_n or self._week_n[how] >= self.week_min
+        counts = self._week_n
+        return not counts or counts[how] >= self.week_min
 
     def _week_seen(self, how: int) -> None:
         counts = self._week_n
         if counts and counts[how] < self.week_min:
             counts[how] += 1
             if counts[how] == self.week_min and min(counts) >= self.week_min:
-                self._week_n = bytearray()
+                self._week_n = None
 
 
 class _Calibrated:
@@ -286,6 +289,24 @@ def _surprise(p: float) -> float:
     return -math.log10(max(p, 1e-300))
 
 
+#: SensorEnsemble._nums: its numbers, packed as float64 (8 bytes each, no float objects):
+#: the last reading and its time, the EW mean spacing of readings, the EWMA level, the
+#: residual variance, the CUSUM sums, the surprise of the last flagged reading decaying,
+#: the readings learned, the four predictors' EW absolute errors, and the tail calibrators'
+#: states of the residual and of the CUSUM (see calibration.tail_p_value)
+(_S_PREV, _S_T_PREV, _S_SPACING, _S_LEVEL, _S_VAR, _S_POS, _S_NEG, _S_PEAK, _S_N,
+ _S_ERR) = range(10)
+_S_RES = _S_ERR + 4
+_S_CUSUM = _S_RES + _cal.STATE_SIZE
+_S_SIZE = _S_CUSUM + _cal.STATE_SIZE
+_S_INITIAL = array("d", [0.0]) * _S_SIZE
+_S_INITIAL[_S_PREV] = _S_INITIAL[_S_T_PREV] = _S_INITIAL[_S_LEVEL] = math.nan
+# the calibrators' parameters: TailCalibrator's defaults
+_CAL_Q, _CAL_ETA, _CAL_ALPHA, _CAL_WINSOR = _cal.Q, _cal.ETA, _cal.ALPHA, _cal.WINSOR
+_ALL_ERRS = range(_S_ERR, _S_ERR + 4)
+_STALE_ERRS = range(_S_ERR + 1, _S_ERR + 4)  # all but the last reading's
+
+
 class SensorEnsemble(_WeekCounts):
     """The default sensor detector: four predictors, the recently best one's residual and a
     CUSUM on it, each calibrated per series, combined by Bonferroni into one likelihood.
@@ -311,6 +332,12 @@ class SensorEnsemble(_WeekCounts):
     True
     """
 
+    # slots, not a __dict__: a million series save about 800 MB; and the numbers packed in
+    # two arrays (see _S_*): about 1.6 KB a series in all, its key included
+    __slots__ = ("_nums", "_wd", "anomaly_damp", "anomaly_p", "cusum_k", "cusum_reset",
+                 "fast", "learning", "refractory", "season_rate", "seed", "select_rate",
+                 "slow")
+
     def __init__(self, learning: int = 150, fast: float = 0.1, season_rate: float = 0.3,
                  week_min: int = 2, select_rate: float = 0.003, cusum_k: float = 0.5,
                  cusum_reset: float = 8.0, slow: float = 0.005, anomaly_p: float = 1e-3,
@@ -329,101 +356,113 @@ class SensorEnsemble(_WeekCounts):
         self.anomaly_damp = anomaly_damp
         self.refractory = refractory
         self.seed = seed  # no randomness enters
-        self._week = array("f", [math.nan]) * WEEK_HOURS
+        # hour-of-week means (float32, 168), then hour-of-day means (24)
+        self._wd = array("f", [math.nan]) * (WEEK_HOURS + 24)
         self._week_n = bytearray(WEEK_HOURS)
-        self._day = array("f", [math.nan]) * 24
-        self._err = array("d", [0.0]) * 4
-        self._prev = math.nan
-        self._t_prev = math.nan
-        self._spacing = 0.0  # EW mean time between readings
-        self._level = math.nan
-        self._var = 0.0
-        self._pos = 0.0
-        self._neg = 0.0
-        self._peak = 0.0
-        self._n = 0
-        self._res_cal = TailCalibrator()
-        self._cusum_cal = TailCalibrator()
+        self._nums = _S_INITIAL[:]
 
-    def _predictions(self, t: float) -> tuple[float, float, float, float]:
-        how, hod = _hour_slots(t)
-        lvl = self._level
-        day = float(self._day[hod])
+    def _predictions(self, how: int, hod: int) -> tuple[float, float, float, float]:
+        """(last value, EWMA, hour-of-day, hour-of-week) at that hour of week and day."""
+        nums = self._nums
+        lvl = nums[_S_LEVEL]
+        day = float(self._wd[WEEK_HOURS + hod])
         if day != day:
             day = lvl
-        week = float(self._week[how]) if self._week_ready(how) else day
+        week = float(self._wd[how]) if self._week_ready(how) else day
         if week != week:
             week = day
-        return self._prev, lvl, day, week
+        return nums[_S_PREV], lvl, day, week
 
-    def _state(self, x: float, t: float) -> tuple[float, float, float, float, float]:
-        """(expected, residual, cusum+, cusum-, combined p) for ``x``; p is 1 in warm-up."""
-        preds = self._predictions(t)
-        err = self._err
-        # after a gap the last reading is stale: choose among the other predictors
-        stale = self._spacing > 0.0 and t - self._t_prev > GAP_SPACINGS * self._spacing
-        best = min(range(1, 4) if stale else range(4), key=err.__getitem__)
+    def _state(self, x: float, t: float, preds: tuple[float, float, float, float]
+               ) -> tuple[float, float, float, float, float]:
+        """(expected, residual, cusum+, cusum-, combined p) for ``x`` given the predictions
+        at ``t``; p is 1 in warm-up."""
+        nums = self._nums
+        # after a gap the last reading is stale: choose among the other predictors (the
+        # one with the smallest error, the first of equals)
+        spacing = nums[_S_SPACING]
+        stale = spacing > 0.0 and t - nums[_S_T_PREV] > GAP_SPACINGS * spacing
+        best = min(_STALE_ERRS if stale else _ALL_ERRS, key=nums.__getitem__) - _S_ERR
         e = preds[best]
         r = x - e
-        sd = math.sqrt(self._var) + 1e-9 * (abs(self._level) + 1.0)
+        sd = math.sqrt(nums[_S_VAR]) + 1e-9 * (abs(preds[1]) + 1.0)  # (preds[1]: level)
         z = r / sd
-        pos = max(0.0, self._pos + z - self.cusum_k)
-        neg = max(0.0, self._neg - z - self.cusum_k)
-        if self._n < self.learning:
+        pos = max(0.0, nums[_S_POS] + z - self.cusum_k)
+        neg = max(0.0, nums[_S_NEG] - z - self.cusum_k)
+        if nums[_S_N] < self.learning:
             return e, r, pos, neg, 1.0
-        p = min(self._res_cal.p_value(abs(r)), self._cusum_cal.p_value(max(pos, neg)))
+        p = min(tail_p_value(nums, _S_RES, _CAL_Q, abs(r)),
+                tail_p_value(nums, _S_CUSUM, _CAL_Q, max(pos, neg)))
         return e, r, pos, neg, min(1.0, 2.0 * p)
 
     def explain_one(self, x: float, t: float = 0.0) -> Score:
-        if not math.isfinite(x) or self._level != self._level:
+        level = self._nums[_S_LEVEL]
+        if not math.isfinite(x) or level != level:
             return Score(x, math.nan, 1.0)
         if abs(x) > MAX_ABS:
-            return Score(x, self._level, P_MIN)
-        e, _, _, _, p = self._state(x, t)
+            return Score(x, level, P_MIN)
+        e, _, _, _, p = self._state(x, t, self._predictions(*_hour_slots(t)))
         return Score(x, e, p)
 
     def score_one(self, x: float, t: float = 0.0) -> float:
         score = self.explain_one(x, t)
-        return score.likelihood if _surprise(score.p_value) > self._peak else 0.0
+        return score.likelihood if _surprise(score.p_value) > self._nums[_S_PEAK] else 0.0
 
     def learn_one(self, x: float, t: float = 0.0) -> None:
         if not math.isfinite(x) or abs(x) > MAX_ABS:
             return
-        if self._level != self._level:
-            self._prev = self._level = x
-            self._t_prev = t
-            self._n = 1
+        nums = self._nums
+        level = nums[_S_LEVEL]
+        if level != level:
+            nums[_S_PREV] = nums[_S_LEVEL] = x
+            nums[_S_T_PREV] = t
+            nums[_S_N] = 1.0
             return
-        _e, r, pos, neg, p = self._state(x, t)
+        how, hod = _hour_slots(t)
+        # the predictions do not change until the level, last value and means are updated
+        # below (after the calibrators, CUSUM, variance and peak): taken once
+        preds = self._predictions(how, hod)
+        _e, r, pos, neg, p = self._state(x, t, preds)
         if self.refractory > 0:
-            self._peak = max(self._peak * 0.5 ** (1.0 / self.refractory), _surprise(p))
-        self._res_cal.learn_one(abs(r))
-        self._cusum_cal.learn_one(max(pos, neg))
+            nums[_S_PEAK] = max(nums[_S_PEAK] * 0.5 ** (1.0 / self.refractory), _surprise(p))
+        tail_learn(nums, _S_RES, _CAL_Q, _CAL_ETA, _CAL_ALPHA, _CAL_WINSOR, abs(r))
+        tail_learn(nums, _S_CUSUM, _CAL_Q, _CAL_ETA, _CAL_ALPHA, _CAL_WINSOR, max(pos, neg))
         if max(pos, neg) > self.cusum_reset:
             pos = neg = 0.0
-        self._pos, self._neg = pos, neg
+        nums[_S_POS] = pos
+        nums[_S_NEG] = neg
         damp = self.anomaly_damp if p < self.anomaly_p else 1.0
-        if self._n > 50:
-            self._var += self.slow * damp * (r * r - self._var)
+        n = nums[_S_N]
+        var = nums[_S_VAR]
+        if n > 50:
+            nums[_S_VAR] = var + self.slow * damp * (r * r - var)
         else:
-            self._var += (r * r - self._var) / (self._n + 1)
-        preds = self._predictions(t)
-        err = self._err
-        for i in range(4):
-            err[i] += self.select_rate * (abs(x - preds[i]) - err[i])
-        self._level += self.fast * (x - self._level)
-        how, hod = _hour_slots(t)
+            nums[_S_VAR] = var + (r * r - var) / (n + 1)
+        rate = self.select_rate
+        prev, _, day, week = preds  # (preds[1] is level)
+        err = nums[_S_ERR]
+        nums[_S_ERR] = err + rate * (abs(x - prev) - err)
+        err = nums[_S_ERR + 1]
+        nums[_S_ERR + 1] = err + rate * (abs(x - level) - err)
+        err = nums[_S_ERR + 2]
+        nums[_S_ERR + 2] = err + rate * (abs(x - day) - err)
+        err = nums[_S_ERR + 3]
+        nums[_S_ERR + 3] = err + rate * (abs(x - week) - err)
+        nums[_S_LEVEL] = level + self.fast * (x - level)
         a = self.season_rate * damp
-        w, d = self._week[how], self._day[hod]
-        self._week[how] = x if w != w else w + a * (x - w)
-        self._day[hod] = x if d != d else d + a * (x - d)
+        wd = self._wd
+        w, d = wd[how], wd[WEEK_HOURS + hod]
+        wd[how] = x if w != w else w + a * (x - w)
+        wd[WEEK_HOURS + hod] = x if d != d else d + a * (x - d)
         self._week_seen(how)
-        self._prev = x
-        gap = t - self._t_prev
+        nums[_S_PREV] = x
+        t_prev = nums[_S_T_PREV]
+        gap = t - t_prev
         if gap > 0.0:
-            self._spacing += (gap - self._spacing) * (0.05 if self._spacing > 0.0 else 1.0)
-        self._t_prev = t
-        self._n += 1
+            spacing = nums[_S_SPACING]
+            nums[_S_SPACING] = spacing + (gap - spacing) * (0.05 if spacing > 0.0 else 1.0)
+        nums[_S_T_PREV] = t
+        nums[_S_N] = n + 1
 
 
 __all__ = ["EwmaVariance", "PageHinkley", "RobustLevel", "SeasonalBaseline", "SensorEnsemble"]

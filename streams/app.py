@@ -81,6 +81,7 @@ class Worker:
         self.dead_sent = 0
         self.processed: dict[str, int] = {}  # records fully handled, per agent
         s = settings
+        extra: dict[str, Any] = {"Monitor": NoopMonitor} if s.noop_monitor else {}
         self.metrics = TocsinMetrics(
             CollectorRegistry(), regions=registry.ids(),
             region_coords={r: (registry.get(r).name, registry.get(r).lat, registry.get(r).lon)
@@ -93,7 +94,7 @@ class Worker:
             s.app_id,
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             batch_drain=s.batch_drain,
-            **({"Monitor": NoopMonitor} if s.noop_monitor else {}),
+            **extra,
             broker=s.faust_broker,
             broker_credentials=_credentials(s),
             value_serializer="raw",

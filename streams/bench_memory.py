@@ -46,7 +46,8 @@ def replicate(src: SensorEnsemble, learning: int) -> SensorEnsemble:
     """A new detector, constructed like the detect stage's, holding its own copy of
     ``src``'s learned state (arrays copied, floats new objects)."""
     det = SensorEnsemble(learning=learning)
-    for name in SensorEnsemble.__slots__:
+    slots = [n for cls in type(src).__mro__ for n in getattr(cls, "__slots__", ())]
+    for name in slots:
         if not name.startswith("_"):
             continue
         v = getattr(src, name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
 from detectors.base import Score
@@ -40,11 +39,41 @@ def is_weak(anomaly_id: str) -> bool:
     return "~" in anomaly_id.rpartition("@")[2]
 
 
+#: event ids kept per key as a finding's evidence: the last this many
+RECENT_IDS = 25
+#: separates the ids kept per key in one string (ids are ``schemas.Identifier``s: no
+#: whitespace); one string instead of a deque of strings saves about 1.4 KB per key
+_ID_SEP = " "
+
+
+def _remember(ids: str | None, event_id: str) -> str:
+    """``ids`` (the last ``RECENT_IDS`` event ids of a key, oldest first, in one string)
+    with ``event_id`` added, and the oldest dropped if there are more than ``RECENT_IDS``."""
+    if ids is None:
+        return event_id
+    if ids.count(_ID_SEP) >= RECENT_IDS - 1:
+        ids = ids[ids.index(_ID_SEP) + 1:]
+    return f"{ids}{_ID_SEP}{event_id}"
+
+
+def _id_tuple(ids: str) -> tuple[str, ...]:
+    return tuple(ids.split(_ID_SEP))
+
+
+#: ``_CountCtx.weak`` packs (bucket, decade) into one int, ordered as the pairs are
+#: (a decade is ``int(-log10 p)`` of a p in (0, 1): at most 323)
+_DECADES = 1024
+_NO_WEAK = -1 * _DECADES - 1  # (-1, -1)
+
+
 @dataclass(slots=True)
 class _LevelState:
     det: RobustBaseline
     run: int = 0
-    last: deque[float] = field(default_factory=lambda: deque(maxlen=3))
+    # the two readings before the current one, older first (None: not yet seen); slots, not
+    # a container (a deque of three is 624 bytes)
+    before: float | None = None
+    last: float | None = None
 
 
 @dataclass(slots=True)
@@ -56,8 +85,9 @@ class _SensorState:
 @dataclass(slots=True)
 class _CountCtx:
     det: CountSurge
-    recent_ids: dict[str, deque[str]] = field(default_factory=dict)
-    weak: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (bucket, decade)
+    recent_ids: dict[str, str] = field(default_factory=dict)  # key -> ids (see _remember)
+    # key -> the last weak count reported, (bucket, decade) as bucket * _DECADES + decade
+    weak: dict[str, int] = field(default_factory=dict)
 
 
 class Detection:
@@ -71,7 +101,7 @@ class Detection:
         # hour-of-day shape are shared by the regions of one kind, never across kinds
         self._counts: dict[str, dict[str, _CountCtx]] = {"complaint": {}, "market": {}}
         self._rates = RateSurge(bucket_s=self.p.bucket_s, lateness_s=self.p.lateness_s)
-        self._rate_ids: dict[str, deque[str]] = {}
+        self._rate_ids: dict[str, str] = {}  # region -> failed trials' ids (see _remember)
         self.watermark: dict[str, float] = {}
         self.first_seen: dict[str, float] = {}
         self.late_events: dict[str, int] = {"env": 0, "complaint": 0, "market": 0}
@@ -109,8 +139,11 @@ class Detection:
             st = _LevelState(RobustBaseline(self.p.level_window, min_history))
             self._levels[key] = st
         # score the median of the last three readings: one stray reading is not an anomaly
-        st.last.append(x)
-        s = st.det.score_one(sorted(st.last)[len(st.last) // 2] if len(st.last) == 3 else x)
+        before, last = st.before, st.last
+        s = st.det.score_one(
+            x if before is None or last is None else sorted((before, last, x))[1])
+        st.before = last
+        st.last = x
         self.signals[(region, source, kind)] = (s.observed, s.expected)
         out: list[Finding] = []
         if s.p_value < self.p.alpha_level:
@@ -168,10 +201,7 @@ class Detection:
         failed = not e.passed
         if not det.learn_one(e.region, t, failed) or not failed:
             return []
-        ids = self._rate_ids.get(e.region)
-        if ids is None:
-            ids = self._rate_ids[e.region] = deque(maxlen=25)
-        ids.append(e.event_id)
+        ids = self._rate_ids[e.region] = _remember(self._rate_ids.get(e.region), e.event_id)
         s = det.score_one(e.region, t)
         self.signals[(e.region, "market", "market:inspection_fail")] = (s.observed, s.expected)
         if (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count
@@ -180,7 +210,7 @@ class Detection:
             signal = f"{kind}:{e.region}"
             return [self._finding(
                 f"{signal}@{det.bucket_of(t)}", "market", e.department, e.region, kind, signal,
-                "rate_surge", s, t, tuple(ids),
+                "rate_surge", s, t, _id_tuple(ids),
             )]
         return []
 
@@ -207,10 +237,7 @@ class Detection:
         if not det.learn_one(key, t):
             self.late_events[source] += 1
             return []
-        ids = ctx.recent_ids.get(key)
-        if ids is None:
-            ids = ctx.recent_ids[key] = deque(maxlen=25)
-        ids.append(event_id)
+        ids = ctx.recent_ids[key] = _remember(ctx.recent_ids.get(key), event_id)
         s = det.score_one(key, t)
         self.signals[(region, source, kind)] = (s.observed, s.expected)
         bucket = det.bucket_of(t)
@@ -219,18 +246,19 @@ class Detection:
                 and det.mark_fired(key, t)):
             return [self._finding(
                 f"{signal}@{bucket}", source, department, region, kind, signal,
-                "count_surge", s, t, tuple(ids),
+                "count_surge", s, t, _id_tuple(ids),
             )]
         # weak: below alpha_weak but no anomaly (not significant enough, or too few
         # events); not after this bucket's anomaly fired
         if 0.0 < s.p_value < self.p.alpha_weak and (
                 s.p_value >= self.p.alpha_count or s.observed < self.p.min_count):
             decade = int(-math.log10(s.p_value))
-            if ctx.weak.get(key, (-1, -1)) < (bucket, decade):
-                ctx.weak[key] = (bucket, decade)
+            mark = bucket * _DECADES + decade
+            if ctx.weak.get(key, _NO_WEAK) < mark:
+                ctx.weak[key] = mark
                 return [self._finding(
                     f"{signal}@{bucket}~{decade}", source, department, region, kind, signal,
-                    "count_surge", s, t, tuple(ids),
+                    "count_surge", s, t, _id_tuple(ids),
                 )]
         return []
 
