@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
@@ -129,6 +130,7 @@ class Worker:
         self.app.timer(10.0)(self._report)
         self.app.timer(1.0)(self._flush_idle)
         self.app.task(self._start_sinks)
+        self.app.task(self._watch_broker)
         self.app.on_before_shutdown.connect(self._stop_sinks)
         self.app.on_rebalance_complete.connect(self._on_rebalance)
 
@@ -157,6 +159,19 @@ class Worker:
                 s.grafana_dashboard_uid,
                 on_result=lambda r: m.notifications.labels("grafana", r).inc()))
         return sinks
+
+    async def _watch_broker(self) -> None:
+        from .watchdog import EXIT_BROKER_UNAVAILABLE, BrokerWatchdog
+
+        def gone(exc: Exception) -> None:
+            log.critical("%s: %s", type(exc).__name__, exc)
+            logging.shutdown()
+            os._exit(EXIT_BROKER_UNAVAILABLE)  # no broker: nothing left to flush or commit
+
+        def checked(ok: bool, down: float) -> None:
+            self.metrics.broker_reachable.set(1 if ok else 0)
+
+        await BrokerWatchdog(self.settings, gone, checked).run()
 
     async def _start_sinks(self) -> None:
         self._sinks = self._make_sinks()

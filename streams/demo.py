@@ -68,6 +68,7 @@ def start_worker(settings: TocsinSettings, log_path: Path) -> subprocess.Popen[b
         "TOCSIN_METRICS_PORT": str(settings.metrics_port),
         "TOCSIN_METRICS_ADDR": settings.metrics_addr,
         "TOCSIN_BATCH_WITHIN_S": str(settings.batch_within_s),
+        "TOCSIN_BROKER_UNAVAILABLE_LIMIT_S": str(settings.broker_unavailable_limit_s),
     })
     for name in ("alertmanager_url", "grafana_url"):
         value = getattr(settings, name)

@@ -150,6 +150,10 @@ class TocsinMetrics:
         self.assigned_partitions = Gauge(
             "tocsin_assigned_partitions", "Partitions this worker owns, per topic.", ["topic"],
             registry=r)
+        self.broker_reachable = Gauge(
+            "tocsin_broker_reachable",
+            "1 if the broker answered the worker's last metadata request, else 0.",
+            registry=r)
         self.tracked_series = Gauge(
             "tocsin_tracked_series", "Signal series the detectors hold state for.", registry=r)
         self.reorder_held = Gauge(
