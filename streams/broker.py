@@ -39,6 +39,8 @@ class EmbeddedBroker:
 
     port: int = 0
     host: str = "127.0.0.1"
+    #: port advertised to clients, when they reach the broker through a proxy (e.g. TLS)
+    advertised_port: int | None = None
     cert: Path | None = None
     key: Path | None = None
     log_path: Path | None = None
@@ -60,9 +62,15 @@ class EmbeddedBroker:
         if not self.port:
             self.port = free_port()
         url = f"tcp://{self.host}:{self.port}"
-        cmd = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
-        if self.cert and self.key:
-            cmd += ["--cert", str(self.cert), "--key", str(self.key)]
+        advertised = f"tcp://{self.host}:{self.advertised_port or self.port}"
+        cmd = [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised]
+        if self.cert or self.key:
+            # measured: tansu 0.6.0 refuses --cert with --key ("cannot be used with") and
+            # serves plain TCP with either alone (tansu-io/tansu: no TLS client listener yet)
+            raise BrokerStartError(
+                "the embedded Tansu 0.6.0 broker has no TLS listener; put a TLS-terminating "
+                "proxy in front of it (advertised_port) or use a TLS-enabled Kafka cluster "
+                "(TOCSIN_BROKER with TOCSIN_SECURITY_PROTOCOL=SSL)")
         env = {k: v for k, v in os.environ.items()
                if k not in ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL",
                             "STORAGE_ENGINE", "SCHEMA_REGISTRY")}

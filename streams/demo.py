@@ -74,6 +74,13 @@ def start_worker(settings: TocsinSettings, log_path: Path) -> subprocess.Popen[b
         value = getattr(settings, name)
         if value:
             env[f"TOCSIN_{name.upper()}"] = value
+    env["TOCSIN_SECURITY_PROTOCOL"] = settings.security_protocol
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_username"):
+        value = getattr(settings, name)
+        if value:
+            env[f"TOCSIN_{name.upper()}"] = str(value)
+    if settings.sasl_password is not None:  # handed to the child only, never printed
+        env["TOCSIN_SASL_PASSWORD"] = settings.sasl_password.get_secret_value()
     if settings.grafana_token is not None:  # handed to the child only, never printed
         env["TOCSIN_GRAFANA_TOKEN"] = settings.grafana_token.get_secret_value()
     with log_path.open("wb") as log:
