@@ -1,11 +1,16 @@
 """Ingest: decode, validate, check regions and credit codes, normalise units, drop exact
-re-deliveries. Anything bad becomes a dead letter with its original bytes and the reason."""
+re-deliveries, mask personal data in complaints (``streams/privacy.py``). Anything bad
+becomes a dead letter with its original bytes and the reason (dead letters are an operator
+quarantine for reprocessing, so they keep any personal data the record held)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import logging
+import secrets
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,11 +19,26 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import ValidationFailure
+from .privacy import Pseudonymizer, mask_text
 from .regions import RegionRegistry
 from .schemas import SOURCE_MODELS, Complaint, DeadLetter, MarketEvent, SensorReading
 from .units import normalise_price, normalise_sensor
 
 Record = SensorReading | Complaint | MarketEvent
+
+log = logging.getLogger(__name__)
+_process_pseudonymizer: Pseudonymizer | None = None
+
+
+def _random_pseudonymizer() -> Pseudonymizer:
+    """One random key per process (created, and warned about, once)."""
+    global _process_pseudonymizer
+    if _process_pseudonymizer is None:
+        log.warning("TOCSIN_PSEUDONYM_KEY is not set: reporters' phone numbers are "
+                    "pseudonymised with a random key of this process, so their pseudonyms "
+                    "do not link across restarts or workers")
+        _process_pseudonymizer = Pseudonymizer(secrets.token_bytes(32))
+    return _process_pseudonymizer
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +93,15 @@ class Deduplicator:
 class Ingestor:
     """Turns raw bytes from one of the three source topics into validated records."""
 
-    def __init__(self, registry: RegionRegistry, dedup_window: int = 200_000) -> None:
+    def __init__(self, registry: RegionRegistry, dedup_window: int = 200_000,
+                 pseudonymizer: Pseudonymizer | None = None, *,
+                 max_ahead_s: float | None = 3600.0,
+                 min_event_time: float = 946_684_800.0) -> None:
         self.registry = registry
+        self.max_ahead_s = max_ahead_s  # None: no check against the clock
+        self.min_event_time = min_event_time
+        self.pseudonymizer = (
+            _random_pseudonymizer() if pseudonymizer is None else pseudonymizer)
         self._dedup = {src: Deduplicator(dedup_window) for src in SOURCE_MODELS}
 
     def ingest(self, source: str, raw: bytes, origin: Origin) -> IngestResult:
@@ -92,7 +119,21 @@ class Ingestor:
                 f"id {record.message_id!r} was already used by a different record; "
                 "ids must be unique per record", "conflicting_id",
             ))
+        if isinstance(record, Complaint):
+            # after de-duplication, which compares the original bytes
+            record = self.protect(record)
         return IngestResult(record=record)
+
+    def protect(self, c: Complaint) -> Complaint:
+        """Personal data out of a complaint: its text masked, the reporter's phone number
+        replaced by a keyed pseudonym."""
+        update: dict[str, str] = {}
+        text = mask_text(c.text)
+        if text != c.text:
+            update["text"] = text
+        if c.reporter_phone is not None:
+            update["reporter_phone"] = self.pseudonymizer.pseudonym(c.reporter_phone, "phone")
+        return c.model_copy(update=update) if update else c
 
     def parse_obj(self, source: str, obj: Any) -> Record:
         """Validate an already-decoded JSON object (raises ValidationFailure)."""
@@ -111,6 +152,16 @@ class Ingestor:
             raise ValidationFailure(
                 f"unknown region {rec.region!r}: not in the region registry", "unknown_region"
             )
+        t = rec.event_time.timestamp()
+        if self.max_ahead_s is not None and t > time.time() + self.max_ahead_s:
+            raise ValidationFailure(
+                f"event time {rec.event_time.isoformat()} is more than "
+                f"{self.max_ahead_s:g} s ahead of this worker's clock; fix the producer's "
+                "clock (TOCSIN_MAX_AHEAD_S sets the tolerance)", "future_time")
+        if t < self.min_event_time:
+            raise ValidationFailure(
+                f"event time {rec.event_time.isoformat()} is before TOCSIN_MIN_EVENT_TIME; "
+                "fix the producer's clock", "ancient_time")
         if isinstance(rec, SensorReading):
             value, unit = normalise_sensor(rec.metric, rec.value, rec.unit)
             if value != rec.value or unit != rec.unit:

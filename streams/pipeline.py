@@ -16,6 +16,7 @@ from detectors.templates import DEFAULT_FILE, load_templates
 
 from .detection import Detection, DetectParams
 from .ingest import Ingestor, Origin
+from .privacy import Pseudonymizer
 from .regions import RegionRegistry
 from .schemas import (
     Anomaly,
@@ -259,7 +260,11 @@ class SourceStage:
     records arrive in producer order, so a replay and a live run see the same sequence."""
 
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
-        self.ingestor = Ingestor(registry, settings.dedup_window)
+        key = settings.pseudonym_key
+        self.ingestor = Ingestor(registry, settings.dedup_window, None if key is None else
+                                 Pseudonymizer(key.get_secret_value().encode()),
+                                 max_ahead_s=settings.max_ahead_s,
+                                 min_event_time=settings.min_event_time.timestamp())
         self.registry = registry
         self._params = DetectParams(lateness_s=settings.allowed_lateness_s)
         self._detection: dict[int, Detection] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -73,6 +74,13 @@ class TocsinSettings(BaseSettings):
     dedup_window: int = Field(
         200_000, ge=1, description="Message ids remembered per source to drop exact re-deliveries."
     )
+    max_ahead_s: float = Field(
+        3600.0, ge=0,
+        description="Records whose event time is more than this ahead of the worker's clock "
+        "are dead-lettered (one record dated 2999 would otherwise make every later one late).")
+    min_event_time: datetime = Field(
+        datetime(2000, 1, 1, tzinfo=UTC),
+        description="Records with an earlier event time are dead-lettered (a broken clock).")
     allowed_lateness_s: float = Field(
         1800.0, ge=0, description="Event-time lateness accepted before a bucket closes."
     )
@@ -97,6 +105,10 @@ class TocsinSettings(BaseSettings):
         "tocsin.warnings.cap.")
     cap_sender: str = Field(
         "tocsin@example.org", description="CAP <sender>: set your organisation's address.")
+    pseudonym_key: SecretStr | None = Field(
+        None, description="HMAC key for pseudonymising reporters' identifiers "
+        "(TOCSIN_PSEUDONYM_KEY); unset: a random key per process, so pseudonyms do not link "
+        "across restarts (a warning is logged).")
     scenarios: Path | None = Field(
         None, description="Scenario templates YAML (default: the packaged scenarios.yaml)."
     )

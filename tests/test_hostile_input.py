@@ -99,10 +99,27 @@ def test_no_record_crashes_ingest_and_bad_ones_are_dead_lettered_with_their_byte
             origin.topic, 3, 42)
         assert c.dead[source] == 1 and c.valid[source] == 0
     else:
-        # accepted: it must really be a well-formed record of this source
+        # accepted: it must really be a well-formed record of this source, at a sane time
         assert c.valid[source] == 1 and c.dead[source] == 0
         obj = json.loads(raw)
         assert isinstance(obj, dict) and obj.get("region") in REGIONS
+        assert "2000-01-01" <= str(obj[TIME_FIELD[source]])[:10] <= "2026-12-31"
+
+
+def test_far_future_and_ancient_times_are_dead_lettered_not_poisoning_the_watermark(
+        ) -> None:
+    s = stage()
+    for i, (t, err) in enumerate([("2999-01-01T00:00:00Z", "future_time"),
+                                  ("9999-12-31T23:59:59Z", "future_time"),
+                                  ("1900-01-01T00:00:00Z", "ancient_time")]):
+        rec = good("env", i, REGIONS[0]) | {"observed_at": t}
+        res = s.process("env", json.dumps(rec).encode(), Origin("tocsin.env", 0, i, None))
+        assert res.dead is not None and res.dead.error_type == err, res
+    # the partition's event time was not moved: an ordinary record is still on time
+    assert s.watermark("env", 0) is None
+    res = s.process("env", json.dumps(good("env", 99, REGIONS[0])).encode(),
+                    Origin("tocsin.env", 0, 99, None))
+    assert res.dead is None and s.late("env") == 0
 
 
 @settings(max_examples=100, deadline=None)
