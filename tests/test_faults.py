@@ -114,3 +114,51 @@ def test_broker_paused_20s_worker_recovers_without_restart_and_loses_nothing(
         return sorted(w.model_dump_json(exclude={"sent_at"}) for w in ws)
 
     assert canon(warnings) == canon(expected.warnings)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_burst_far_above_10x_is_all_processed_with_peak_memory_under_400mb(
+        tmp_path: Path, registry: RegionRegistry) -> None:
+    """Nine simulated days produced as fast as the producer can (about 10^5 times the
+    real-time rate, far beyond a 10x burst) while the worker runs: every record is counted
+    once, and the worker's peak resident memory stays under 400 MB (flow control holds
+    the backlog in Kafka, not in the worker)."""
+    import urllib.request
+
+    from tests.services import free_port
+
+    sim = simulate(SimConfig(seed=23, days=9.0), registry)
+    events = tmp_path / "events.jsonl"
+    sim.write(events, tmp_path / "truth.json")
+    broker = EmbeddedBroker().start()
+    try:
+        port = free_port()
+        s = settings_for(broker, tmp_path).model_copy(
+            update={"metrics_port": port, "metrics_addr": "127.0.0.1"})
+        create_topics(s)
+        log = tmp_path / "worker.log"
+        worker = start_worker(s, log)
+        try:
+            stats = asyncio.run(produce(s, read_replay(events)))
+            sent = sum(stats.sent.values()) + stats.bad_lines
+            assert asyncio.run(wait_drained(s, 240)), log.read_text()[-3000:]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+            received = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                           if line.startswith("tocsin_events_received_total"))
+            peak = _peak_rss_mb(worker.pid)
+            assert worker.poll() is None, log.read_text()[-3000:]
+        finally:
+            stop_process(worker)
+    finally:
+        broker.stop()
+    assert received == sum(stats.sent.values()), (received, sent)
+    print(f"burst: {received:.0f} records, peak RSS {peak:.0f} MB")
+    assert peak < 400, f"peak RSS {peak:.0f} MB"
