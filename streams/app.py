@@ -7,6 +7,7 @@ a batch is acknowledged only after its outputs are delivered (at-least-once)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from .cap import CapError, to_cap
 from .errors import ConfigError
 from .faust_tuning import TunedApp
+from .grants import Grant, check_grants, load_grants, release_record, view
 from .ingest import Origin, dead_letter
 from .metrics import TocsinMetrics
 from .monitor import NoopMonitor
@@ -40,10 +42,12 @@ from .topics import (
     ANOMALIES,
     DEADLETTER,
     FEEDBACK,
+    RELEASES,
     SOURCE_TOPICS,
     WARNINGS,
     WARNINGS_CAP,
     topic_name,
+    view_topic,
 )
 
 log = logging.getLogger("tocsin.worker")
@@ -123,6 +127,13 @@ class Worker:
         self.warnings_topic = topic(WARNINGS)
         self.cap_topic = topic(WARNINGS_CAP)
         self.feedback_topic = topic(FEEDBACK)
+        # sharing grants (docs/sharing.md): unset, no views and no releases
+        tpl = self.correlation.templates
+        self.grants: list[Grant] = [] if s.grants is None else check_grants(
+            load_grants(s.grants), {t.name for t in (*tpl.scenarios, tpl.generic)},
+            set(registry.ids()), str(s.grants))
+        self.view_topics = {g.audience: topic(view_topic(g.audience)) for g in self.grants}
+        self.releases_topic = topic(RELEASES)
         self.app.agent(self.feedback_topic, name="tocsin.feedback")(self._feedback)
         for source, base in SOURCE_TOPICS.items():
             self.app.agent(topic(base), name=f"tocsin.ingest.{source}")(self._ingest_agent(source))
@@ -363,6 +374,16 @@ class Worker:
             if self.settings.publish_cap and (xml := self._cap(w)) is not None:
                 pending.append(await self._send(self.cap_topic, key, xml))
             self.warnings_sent += 1
+            # per-audience views: the release time (wall clock) decides whether a grant is
+            # in force; an expired or non-covering grant delivers nothing and records nothing
+            now = datetime.now(UTC)
+            for g in self.grants:
+                if (v := view(w, g, now)) is None:
+                    continue
+                pending.append(await self._send(self.view_topics[g.audience], key,
+                                                json.dumps(v).encode()))
+                pending.append(await self._send(self.releases_topic, key, json.dumps(
+                    release_record(w, g, now)).encode()))
         return pending
 
     async def _flush_idle(self) -> None:

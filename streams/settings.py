@@ -112,6 +112,11 @@ class TocsinSettings(BaseSettings):
     scenarios: Path | None = Field(
         None, description="Scenario templates YAML (default: the packaged scenarios.yaml)."
     )
+    grants: Path | None = Field(
+        None, description="Sharing grants YAML: per-audience warning views on "
+        "tocsin.warnings.view.<audience>, each release audited on tocsin.releases "
+        "(docs/sharing.md). Unset: no views and no releases; streams/data/grants.yaml is a "
+        "sample, never read unless pointed at.")
 
     # --- observability and notification ---------------------------------------------
     metrics_port: int = Field(

@@ -33,6 +33,8 @@ WARNINGS = "tocsin.warnings"
 DEADLETTER = "tocsin.deadletter"
 FEEDBACK = "tocsin.feedback"
 WARNINGS_CAP = "tocsin.warnings.cap"
+RELEASES = "tocsin.releases"
+VIEW_PREFIX = "tocsin.warnings.view."
 
 SOURCE_TOPICS = {"env": ENV, "complaint": COMPLAINTS, "market": MARKET}
 
@@ -48,7 +50,26 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(FEEDBACK, "Duty officers' decisions on warnings (keyed by region).", 90 * DAY_MS),
     TopicSpec(WARNINGS_CAP, "Every warning version as an OASIS CAP 1.2 XML alert "
               "(keyed by warning_id).", 30 * DAY_MS),
+    TopicSpec(RELEASES, "Audit of every warning view released to an audience under a sharing "
+              "grant: who, which version, which fields, when (no content).", 400 * DAY_MS),
 )
+
+
+def view_topic(audience: str) -> str:
+    """The topic of an audience's warning views: ``tocsin.warnings.view.<audience>``."""
+    return VIEW_PREFIX + audience
+
+
+def grant_topics(settings: TocsinSettings) -> tuple[TopicSpec, ...]:
+    """One view topic per audience of the configured grants (none when unset)."""
+    if settings.grants is None:
+        return ()
+    from .grants import load_grants
+
+    return tuple(
+        TopicSpec(view_topic(g.audience), f"Warning views for {g.audience} under its sharing "
+                  f"grant ({g.purpose}; keyed by warning_id).", 30 * DAY_MS)
+        for g in load_grants(settings.grants))
 
 
 def topic_name(settings: TocsinSettings, base: str) -> str:
@@ -75,15 +96,17 @@ def admin_client(settings: TocsinSettings, timeout_s: float = 30.0):  # type: ig
 
 
 def create_topics(settings: TocsinSettings) -> dict[str, str]:
-    """Create every catalogue topic that does not exist yet. Returns name -> outcome."""
+    """Create every catalogue topic, and the view topic of every audience of the configured
+    grants, that does not exist yet. Returns name -> outcome."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
+    specs = CATALOGUE + grant_topics(settings)  # a bad grants file fails before connecting
     admin = admin_client(settings)
     try:
         existing = set(admin.list_topics())
         out: dict[str, str] = {}
-        for spec in CATALOGUE:
+        for spec in specs:
             name = topic_name(settings, spec.name)
             if name in existing:
                 out[name] = "exists"

@@ -30,11 +30,12 @@ from streams.settings import TocsinSettings
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
 
-def make_worker(tmp_path: Path, registry: RegionRegistry) -> tuple[Worker, list[tuple[str, Any]]]:
-    settings = TocsinSettings(
-        app_id=f"agents-{tmp_path.name}", topic_prefix="", data_dir=tmp_path,
-        batch_size=50, batch_within_s=0.05, web_enabled=False,
-    )
+def make_worker(tmp_path: Path, registry: RegionRegistry,
+                **overrides: Any) -> tuple[Worker, list[tuple[str, Any]]]:
+    settings = TocsinSettings(**{
+        "app_id": f"agents-{tmp_path.name}", "topic_prefix": "", "data_dir": tmp_path,
+        "batch_size": 50, "batch_within_s": 0.05, "web_enabled": False, **overrides,
+    })
     worker = Worker(settings, registry)
     sent: list[tuple[str, Any]] = []
 
