@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .broker import free_port
 from .errors import TocsinError
 from .evaluate import ReplayLine, read_replay
 from .regions import RegionRegistry
@@ -187,7 +188,7 @@ def pipeline(settings: TocsinSettings, n: int, workdir: Path, timeout: float = 3
     from .demo import start_worker, stop_process
     from .settings import TocsinSettings as S
 
-    port = _free_port()
+    port = free_port()
     s = S(**{**settings.model_dump(), "app_id": f"tocsin-bench-{uuid.uuid4().hex[:8]}",
              "metrics_port": port, "metrics_addr": "127.0.0.1"})
     worker = start_worker(s, workdir / "pipeline-worker.log")
@@ -218,12 +219,6 @@ def pipeline(settings: TocsinSettings, n: int, workdir: Path, timeout: float = 3
         stop_process(worker)
 
 
-def _free_port() -> int:
-    from .broker import free_port
-
-    return free_port()
-
-
 async def latency(bootstrap: str, partitions: int, workdir: Path, rate: float,
                   lines: list[ReplayLine], seconds: float) -> dict[str, float]:
     """Produce ``lines`` at ``rate`` events/s to a worker and time each warning and anomaly
@@ -234,7 +229,7 @@ async def latency(bootstrap: str, partitions: int, workdir: Path, rate: float,
     from .kafka_util import assign_topics
     from .replay import start_producer
 
-    port = _free_port()
+    port = free_port()
     s = _settings(bootstrap, partitions, workdir, metrics_port=port, metrics_addr="127.0.0.1")
     create_topics(s)
     worker = start_worker(s, workdir / "latency-worker.log")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from streams.broker import free_port
 
 PACKAGES = {"prometheus": "prometheus", "promtool": "prometheus",
             "prometheus-alertmanager": "prometheus-alertmanager",
@@ -43,12 +44,6 @@ def ensure_binary(name: str) -> str:
             f"{name} not found and `apt-get install -y {pkg}` failed: "
             f"{proc.stderr.strip()[-500:]}")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -15,14 +15,13 @@ import pytest
 from streams.broker import EmbeddedBroker
 from streams.demo import start_worker, stop_process, wait_drained
 from streams.evaluate import read_replay, run_pipeline
-from streams.kafka_util import read_topic
 from streams.regions import RegionRegistry
 from streams.replay import produce
-from streams.schemas import Warning
 from streams.settings import TocsinSettings
 from streams.simulate import SimConfig, simulate
-from streams.topics import WARNINGS, create_topics, topic_name
+from streams.topics import create_topics
 from streams.watchdog import EXIT_BROKER_UNAVAILABLE
+from tests.live import canon, scrape, total, wait_for_warnings
 
 pytestmark = pytest.mark.integration
 
@@ -92,16 +91,7 @@ def test_broker_paused_20s_worker_recovers_without_restart_and_loses_nothing(
             os.kill(broker.proc.pid, signal.SIGCONT)
             asyncio.run(produce(s, iter(lines[half:])))
             assert asyncio.run(wait_drained(s, 150)), log.read_text()[-3000:]
-            deadline = time.monotonic() + s.reorder_idle_s + 30
-            while True:
-                warnings = [Warning.model_validate_json(v)
-                            for v in asyncio.run(read_topic(s, topic_name(s, WARNINGS)))]
-                if len(warnings) >= len(expected.warnings) or time.monotonic() > deadline:
-                    break
-                time.sleep(1.0)
-            time.sleep(1.0)
-            warnings = [Warning.model_validate_json(v)
-                        for v in asyncio.run(read_topic(s, topic_name(s, WARNINGS)))]
+            warnings = wait_for_warnings(s, len(expected.warnings))
             assert worker.poll() is None, log.read_text()[-3000:]  # never restarted
         finally:
             stop_process(worker)
@@ -109,9 +99,6 @@ def test_broker_paused_20s_worker_recovers_without_restart_and_loses_nothing(
         if broker.proc is not None and broker.proc.poll() is None:
             os.kill(broker.proc.pid, signal.SIGCONT)
         broker.stop()
-
-    def canon(ws: list[Warning]) -> list[str]:
-        return sorted(w.model_dump_json(exclude={"sent_at"}) for w in ws)
 
     assert canon(warnings) == canon(expected.warnings)
 
@@ -130,9 +117,7 @@ def test_burst_far_above_10x_is_all_processed_with_peak_memory_under_400mb(
     real-time rate, far beyond a 10x burst) while the worker runs: every record is counted
     once, and the worker's peak resident memory stays under 400 MB (flow control holds
     the backlog in Kafka, not in the worker)."""
-    import urllib.request
-
-    from tests.services import free_port
+    from streams.broker import free_port
 
     sim = simulate(SimConfig(seed=23, days=9.0), registry)
     events = tmp_path / "events.jsonl"
@@ -149,10 +134,7 @@ def test_burst_far_above_10x_is_all_processed_with_peak_memory_under_400mb(
             stats = asyncio.run(produce(s, read_replay(events)))
             sent = sum(stats.sent.values()) + stats.bad_lines
             assert asyncio.run(wait_drained(s, 240)), log.read_text()[-3000:]
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                text = r.read().decode()
-            received = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                           if line.startswith("tocsin_events_received_total"))
+            received = total(scrape(port), "tocsin_events_received_total")
             peak = _peak_rss_mb(worker.pid)
             assert worker.poll() is None, log.read_text()[-3000:]
         finally:

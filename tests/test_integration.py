@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,11 @@ from streams.evaluate import load_truth, read_replay, run_pipeline, score
 from streams.kafka_util import read_topic
 from streams.regions import RegionRegistry
 from streams.replay import produce, start_producer
-from streams.schemas import DeadLetter, Warning
+from streams.schemas import DeadLetter
 from streams.settings import TocsinSettings
 from streams.simulate import SimConfig, simulate
-from streams.topics import COMPLAINTS, DEADLETTER, ENV, WARNINGS, create_topics, topic_name
+from streams.topics import COMPLAINTS, DEADLETTER, ENV, create_topics, topic_name
+from tests.live import canon, wait_for_warnings
 
 pytestmark = pytest.mark.integration
 
@@ -61,14 +61,7 @@ def test_scenario_through_real_worker(
         assert worker.poll() is None, log[-3000:]
         assert drained, log[-3000:]
         # the last anomalies leave the reorder buffer once input has been idle for a while
-        deadline = time.monotonic() + s.reorder_idle_s + 20
-        while True:
-            warnings = [Warning.model_validate_json(v)
-                        for v in asyncio.run(read_topic(s, topic_name(s, WARNINGS)))]
-            if len(warnings) >= len(expected.warnings) or time.monotonic() > deadline:
-                break
-            time.sleep(1.0)
-        time.sleep(1.0)
+        warnings = wait_for_warnings(s, len(expected.warnings), extra_s=20)
         dead = [DeadLetter.model_validate_json(v)
                 for v in asyncio.run(read_topic(s, topic_name(s, DEADLETTER)))]
     finally:
@@ -76,9 +69,6 @@ def test_scenario_through_real_worker(
 
     # live equals replay: the same warning versions, with the same evidence, as the
     # in-process run over the same file (only the wall-clock sent_at differs)
-    def canon(ws: list[Warning]) -> list[str]:
-        return sorted(w.model_dump_json(exclude={"sent_at"}) for w in ws)
-
     assert warnings, log[-3000:]
     assert canon(warnings) == canon(expected.warnings)
     assert all(len(w.departments) >= 2 for w in warnings)

@@ -5,39 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from streams.demo import start_worker, stop_process, wait_drained
 from streams.evaluate import read_replay, run_pipeline
-from streams.kafka_util import read_topic
 from streams.regions import RegionRegistry
 from streams.replay import produce
-from streams.schemas import Warning
 from streams.settings import TocsinSettings
 from streams.simulate import SimConfig, simulate
-from streams.topics import SOURCE_TOPICS, WARNINGS, create_topics, topic_name
+from streams.topics import SOURCE_TOPICS, create_topics, topic_name
+from tests.live import canon, scrape, total, wait_for_warnings
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def scrape(port: int) -> dict[str, float]:
-    """metric line (name and labels) -> value, from a worker's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
-
-
-def total(metrics: dict[str, float], prefix: str) -> float:
-    return sum(v for k, v in metrics.items() if k.startswith(prefix))
 
 
 def test_two_workers_split_the_partitions_and_complete_the_scenario(
@@ -77,13 +59,7 @@ def test_two_workers_split_the_partitions_and_complete_the_scenario(
             return await wait_drained(s, 150)
 
         assert asyncio.run(go()), logs()
-        deadline = time.monotonic() + s.reorder_idle_s + 30
-        while True:
-            warnings = [Warning.model_validate_json(v)
-                        for v in asyncio.run(read_topic(s, topic_name(s, WARNINGS)))]
-            if len(warnings) >= len(expected.warnings) or time.monotonic() > deadline:
-                break
-            time.sleep(1.0)
+        warnings = wait_for_warnings(s, len(expected.warnings))
         received = [total(scrape(p), "tocsin_events_received_total") for p in ports]
         assert all(w.poll() is None for w in workers), logs()
     finally:
@@ -93,8 +69,5 @@ def test_two_workers_split_the_partitions_and_complete_the_scenario(
     # each worker took part, and together they saw every record exactly once
     assert all(r > 0 for r in received), received
     assert sum(received) == len(sim.events)
-
-    def canon(ws: list[Warning]) -> list[str]:
-        return sorted(w.model_dump_json(exclude={"sent_at"}) for w in ws)
 
     assert canon(warnings) == canon(expected.warnings)

@@ -4,7 +4,6 @@ hostname check) against a real Kafka protocol broker behind a TLS-terminating pr
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,12 @@ from streams.broker import EmbeddedBroker, free_port
 from streams.demo import start_worker, stop_process, wait_drained
 from streams.errors import BrokerError, BrokerStartError
 from streams.evaluate import read_replay, run_pipeline
-from streams.kafka_util import read_topic
 from streams.regions import RegionRegistry
 from streams.replay import produce
-from streams.schemas import Warning
 from streams.settings import TocsinSettings
 from streams.simulate import SimConfig, simulate
-from streams.topics import WARNINGS, create_topics, topic_name
+from streams.topics import create_topics
+from tests.live import canon, wait_for_warnings
 from tests.tls_proxy import make_cert, tls_proxy
 
 pytestmark = pytest.mark.integration
@@ -56,20 +54,13 @@ def test_worker_over_tls_processes_a_scenario(tmp_path: Path, registry: RegionRe
             try:
                 asyncio.run(produce(s, read_replay(events)))
                 assert asyncio.run(wait_drained(s, 150)), log.read_text()[-3000:]
-                deadline = time.monotonic() + s.reorder_idle_s + 30
-                while True:
-                    got = [Warning.model_validate_json(v)
-                           for v in asyncio.run(read_topic(s, topic_name(s, WARNINGS)))]
-                    if len(got) >= len(expected.warnings) or time.monotonic() > deadline:
-                        break
-                    time.sleep(1.0)
+                got = wait_for_warnings(s, len(expected.warnings))
                 assert worker.poll() is None, log.read_text()[-3000:]
             finally:
                 stop_process(worker)
     finally:
         broker.stop()
-    assert sorted(w.model_dump_json(exclude={"sent_at"}) for w in got) == sorted(
-        w.model_dump_json(exclude={"sent_at"}) for w in expected.warnings)
+    assert canon(got) == canon(expected.warnings)
 
 
 async def _probe(s: TocsinSettings) -> None:

@@ -1,0 +1,49 @@
+"""Helpers for tests that run real workers: read what they published, canonical forms."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+
+from streams.kafka_util import read_topic
+from streams.schemas import Warning
+from streams.settings import TocsinSettings
+from streams.topics import WARNINGS, topic_name
+
+
+def read_warnings(s: TocsinSettings) -> list[Warning]:
+    return [Warning.model_validate_json(v)
+            for v in asyncio.run(read_topic(s, topic_name(s, WARNINGS)))]
+
+
+def wait_for_warnings(s: TocsinSettings, count: int, extra_s: float = 30.0) -> list[Warning]:
+    """The warnings topic once it holds ``count`` versions (the last ones leave the reorder
+    buffer ``reorder_idle_s`` after input stops), or at the deadline; read once more a
+    second later so a duplicate published late is seen too."""
+    deadline = time.monotonic() + s.reorder_idle_s + extra_s
+    while len(read_warnings(s)) < count and time.monotonic() < deadline:
+        time.sleep(1.0)
+    time.sleep(1.0)
+    return read_warnings(s)
+
+
+def canon(ws: list[Warning]) -> list[str]:
+    """Warning versions comparable between runs (only the wall-clock sent_at differs)."""
+    return sorted(w.model_dump_json(exclude={"sent_at"}) for w in ws)
+
+
+def scrape(port: int) -> dict[str, float]:
+    """metric line (name and labels) -> value, from a worker's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def total(metrics: dict[str, float], prefix: str) -> float:
+    return sum(v for k, v in metrics.items() if k.startswith(prefix))
