@@ -67,6 +67,11 @@ class EventTimeBuffer(Generic[T]):
         cur = self._streams.get(stream)
         self._streams[stream] = (t if cur is None else max(cur[0], t), wall)
 
+    def rebase(self, wall: float) -> None:
+        """Restart the idle clocks at ``wall`` (state restored in another process, whose
+        monotonic clock means nothing here): every stream counts as just heard from."""
+        self._streams = {k: (wm, wall) for k, (wm, _) in self._streams.items()}
+
     def threshold(self, wall: float) -> float:
         """Items strictly older than this are final."""
         active = [wm for wm, seen in self._streams.values() if wall - seen <= self.idle_s]

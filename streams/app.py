@@ -14,20 +14,21 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 from prometheus_client import CollectorRegistry, start_http_server
 from pydantic import ValidationError
 
 from .cap import CapError, to_cap
+from .checkpoint import CheckpointError, Gate, PartitionSnapshot, encode, read_latest
 from .errors import ConfigError
 from .faust_tuning import TunedApp
 from .grants import Grant, check_grants, load_grants, release_record, view
 from .ingest import Origin, dead_letter
 from .metrics import TocsinMetrics
 from .monitor import NoopMonitor
-from .pipeline import CorrelationStage, SourceStage
+from .pipeline import CorrelationStage, SourceStage, partition_for
 from .regions import RegionRegistry
 from .schemas import (
     ANOMALY_RECORD,
@@ -40,6 +41,7 @@ from .schemas import (
 from .settings import TocsinSettings
 from .topics import (
     ANOMALIES,
+    CHECKPOINTS,
     DEADLETTER,
     FEEDBACK,
     RELEASES,
@@ -80,8 +82,21 @@ class Worker:
         self.sources = SourceStage(settings, registry)
         self.correlation = CorrelationStage(settings)
         self.registry = registry
-        # earlier versions of open warnings, for the CAP references of their updates
-        self._cap_prev: dict[str, list[Warning]] = {}
+        # earlier versions of open warnings (id -> version -> warning), for the CAP
+        # references of their updates
+        self._cap_prev: dict[str, dict[int, Warning]] = {}
+        # checkpointing (streams/checkpoint.py): the next offset the state expects per
+        # topic-partition, the partitions changed since their last checkpoint, the
+        # generation of each partition's last checkpoint, and the partition numbers this
+        # worker owns (None: no assignment yet, as in agent tests)
+        self.gate = Gate()
+        self._next: dict[tuple[str, int], int] = {}
+        self._dirty: set[int] = set()
+        self._gen: dict[int, int] = {}
+        self._assigned: set[int] | None = None
+        self._checkpointing = asyncio.Lock()
+        key = settings.checkpoint_key
+        self._checkpoint_key = None if key is None else key.get_secret_value().encode()
         self.warnings_sent = 0
         self.dead_sent = 0
         self.processed: dict[str, int] = {}  # records fully handled, per agent
@@ -115,6 +130,7 @@ class Worker:
             web_port=s.web_port,
             datadir=str(s.data_dir),
             producer_linger=0.005,
+            own_commits=False,  # offsets are committed with the checkpoints only
         )
 
         def topic(base: str) -> Any:
@@ -134,6 +150,9 @@ class Worker:
             set(registry.ids()), str(s.grants))
         self.view_topics = {g.audience: topic(view_topic(g.audience)) for g in self.grants}
         self.releases_topic = topic(RELEASES)
+        self.checkpoints_topic = topic(CHECKPOINTS)
+        self._agent_topics = {topic_name(s, b) for b in (*SOURCE_TOPICS.values(), ANOMALIES,
+                                                        FEEDBACK)}
         self.app.agent(self.feedback_topic, name="tocsin.feedback")(self._feedback)
         for source, base in SOURCE_TOPICS.items():
             self.app.agent(topic(base), name=f"tocsin.ingest.{source}")(self._ingest_agent(source))
@@ -142,13 +161,188 @@ class Worker:
         self.app.timer(1.0)(self._flush_idle)
         self.app.task(self._start_sinks)
         self.app.task(self._watch_broker)
+        self.app.timer(s.checkpoint_interval_s)(self._checkpoint_tick)
+        self.app.on_before_shutdown.connect(self._final_checkpoint)
         self.app.on_before_shutdown.connect(self._stop_sinks)
         self.app.on_rebalance_complete.connect(self._on_rebalance)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_partitions_assigned.connect(self._on_assigned)
 
     async def _on_rebalance(self, *args: Any, **kwargs: Any) -> None:
         assigned = self.app.consumer.assignment()
         self.metrics.observe_assignment((tp.topic, tp.partition) for tp in assigned)
         log.info("rebalance complete: %d partitions assigned", len(assigned))
+
+    # -- checkpoints (streams/checkpoint.py) ---------------------------------------------
+    def _accept(self, m: Any) -> bool:
+        """Whether record ``m`` is to be processed: its partition is this worker's and the
+        partition's state does not already cover it (re-delivered after a restart or a
+        rebalance, behind the restored state)."""
+        if self._assigned is not None and m.partition not in self._assigned:
+            return False
+        nxt = self._next.get((m.topic, m.partition))
+        if nxt is not None and m.offset < nxt:
+            self.metrics.records_skipped.labels(m.topic).inc()
+            return False
+        return True
+
+    def _done(self, m: Any) -> None:
+        """Record ``m`` is in the state (and its outputs will be delivered with its batch)."""
+        self._next[m.topic, m.partition] = m.offset + 1
+        self._dirty.add(m.partition)
+
+    def _region_partition(self, region: str) -> int:
+        return partition_for(region.encode(), self.settings.partitions)
+
+    def _capture(self, p: int) -> PartitionSnapshot:
+        cap_prev = {wid: vs for wid, vs in self._cap_prev.items()
+                    if vs and self._region_partition(next(iter(vs.values())).region) == p}
+        gen = self._gen.get(p, 0) + 1
+        self._gen[p] = gen
+        return PartitionSnapshot(
+            partition=p, gen=gen, created_at=time.time(),
+            offsets={t: n for (t, q), n in self._next.items() if q == p},
+            state={"sources": self.sources.export(p),
+                   "correlation": self.correlation.export(p), "cap_prev": cap_prev})
+
+    def _adopt(self, snap: PartitionSnapshot) -> None:
+        p = snap.partition
+        self.sources.adopt(p, snap.state.get("sources") or {})
+        self.correlation.adopt(p, snap.state.get("correlation"), time.monotonic())
+        self._cap_prev.update(snap.state.get("cap_prev") or {})
+        for t, n in snap.offsets.items():
+            self._next[t, p] = n
+        self._gen[p] = snap.gen
+
+    def _drop(self, p: int) -> None:
+        """Forget partition ``p`` (revoked: its new owner restores it from its checkpoint)."""
+        self.sources.drop(p)
+        self.correlation.drop(p)
+        for wid in [w for w, vs in self._cap_prev.items()
+                    if vs and self._region_partition(next(iter(vs.values())).region) == p]:
+            del self._cap_prev[wid]
+        for k in [k for k in self._next if k[1] == p]:
+            del self._next[k]
+        self._dirty.discard(p)
+        self._gen.pop(p, None)
+
+    async def checkpoint(self, *, commit: bool = True, reason: str = "interval") -> int:
+        """Write a checkpoint of every partition changed since its last one, then commit
+        the offsets they cover. Returns the number of partitions written.
+
+        The capture waits until no batch is in flight (:class:`Gate`): every batch
+        delivers its outputs before it ends, so the offsets in a checkpoint never cover
+        an event whose outputs are not yet in Kafka (at-least-once)."""
+        async with self._checkpointing:
+            started = time.perf_counter()
+            async with self.gate.exclusive():
+                todo = sorted(self._dirty)
+                key, app_id = self._checkpoint_key, self.settings.app_id
+                snaps = [self._capture(p) for p in todo]
+                records = [(sn, encode(sn, app_id, key)) for sn in snaps]
+                self._dirty.clear()
+            if not records:
+                return 0
+            size = sum(len(v) for _, recs in records for _, v in recs)
+            try:
+                pending = [await self._send(self.checkpoints_topic, k, v, partition=sn.partition)
+                           for sn, recs in records for k, v in recs]
+                await asyncio.gather(*pending)
+            except Exception as exc:
+                self._dirty.update(todo)  # written next time
+                self.metrics.checkpoints.labels("failed").inc(len(todo))
+                log.error("checkpoint of partitions %s not written (%s: %s); retried at the "
+                          "next interval, offsets stay where they were", todo,
+                          type(exc).__name__, exc)
+                return 0
+            self.metrics.checkpoints.labels("written").inc(len(todo))
+            self.metrics.checkpoint_bytes.set(size)
+            committed = False
+            if commit:
+                from faust.types import TP
+
+                offsets = {TP(t, sn.partition): n for sn, _ in records
+                           for t, n in sn.offsets.items()}
+                try:
+                    committed = await cast(Any, self.app.consumer).commit_offsets(offsets)
+                except Exception as exc:  # the next checkpoint commits again
+                    log.warning("offsets of checkpoint not committed (%s: %s)",
+                                type(exc).__name__, exc)
+            self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+            log.info("checkpoint (%s): partitions %s, %d bytes, offsets %s", reason, todo,
+                     size, "committed" if committed else "not committed")
+            return len(todo)
+
+    async def _checkpoint_tick(self) -> None:
+        if self.app.rebalancing or self._assigned is None:
+            return  # the revoke handler writes one; the commit would be refused
+        await self.checkpoint()
+
+    async def _final_checkpoint(self, *args: Any, **kwargs: Any) -> None:
+        if self._assigned is None:
+            return
+        try:
+            await self.checkpoint(reason="shutdown")
+        except Exception as exc:  # shutting down: the last periodic checkpoint stands
+            log.warning("no checkpoint at shutdown (%s: %s)", type(exc).__name__, exc)
+
+    async def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
+        """Before the group rebalances: checkpoint what this worker has processed, so
+        the partitions' next owners resume exactly here (no commit: the consumer is
+        leaving its generation; the owner skips what the checkpoint covers)."""
+        if self._assigned is not None:
+            await self.checkpoint(commit=False, reason="rebalance")
+
+    async def _on_assigned(self, *args: Any, **kwargs: Any) -> None:
+        """Drop the partitions this worker lost; restore those it gained from their
+        newest checkpoint, before any of their records is processed (the signal is sent
+        with the new assignment before faust resumes the partitions)."""
+        assigned = args[1] if len(args) > 1 else kwargs.get("assigned", ())  # (sender, tps)
+        parts = {tp.partition for tp in assigned if tp.topic in self._agent_topics}
+        async with self.gate.exclusive():
+            before = self._assigned or set()
+            for p in sorted(before - parts):
+                self._drop(p)
+            gained = sorted(parts - before)
+            self._assigned = parts
+            if not gained:
+                return
+            snaps, refused = await self._read_checkpoints(gained)
+            for reason in refused:
+                log.error("checkpoint refused: %s", reason)
+            for p in gained:
+                snap = snaps.get(p)
+                if snap is None:
+                    self.metrics.restores.labels("none").inc()
+                    continue
+                self._drop(p)
+                self._adopt(snap)
+                self.metrics.restores.labels("restored").inc()
+                log.info("partition %d restored from checkpoint generation %d (%s), "
+                         "offsets %s", p, snap.gen,
+                         datetime.fromtimestamp(snap.created_at, UTC).isoformat(
+                             timespec="seconds"), snap.offsets)
+            if refused:
+                self.metrics.restores.labels("refused").inc(len(refused))
+
+    async def _read_checkpoints(self, parts: list[int]) -> tuple[
+            dict[int, PartitionSnapshot], list[str]]:
+        """Read the checkpoints of ``parts``; retried, then fatal (a worker must not
+        process a partition whose state it could not read: that would repeat warnings
+        and raise cold-start false alarms)."""
+        name = topic_name(self.settings, CHECKPOINTS)
+        for attempt in range(5):
+            try:
+                return await read_latest(self.settings, name, parts, self._checkpoint_key)
+            except Exception as exc:
+                if attempt == 4:
+                    raise CheckpointError(
+                        f"cannot read the checkpoints of partitions {parts} from {name}: "
+                        f"{type(exc).__name__}: {exc}; check that the topic exists "
+                        "(`tocsin topics create`) and the broker answers") from exc
+                log.warning("reading checkpoints failed (%s), retrying", exc)
+                await asyncio.sleep(1.0 + attempt)
+        raise AssertionError("unreachable")
 
     # -- notification sinks (never block the stream) ----------------------------------------
     def _make_sinks(self) -> list[Any]:
@@ -212,139 +406,164 @@ class Worker:
         async def ingest(stream: Any) -> AsyncIterator[None]:
             s = self.settings
             async for events in stream.take_events(s.batch_size, s.batch_within_s):
-                started = time.perf_counter()
-                pending: list[Awaitable[Any]] = []
-                touched: set[int] = set()
-                dead_reasons: Counter[str] = Counter()
-                found: list[Anomaly] = []
-                for ev in events:
-                    m = ev.message
-                    touched.add(m.partition)
-                    origin = Origin(m.topic, m.partition, m.offset, m.key)
-                    raw = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
-                    try:
-                        step = self.sources.process(source, raw, origin)
-                    except Exception as exc:  # a bug must not stop the stream nor lose data
-                        on_processing_error(m.topic, m.partition, m.offset, exc)
-                        d = dead_letter(raw, origin, f"processing error: {exc!r}",
-                                        "processing_error")
-                        pending.append(await self._send(self.deadletter_topic, None,
-                                                        d.model_dump_json().encode()))
-                        dead_reasons["processing_error"] += 1
-                        continue
-                    if step.dead is not None:
-                        pending.append(await self._send(
-                            self.deadletter_topic, m.key, step.dead.model_dump_json().encode()))
-                        self.dead_sent += 1
-                        dead_reasons[step.dead.error_type] += 1
-                    found.extend(step.anomalies)
-                    for a in step.anomalies:
-                        pending.append(await self._send(
-                            self.anomalies_topic, a.region.encode(),
-                            a.model_dump_json().encode()))
-                # after this batch's anomalies: tell every correlate partition how far each
-                # source partition has got, so it can release anomalies in event-time order
-                for part in sorted(touched):
-                    wm = self.sources.watermark(source, part)
-                    if wm is None:
-                        continue
-                    marker = SourceWatermark(
-                        source=source, partition=part,
-                        watermark=datetime.fromtimestamp(wm, UTC),
-                    ).model_dump_json().encode()
-                    for target in range(s.partitions):
-                        pending.append(await self._send(
-                            self.anomalies_topic, None, marker, partition=target))
-                detect_s = time.perf_counter() - started
-                if pending:
-                    await asyncio.gather(*pending)
-                c = self.sources.counters
-                self.metrics.observe_source(
-                    source, {"received": c.received[source], "valid": c.valid[source],
-                             "duplicate": c.duplicate[source]},
-                    self.sources.late(source), dead_reasons,
-                    max((w for p in touched
-                         if (w := self.sources.watermark(source, p)) is not None),
-                        default=None),
-                    detect_s, len(events))
-                self.metrics.observe_anomalies(found)
-                self.metrics.observe_batch(f"ingest.{source}", time.perf_counter() - started)
-                self._lag(events)
-                self.processed[source] = self.processed.get(source, 0) + len(events)
+                async with self.gate.batch():
+                    await self._ingest_batch(source, events)
                 yield None
 
         ingest.__name__ = f"ingest_{source}"
         return ingest
 
+    async def _ingest_batch(self, source: str, events: list[Any]) -> None:
+        s = self.settings
+        started = time.perf_counter()
+        pending: list[Awaitable[Any]] = []
+        touched: set[int] = set()
+        dead_reasons: Counter[str] = Counter()
+        found: list[Anomaly] = []
+        for ev in events:
+            m = ev.message
+            if not self._accept(m):
+                continue
+            self._done(m)
+            touched.add(m.partition)
+            origin = Origin(m.topic, m.partition, m.offset, m.key)
+            raw = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
+            try:
+                step = self.sources.process(source, raw, origin)
+            except Exception as exc:  # a bug must not stop the stream nor lose data
+                on_processing_error(m.topic, m.partition, m.offset, exc)
+                d = dead_letter(raw, origin, f"processing error: {exc!r}",
+                                "processing_error")
+                pending.append(await self._send(self.deadletter_topic, None,
+                                                d.model_dump_json().encode()))
+                dead_reasons["processing_error"] += 1
+                continue
+            if step.dead is not None:
+                pending.append(await self._send(
+                    self.deadletter_topic, m.key, step.dead.model_dump_json().encode()))
+                self.dead_sent += 1
+                dead_reasons[step.dead.error_type] += 1
+            found.extend(step.anomalies)
+            for a in step.anomalies:
+                pending.append(await self._send(
+                    self.anomalies_topic, a.region.encode(),
+                    a.model_dump_json().encode()))
+        # after this batch's anomalies: tell every correlate partition how far each
+        # source partition has got, so it can release anomalies in event-time order
+        for part in sorted(touched):
+            wm = self.sources.watermark(source, part)
+            if wm is None:
+                continue
+            marker = SourceWatermark(
+                source=source, partition=part,
+                watermark=datetime.fromtimestamp(wm, UTC),
+            ).model_dump_json().encode()
+            for target in range(s.partitions):
+                pending.append(await self._send(
+                    self.anomalies_topic, None, marker, partition=target))
+        detect_s = time.perf_counter() - started
+        if pending:
+            await asyncio.gather(*pending)
+        c = self.sources.counters
+        self.metrics.observe_source(
+            source, {"received": c.received[source], "valid": c.valid[source],
+                     "duplicate": c.duplicate[source]},
+            self.sources.late(source), dead_reasons,
+            max((w for p in touched
+                 if (w := self.sources.watermark(source, p)) is not None),
+                default=None),
+            detect_s, len(events))
+        self.metrics.observe_anomalies(found)
+        self.metrics.observe_batch(f"ingest.{source}", time.perf_counter() - started)
+        self._lag(events)
+        self.processed[source] = self.processed.get(source, 0) + len(events)
+
     async def _correlate(self, stream: Any) -> AsyncIterator[None]:
         s = self.settings
         async for events in stream.take_events(s.batch_size, s.batch_within_s):
-            started = time.perf_counter()
-            pending: list[Awaitable[Any]] = []
-            touched: set[int] = set()
-            wall = time.monotonic()
-            for ev in events:
-                m = ev.message
-                raw = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
-                try:
-                    rec = ANOMALY_RECORD.validate_json(raw)
-                except (ValidationError, ValueError) as exc:
-                    on_processing_error(m.topic, m.partition, m.offset, exc)
-                    msg = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError)
-                           else str(exc))
-                    d = dead_letter(raw, Origin(m.topic, m.partition, m.offset, m.key),
-                                    f"bad anomaly record: {msg}", "schema")
-                    pending.append(await self._send(self.deadletter_topic, m.key,
-                                                    d.model_dump_json().encode()))
-                    continue
-                self.correlation.add(m.partition, rec, wall)
-                touched.add(m.partition)
-            for part in sorted(touched):
-                pending.extend(await self._publish(self.correlation.release(part, wall)))
-            if pending:
-                await asyncio.gather(*pending)
-            m = self.metrics
-            m.observe_batch("correlate", time.perf_counter() - started)
-            m.batch_events.labels("correlate").inc(len(events))
-            m.reorder_held.set(self.correlation.held())
-            self._lag(events)
-            self.processed["correlate"] = self.processed.get("correlate", 0) + len(events)
+            async with self.gate.batch():
+                await self._correlate_batch(events)
             yield None
+
+    async def _correlate_batch(self, events: list[Any]) -> None:
+        started = time.perf_counter()
+        pending: list[Awaitable[Any]] = []
+        touched: set[int] = set()
+        wall = time.monotonic()
+        for ev in events:
+            m = ev.message
+            if not self._accept(m):
+                continue
+            self._done(m)
+            raw = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
+            try:
+                rec = ANOMALY_RECORD.validate_json(raw)
+            except (ValidationError, ValueError) as exc:
+                on_processing_error(m.topic, m.partition, m.offset, exc)
+                msg = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError)
+                       else str(exc))
+                d = dead_letter(raw, Origin(m.topic, m.partition, m.offset, m.key),
+                                f"bad anomaly record: {msg}", "schema")
+                pending.append(await self._send(self.deadletter_topic, m.key,
+                                                d.model_dump_json().encode()))
+                continue
+            self.correlation.add(m.partition, rec, wall)
+            touched.add(m.partition)
+        for part in sorted(touched):
+            pending.extend(await self._publish(self.correlation.release(part, wall)))
+        if pending:
+            await asyncio.gather(*pending)
+        m = self.metrics
+        m.observe_batch("correlate", time.perf_counter() - started)
+        m.batch_events.labels("correlate").inc(len(events))
+        m.reorder_held.set(self.correlation.held())
+        self._lag(events)
+        self.processed["correlate"] = self.processed.get("correlate", 0) + len(events)
 
     async def _feedback(self, stream: Any) -> AsyncIterator[None]:
         """Validate duty officers' decisions and forward them to the correlator that holds
         the region (through the anomalies topic, keyed by region); bad ones are
         dead-lettered with the reason."""
-        from detectors.feedback import Decision, InvalidDecision
-
         s = self.settings
         async for events in stream.take_events(s.batch_size, s.batch_within_s):
-            pending: list[Awaitable[Any]] = []
-            for ev in events:
-                m = ev.message
-                origin = Origin(m.topic, m.partition, m.offset, m.key)
-                raw = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
-                try:
-                    fb = check_feedback(Feedback.model_validate_json(raw))
-                    Decision(fb.warning_id, fb.action, fb.by, fb.at.timestamp(), fb.reason)
-                except (ValidationError, InvalidDecision, ValueError, OverflowError) as exc:
-                    msg = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError)
-                           else str(exc))
-                    d = dead_letter(raw, origin, f"bad feedback: {msg}", "schema")
-                    pending.append(await self._send(self.deadletter_topic, m.key,
-                                                    d.model_dump_json().encode()))
-                    continue
-                pending.append(await self._send(self.anomalies_topic, fb.region.encode(),
-                                                fb.model_dump_json().encode()))
-            if pending:
-                await asyncio.gather(*pending)
-            self.processed["feedback"] = self.processed.get("feedback", 0) + len(events)
+            async with self.gate.batch():
+                await self._feedback_batch(events)
             yield None
+
+    async def _feedback_batch(self, events: list[Any]) -> None:
+        from detectors.feedback import Decision, InvalidDecision
+
+        pending: list[Awaitable[Any]] = []
+        for ev in events:
+            m = ev.message
+            if not self._accept(m):
+                continue
+            self._done(m)
+            origin = Origin(m.topic, m.partition, m.offset, m.key)
+            raw = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
+            try:
+                fb = check_feedback(Feedback.model_validate_json(raw))
+                Decision(fb.warning_id, fb.action, fb.by, fb.at.timestamp(), fb.reason)
+            except (ValidationError, InvalidDecision, ValueError, OverflowError) as exc:
+                msg = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError)
+                       else str(exc))
+                d = dead_letter(raw, origin, f"bad feedback: {msg}", "schema")
+                pending.append(await self._send(self.deadletter_topic, m.key,
+                                                d.model_dump_json().encode()))
+                continue
+            pending.append(await self._send(self.anomalies_topic, fb.region.encode(),
+                                            fb.model_dump_json().encode()))
+        if pending:
+            await asyncio.gather(*pending)
+        self.processed["feedback"] = self.processed.get("feedback", 0) + len(events)
 
     def _cap(self, w: Warning) -> bytes | None:
         """The CAP 1.2 rendering of ``w`` (None, logged, if it cannot be rendered: an
         update whose earlier versions this worker has not seen since it started)."""
-        prev = self._cap_prev.setdefault(w.warning_id, [])
+        versions = self._cap_prev.setdefault(w.warning_id, {})
+        # earlier versions only (a version re-emitted after a restart is not its own
+        # predecessor)
+        prev = [versions[v] for v in sorted(versions) if v < w.version]
         tpl = self.correlation.templates.get(w.scenario)
         try:
             closed = w.status in ("resolved", "cancelled")  # keep CAP's own wording
@@ -354,7 +573,7 @@ class Worker:
         except CapError as exc:
             log.warning("no CAP rendering of %s v%d: %s", w.warning_id, w.version, exc)
             xml = None
-        prev.append(w)
+        versions[w.version] = w
         if w.status in ("resolved", "cancelled"):
             self._cap_prev.pop(w.warning_id, None)
         return None if xml is None else xml.encode("utf-8")
@@ -388,9 +607,16 @@ class Worker:
 
     async def _flush_idle(self) -> None:
         """Input stopped: correlate what the reorder buffers still hold."""
-        pending = await self._publish(self.correlation.flush_idle(time.monotonic()))
-        if pending:
-            await asyncio.gather(*pending)
+        if not self.correlation.held():
+            return
+        async with self.gate.batch():
+            held = {p: len(self.correlation.part(p).buffer)
+                    for p in self.correlation.partitions()}
+            pending = await self._publish(self.correlation.flush_idle(time.monotonic()))
+            self._dirty.update(p for p, n in held.items()
+                               if len(self.correlation.part(p).buffer) != n)
+            if pending:
+                await asyncio.gather(*pending)
 
     @staticmethod
     async def _send(topic: Any, key: bytes | None, value: bytes,

@@ -140,7 +140,7 @@ class IngestSummary:
 
 
 def ingest_replay(lines: Iterable[ReplayLine], registry: RegionRegistry,
-                  dedup_window: int = 200_000) -> IngestSummary:
+                  dedup_window: int = 50_000) -> IngestSummary:
     """Validate replay lines with the same ``Ingestor`` the pipeline uses."""
     ing = Ingestor(registry, dedup_window)
     out = IngestSummary()

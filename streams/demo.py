@@ -69,6 +69,7 @@ def start_worker(settings: TocsinSettings, log_path: Path) -> subprocess.Popen[b
         "TOCSIN_METRICS_ADDR": settings.metrics_addr,
         "TOCSIN_BATCH_WITHIN_S": str(settings.batch_within_s),
         "TOCSIN_BROKER_UNAVAILABLE_LIMIT_S": str(settings.broker_unavailable_limit_s),
+        "TOCSIN_CHECKPOINT_INTERVAL_S": str(settings.checkpoint_interval_s),
     })
     for name in ("alertmanager_url", "grafana_url"):
         value = getattr(settings, name)
@@ -81,6 +82,8 @@ def start_worker(settings: TocsinSettings, log_path: Path) -> subprocess.Popen[b
             env[f"TOCSIN_{name.upper()}"] = str(value)
     if settings.sasl_password is not None:  # handed to the child only, never printed
         env["TOCSIN_SASL_PASSWORD"] = settings.sasl_password.get_secret_value()
+    if settings.checkpoint_key is not None:  # handed to the child only, never printed
+        env["TOCSIN_CHECKPOINT_KEY"] = settings.checkpoint_key.get_secret_value()
     if settings.grafana_token is not None:  # handed to the child only, never printed
         env["TOCSIN_GRAFANA_TOKEN"] = settings.grafana_token.get_secret_value()
     with log_path.open("wb") as log:
@@ -253,6 +256,8 @@ def run_demo(seed: int, speed: float, days: float, broker: str | None,
             settings = base.model_copy(update={
                 "broker": bootstrap, "app_id": f"tocsin-demo-{uuid.uuid4().hex[:8]}",
                 "data_dir": workdir / "data",
+                # the demo waits for the committed offsets: commit (with a checkpoint) often
+                "checkpoint_interval_s": min(base.checkpoint_interval_s, 2.0),
             })
             console.print(f"broker {bootstrap} ({'external' if broker else 'embedded Tansu'}), "
                           f"app id {settings.app_id}")

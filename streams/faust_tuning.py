@@ -107,17 +107,32 @@ class BatchDrainConsumer(faust_aiokafka.Consumer):
             unset_flag(CONSUMER_FETCHING)
 
 
+class CheckpointCommits:
+    """Mixin: faust's own commits (periodic, on errors, on rebalance) do nothing; the
+    application commits the offsets its checkpoints cover with :meth:`commit_offsets`, so
+    the committed offsets never run ahead of the saved state."""
+
+    async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        return False
+
+    async def commit_offsets(self, offsets: dict[Any, int]) -> bool:
+        """Commit exactly ``offsets`` (TP -> next offset) for the assigned partitions."""
+        return bool(await self._commit(offsets))  # type: ignore[attr-defined]
+
+
 class TunedTransport(faust_aiokafka.Transport):
     Consumer = BatchDrainConsumer
 
 
 class TunedApp(faust.App):
     """A faust App whose consumer uses :class:`BatchDrainConsumer` with
-    ``fetch_max_wait_ms``; otherwise faust unchanged."""
+    ``fetch_max_wait_ms``; otherwise faust unchanged. ``own_commits=False``: offsets are
+    committed only by the application (:class:`CheckpointCommits`)."""
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
                  batch_drain: bool = True, poll_timeout_s: float = 0.05,
-                 **kwargs: Any) -> None:
+                 own_commits: bool = True, **kwargs: Any) -> None:
+        self._own_commits = own_commits
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._batch_drain = batch_drain
         self._poll_timeout_s = poll_timeout_s
@@ -125,8 +140,10 @@ class TunedApp(faust.App):
 
     def _new_transport(self) -> Any:
         consumer = BatchDrainConsumer if self._batch_drain else _WaitOnlyConsumer
+        bases: tuple[type, ...] = (
+            (consumer,) if self._own_commits else (CheckpointCommits, consumer))
         cls = type("TocsinTransport", (TunedTransport,), {
-            "Consumer": type("TocsinConsumer", (consumer,),
+            "Consumer": type("TocsinConsumer", bases,
                              {"fetch_max_wait_ms": self._fetch_max_wait_ms,
                               "poll_timeout_s": self._poll_timeout_s})})
         return cls(self.conf.broker_consumer, self)

@@ -93,7 +93,7 @@ class Deduplicator:
 class Ingestor:
     """Turns raw bytes from one of the three source topics into validated records."""
 
-    def __init__(self, registry: RegionRegistry, dedup_window: int = 200_000,
+    def __init__(self, registry: RegionRegistry, dedup_window: int = 50_000,
                  pseudonymizer: Pseudonymizer | None = None, *,
                  max_ahead_s: float | None = 3600.0,
                  min_event_time: float = 946_684_800.0) -> None:
@@ -102,7 +102,24 @@ class Ingestor:
         self.min_event_time = min_event_time
         self.pseudonymizer = (
             _random_pseudonymizer() if pseudonymizer is None else pseudonymizer)
-        self._dedup = {src: Deduplicator(dedup_window) for src in SOURCE_MODELS}
+        self.dedup_window = dedup_window
+        # (source, partition) -> ids seen: re-deliveries arrive on the record's partition,
+        # and a partition's window travels with its checkpoint
+        self._dedup: dict[tuple[str, int], Deduplicator] = {}
+
+    def dedup_state(self, partition: int) -> dict[str, Deduplicator]:
+        """The de-duplication windows of source partition ``partition``, by source."""
+        return {src: d for (src, p), d in self._dedup.items() if p == partition}
+
+    def adopt_dedup(self, partition: int, state: dict[str, Deduplicator]) -> None:
+        """Take over ``partition``'s windows (from a checkpoint)."""
+        self.drop_dedup(partition)
+        for src, d in state.items():
+            self._dedup[src, partition] = d
+
+    def drop_dedup(self, partition: int) -> None:
+        for k in [k for k in self._dedup if k[1] == partition]:
+            del self._dedup[k]
 
     def ingest(self, source: str, raw: bytes, origin: Origin) -> IngestResult:
         try:
@@ -110,7 +127,10 @@ class Ingestor:
         except ValidationFailure as e:
             return IngestResult(dead=dead_letter(raw, origin, e.reason, e.error_type))
         digest = hashlib.blake2b(raw, digest_size=8).digest()
-        verdict = self._dedup[source].check(record.message_id, digest)
+        dedup = self._dedup.get((source, origin.partition))
+        if dedup is None:
+            dedup = self._dedup[source, origin.partition] = Deduplicator(self.dedup_window)
+        verdict = dedup.check(record.message_id, digest)
         if verdict == "duplicate":
             return IngestResult(duplicate=True)
         if verdict == "conflict":

@@ -165,6 +165,24 @@ class TocsinMetrics:
         self.signals_dropped = Counter(
             "tocsin_metrics_signals_dropped",
             "Signal series not exported because metrics_max_signals was reached.", registry=r)
+        self.checkpoints = Counter(
+            "tocsin_checkpoints", "Partition checkpoints written to the checkpoints topic, "
+            "by outcome (written, failed).", ["outcome"], registry=r)
+        self.checkpoint_seconds = Histogram(
+            "tocsin_checkpoint_seconds",
+            "Wall-clock time of one checkpoint round (capture, write, commit).",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.checkpoint_bytes = Gauge(
+            "tocsin_checkpoint_bytes", "Size of the last checkpoint round, all partitions.",
+            registry=r)
+        self.restores = Counter(
+            "tocsin_checkpoint_restores", "Partitions taken over, by outcome (restored: from "
+            "a checkpoint; none: no checkpoint yet; refused: corrupt or unreadable).",
+            ["outcome"], registry=r)
+        self.records_skipped = Counter(
+            "tocsin_records_already_covered",
+            "Records re-delivered after a restart or rebalance that the restored state "
+            "already covers (skipped, not processed twice).", ["topic"], registry=r)
         self.region_info = Gauge(
             "tocsin_region_info", "The region registry: name and centroid per region (1).",
             ["region", "name", "latitude", "longitude"], registry=r)
@@ -195,6 +213,10 @@ class TocsinMetrics:
                 self.warnings_emitted.labels(status, sc)
         for sc in self.scenarios:
             self.detection_delay.labels(sc)
+        for outcome in ("written", "failed"):
+            self.checkpoints.labels(outcome)
+        for outcome in ("restored", "none", "refused"):
+            self.restores.labels(outcome)
         self._set_active()
 
     def add_signal_reader(self, read: SignalReader) -> None:

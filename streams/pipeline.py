@@ -193,6 +193,27 @@ class CorrelationStage:
     def held(self) -> int:
         return sum(len(p.buffer) for p in self._parts.values())
 
+    def export(self, partition: int) -> _CorrelationPartition | None:
+        """Partition ``partition``'s reorder buffer and correlator (for a checkpoint)."""
+        return self._parts.get(partition)
+
+    def adopt(self, partition: int, state: _CorrelationPartition | None, wall: float) -> None:
+        """Take over ``partition`` from a checkpoint; ``wall`` restarts its idle clocks."""
+        self._parts.pop(partition, None)
+        if state is not None:
+            state.buffer.rebase(wall)
+            state.last_input = wall
+            # the templates this worker loaded, not the pickled copy
+            state.correlator.templates = self.templates.scenarios
+            state.correlator.generic = self.templates.generic
+            self._parts[partition] = state
+
+    def drop(self, partition: int) -> None:
+        self._parts.pop(partition, None)
+
+    def partitions(self) -> list[int]:
+        return sorted(self._parts)
+
     def rule(self, c: Correlator) -> tuple[str, dict[str, float]]:
         """The fusion rule and its parameters, for the audit trail."""
         params = {"window_s": c.window_s, "quiet_s": c.quiet_s, "support_p": c.support_p,
@@ -280,6 +301,27 @@ class SourceStage:
         """Largest event time of ``source`` processed on ``partition`` (None before any)."""
         d = self._detection.get(partition)
         return None if d is None else d.watermark.get(source)
+
+    def export(self, partition: int) -> dict[str, object]:
+        """Partition ``partition``'s detector and de-duplication state (for a checkpoint)."""
+        return {"detection": self._detection.get(partition),
+                "dedup": self.ingestor.dedup_state(partition)}
+
+    def adopt(self, partition: int, state: dict[str, object]) -> None:
+        """Take over ``partition`` from a checkpoint."""
+        self.drop(partition)
+        det, dedup = state.get("detection"), state.get("dedup")
+        if isinstance(det, Detection):
+            self._detection[partition] = det
+        if isinstance(dedup, dict):
+            self.ingestor.adopt_dedup(partition, dedup)
+
+    def drop(self, partition: int) -> None:
+        self._detection.pop(partition, None)
+        self.ingestor.drop_dedup(partition)
+
+    def partitions(self) -> list[int]:
+        return sorted(self._detection)
 
     def late(self, source: str) -> int:
         """Records of ``source`` later than the allowed lateness, over all partitions."""

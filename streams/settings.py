@@ -72,7 +72,8 @@ class TocsinSettings(BaseSettings):
     # --- data ---------------------------------------------------------------------
     region_registry: Path = Field(DEFAULT_REGISTRY, description="CSV: region,name,lat,lon[,...].")
     dedup_window: int = Field(
-        200_000, ge=1, description="Message ids remembered per source to drop exact re-deliveries."
+        50_000, ge=1, description="Message ids remembered per source topic partition to drop "
+        "exact re-deliveries (kept in the partition's checkpoint)."
     )
     max_ahead_s: float = Field(
         3600.0, ge=0,
@@ -117,6 +118,17 @@ class TocsinSettings(BaseSettings):
         "tocsin.warnings.view.<audience>, each release audited on tocsin.releases "
         "(docs/sharing.md). Unset: no views and no releases; streams/data/grants.yaml is a "
         "sample, never read unless pointed at.")
+
+    checkpoint_interval_s: float = Field(
+        10.0, gt=0,
+        description="Seconds between checkpoints of the partitions that changed: detector, "
+        "de-duplication, reorder and correlator state with the offsets it covers, on the "
+        "compacted tocsin.checkpoints topic. Offsets are committed only with a checkpoint, "
+        "so a crash re-processes at most this much input (its outputs are idempotent by id).")
+    checkpoint_key: SecretStr | None = Field(
+        None, description="HMAC key that signs checkpoints (TOCSIN_CHECKPOINT_KEY); a "
+        "checkpoint signed with another key is refused. Unset: a SHA-256 digest guards "
+        "against corruption only, and broker ACLs must keep other writers off the topic.")
 
     # --- observability and notification ---------------------------------------------
     metrics_port: int = Field(

@@ -34,6 +34,7 @@ DEADLETTER = "tocsin.deadletter"
 FEEDBACK = "tocsin.feedback"
 WARNINGS_CAP = "tocsin.warnings.cap"
 RELEASES = "tocsin.releases"
+CHECKPOINTS = "tocsin.checkpoints"
 VIEW_PREFIX = "tocsin.warnings.view."
 
 SOURCE_TOPICS = {"env": ENV, "complaint": COMPLAINTS, "market": MARKET}
@@ -52,6 +53,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               "(keyed by warning_id).", 30 * DAY_MS),
     TopicSpec(RELEASES, "Audit of every warning view released to an audience under a sharing "
               "grant: who, which version, which fields, when (no content).", 400 * DAY_MS),
+    TopicSpec(CHECKPOINTS, "Workers' per-partition state and the offsets it covers "
+              "(internal, compacted; streams/checkpoint.py).", 7 * DAY_MS, compacted=True),
 )
 
 

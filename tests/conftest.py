@@ -49,7 +49,7 @@ def isolated_settings(kafka_bootstrap: str, tmp_path: Path) -> TocsinSettings:
     tag = uuid.uuid4().hex[:8]
     return TocsinSettings(broker=kafka_bootstrap, app_id=f"tocsin-test-{tag}",
                           topic_prefix=f"t{tag}.", data_dir=tmp_path / "data",
-                          metrics_port=0)
+                          metrics_port=0, checkpoint_interval_s=1.0)
 
 
 @pytest.fixture(scope="session")

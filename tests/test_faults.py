@@ -6,20 +6,23 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.broker import EmbeddedBroker, free_port
 from streams.demo import start_worker, stop_process, wait_drained
 from streams.evaluate import read_replay, run_pipeline
 from streams.regions import RegionRegistry
-from streams.replay import produce
+from streams.replay import _event_time, produce
+from streams.schemas import Warning
 from streams.settings import TocsinSettings
 from streams.simulate import SimConfig, simulate
-from streams.topics import create_topics
+from streams.topics import SOURCE_TOPICS, create_topics, topic_name
 from streams.watchdog import EXIT_BROKER_UNAVAILABLE
 from tests.live import canon, scrape, total, wait_for_warnings
 
@@ -30,7 +33,8 @@ def settings_for(broker: EmbeddedBroker, tmp_path: Path, **kw: object) -> Tocsin
     tag = uuid.uuid4().hex[:8]
     return TocsinSettings(broker=broker.bootstrap, app_id=f"tocsin-fault-{tag}",
                           topic_prefix=f"f{tag}.", data_dir=tmp_path / "data",
-                          metrics_port=0, **kw)  # type: ignore[arg-type]
+                          metrics_port=0, checkpoint_interval_s=1.0,
+                          **kw)  # type: ignore[arg-type]
 
 
 def test_broker_gone_longer_than_the_limit_exits_69_within_limit_plus_10s(
@@ -117,8 +121,6 @@ def test_burst_far_above_10x_is_all_processed_with_peak_memory_under_400mb(
     real-time rate, far beyond a 10x burst) while the worker runs: every record is counted
     once, and the worker's peak resident memory stays under 400 MB (flow control holds
     the backlog in Kafka, not in the worker)."""
-    from streams.broker import free_port
-
     sim = simulate(SimConfig(seed=23, days=9.0), registry)
     events = tmp_path / "events.jsonl"
     sim.write(events, tmp_path / "truth.json")
@@ -144,3 +146,156 @@ def test_burst_far_above_10x_is_all_processed_with_peak_memory_under_400mb(
     assert received == sum(stats.sent.values()), (received, sent)
     print(f"burst: {received:.0f} records, peak RSS {peak:.0f} MB")
     assert peak < 400, f"peak RSS {peak:.0f} MB"
+
+
+# -- crashes: state restored from checkpoints ---------------------------------------------
+def _paced(s: TocsinSettings, lines: list, seconds: float) -> threading.Thread:  # type: ignore[type-arg]
+    """Produce ``lines`` in a background thread, event time paced to take ``seconds``."""
+    times = [t for ln in lines if ln.source is not None and (t := _event_time(ln.raw))]
+    speed = (max(times) - min(times)) / seconds
+    th = threading.Thread(target=lambda: asyncio.run(produce(s, iter(lines), speed=speed)),
+                          daemon=True)
+    th.start()
+    return th
+
+
+def _wait_for(path: Path, text: str, timeout: float, proc: subprocess.Popen[bytes]) -> float:
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text(errors="replace"):
+        assert proc.poll() is None, path.read_text(errors="replace")[-3000:]
+        assert time.monotonic() < deadline, path.read_text(errors="replace")[-3000:]
+        time.sleep(0.1)
+    return time.monotonic()
+
+
+def _versions(ws: list[Warning]) -> set[tuple[str, int]]:
+    return {(w.warning_id, w.version) for w in ws}
+
+
+def test_kill_9_mid_scenario_then_restart_exactly_the_replays_warning_ids_and_versions(
+        tmp_path: Path, registry: RegionRegistry) -> None:
+    """A worker is killed with SIGKILL while a seeded scenario streams in (after its first
+    committed checkpoint, input still arriving), and a new one is started at once. Bound:
+    every incident of the in-process replay gets its warning id and versions, and there is
+    no other warning id or version (no cold-start false alarm, nothing lost); the new
+    worker restores every partition from its checkpoint and re-processes at most the input
+    since that checkpoint, not the scenario from the start. Re-published versions carry the
+    same (warning_id, version), so a consumer that de-duplicates by them sees each once."""
+    sim = simulate(SimConfig(seed=16, days=4.5), registry)
+    events = tmp_path / "events.jsonl"
+    sim.write(events, tmp_path / "truth.json")
+    lines = list(read_replay(events))
+    broker = EmbeddedBroker().start()
+    ports = [free_port(), free_port()]
+    try:
+        s = settings_for(broker, tmp_path).model_copy(update={"metrics_addr": "127.0.0.1"})
+        expected, _ = run_pipeline(iter(lines), s, registry)
+        create_topics(s)
+        logs = [tmp_path / "worker0.log", tmp_path / "worker1.log"]
+        first = start_worker(s.model_copy(update={"metrics_port": ports[0]}), logs[0])
+        second = None
+        try:
+            _wait_for(logs[0], "rebalance complete", 60, first)
+            feeder = _paced(s, lines, 12.0)
+            _wait_for(logs[0], "offsets committed", 60, first)
+            time.sleep(1.5)
+            before_kill = total(scrape(ports[0]), "tocsin_events_received_total")
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            killed_at = time.monotonic()
+            assert feeder.is_alive(), "the kill must land while input is still arriving"
+            second = start_worker(s.model_copy(update={"metrics_port": ports[1]}), logs[1])
+            restored_at = _wait_for(logs[1], "restored from checkpoint", 90, second)
+            feeder.join(60)
+            assert asyncio.run(wait_drained(s, 150)), logs[1].read_text()[-3000:]
+            warnings = wait_for_warnings(s, len(expected.warnings))
+            after = scrape(ports[1])
+            assert second.poll() is None, logs[1].read_text()[-3000:]
+        finally:
+            stop_process(first)
+            if second is not None:
+                stop_process(second)
+    finally:
+        broker.stop()
+
+    text = logs[1].read_text(errors="replace")
+    restored = text.count("restored from checkpoint")
+    received_after = total(after, "tocsin_events_received_total")
+    n_records = sum(1 for ln in lines if ln.source is not None)
+    reprocessed = before_kill + received_after - n_records
+    print(f"kill -9: {before_kill:.0f} records before the kill, {received_after:.0f} after "
+          f"the restart of {n_records}; {restored} partitions restored "
+          f"{restored_at - killed_at:.1f} s after the kill; ~{reprocessed:.0f} records "
+          f"re-processed; {len(warnings)} warning records for {len(_versions(warnings))} "
+          "versions")
+    assert restored == s.partitions, text[-3000:]
+    assert received_after < n_records  # resumed from the checkpoint, not from the start
+    assert total(after, 'tocsin_checkpoint_restores_total{outcome="refused"}') == 0
+    assert _versions(warnings) == _versions(expected.warnings)
+    assert {w.warning_id for w in warnings} == {w.warning_id for w in expected.warnings}
+
+
+def test_two_workers_one_killed_the_other_takes_over_and_completes_the_scenario(
+        tmp_path: Path, registry: RegionRegistry) -> None:
+    """Two workers share the partitions; one is killed with SIGKILL while the scenario
+    streams in. Bound: the survivor is never restarted, takes over every partition (from
+    the dead worker's checkpoints) within session timeout + 30 s, and the warnings are
+    exactly the in-process replay's ids and versions, nothing missing, nothing extra."""
+    sim = simulate(SimConfig(seed=16, days=4.5), registry)
+    events = tmp_path / "events.jsonl"
+    sim.write(events, tmp_path / "truth.json")
+    lines = list(read_replay(events))
+    broker = EmbeddedBroker().start()
+    ports = [free_port(), free_port()]
+    try:
+        s = settings_for(broker, tmp_path).model_copy(update={"metrics_addr": "127.0.0.1"})
+        expected, _ = run_pipeline(iter(lines), s, registry)
+        create_topics(s)
+        logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+        workers = [start_worker(s.model_copy(update={"metrics_port": p}), log)
+                   for p, log in zip(ports, logs, strict=True)]
+        sources = {topic_name(s, t) for t in SOURCE_TOPICS.values()}
+
+        def owned(port: int) -> float:
+            try:
+                metrics = scrape(port)
+            except OSError:  # not serving yet
+                return 0.0
+            return sum(v for k, v in metrics.items()
+                       if k.startswith("tocsin_assigned_partitions")
+                       and any(f'topic="{t}"' in k for t in sources))
+        try:
+            deadline = time.monotonic() + 90
+            while not all(owned(p) for p in ports):
+                assert time.monotonic() < deadline, [w.poll() for w in workers]
+                time.sleep(0.5)
+            feeder = _paced(s, lines, 14.0)
+            for log, w in zip(logs, workers, strict=True):
+                _wait_for(log, "offsets committed", 60, w)
+            time.sleep(1.0)
+            victim, survivor = workers
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
+            killed_at = time.monotonic()
+            assert feeder.is_alive(), "the kill must land while input is still arriving"
+            deadline = killed_at + s.session_timeout_s + 30
+            while owned(ports[1]) < len(sources) * s.partitions:
+                assert survivor.poll() is None, logs[1].read_text()[-3000:]
+                assert time.monotonic() < deadline, logs[1].read_text()[-3000:]
+                time.sleep(0.2)
+            took_over = time.monotonic() - killed_at
+            feeder.join(60)
+            assert asyncio.run(wait_drained(s, 150)), logs[1].read_text()[-3000:]
+            warnings = wait_for_warnings(s, len(expected.warnings))
+            assert survivor.poll() is None, logs[1].read_text()[-3000:]  # never restarted
+        finally:
+            for w in workers:
+                stop_process(w)
+    finally:
+        broker.stop()
+    text = logs[1].read_text(errors="replace")
+    print(f"two workers, one killed: the survivor owned every partition {took_over:.1f} s "
+          f"after the kill; {text.count('restored from checkpoint')} partitions restored; "
+          f"{len(warnings)} warning records for {len(_versions(warnings))} versions")
+    assert "restored from checkpoint" in text
+    assert _versions(warnings) == _versions(expected.warnings)

@@ -66,7 +66,8 @@ def live(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory,
         s = TocsinSettings(
             broker=kafka_bootstrap, app_id=f"tocsin-obs-{tag}", topic_prefix=f"o{tag}.",
             data_dir=tmp / "data", metrics_port=port, metrics_addr="127.0.0.1",
-            alertmanager_url=am, grafana_url=grafana.url, grafana_token=TOKEN)
+            alertmanager_url=am, grafana_url=grafana.url, grafana_token=TOKEN,
+            checkpoint_interval_s=1.0)
         yield from _live(s, tmp, port, registry, am, grafana)
 
 

@@ -23,7 +23,8 @@ RULES = DEPLOY / "rules" / "tocsin.rules.yml"
 RULE_TESTS = DEPLOY / "tests" / "tocsin.rules.test.yml"
 
 ALERTS = {"TocsinConsumerLagGrowing", "TocsinDeadLetterRateHigh", "TocsinSourceQuiet",
-          "TocsinWorkerDown", "TocsinDetectionDelayHigh", "TocsinNotificationsFailing"}
+          "TocsinWorkerDown", "TocsinDetectionDelayHigh", "TocsinNotificationsFailing",
+          "TocsinBrokerUnreachable", "TocsinCheckpointsFailing"}
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -38,7 +38,8 @@ def test_worker_over_tls_processes_a_scenario(tmp_path: Path, registry: RegionRe
         with tls_proxy(tls_port, broker.port, cert, key):
             s = TocsinSettings(broker=f"127.0.0.1:{tls_port}", security_protocol="SSL",
                                ssl_cafile=cert, app_id="tocsin-tls", topic_prefix="tls.",
-                               data_dir=tmp_path / "data", metrics_port=0)
+                               data_dir=tmp_path / "data", metrics_port=0,
+                               checkpoint_interval_s=1.0)
             # a client that does not trust the certificate is refused
             untrusting = s.model_copy(update={"ssl_cafile": None})
             with pytest.raises(BrokerError):
