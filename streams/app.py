@@ -282,7 +282,8 @@ class Worker:
         if self._assigned is None:
             return
         try:
-            await self.checkpoint(reason="shutdown")
+            if not await self.checkpoint(reason="shutdown"):
+                log.info("checkpoint (shutdown): every partition's state is already saved")
         except Exception as exc:  # shutting down: the last periodic checkpoint stands
             log.warning("no checkpoint at shutdown (%s: %s)", type(exc).__name__, exc)
 

@@ -28,15 +28,20 @@ class TocsinSettings(BaseSettings):
         "kafka://127.0.0.1:9092",
         description="Kafka bootstrap servers, comma separated, with or without kafka:// scheme.",
     )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol: TLS with SSL/SASL_SSL, SASL "
+        "authentication with SASL_*.")
     ssl_cafile: Path | None = Field(
         None, description="CA bundle that signed the broker certificate.")
     ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
     ssl_keyfile: Path | None = Field(None, description="Client key for mutual TLS.")
-    ssl_check_hostname: bool = True
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    ssl_check_hostname: bool = Field(
+        True, description="Check that the broker certificate names the host connected to.")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism (with SASL_PLAINTEXT or SASL_SSL).")
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password (a secret: never logged or printed).")
     broker_unavailable_limit_s: float = Field(
         120.0, gt=0,
         description="Exit with BrokerUnavailableError after this long without a broker."
@@ -48,12 +53,18 @@ class TocsinSettings(BaseSettings):
         "", description="Prepended to every topic name (isolates tests or tenants on one cluster)."
     )
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of the Tocsin topics.")
-    replication_factor: int = Field(1, ge=1)
+    replication_factor: int = Field(
+        1, ge=1, description="Replication factor of the topics `tocsin topics create` makes "
+        "(3 on a production cluster).")
     batch_size: int = Field(1000, ge=1, description="Events taken per batch by each agent.")
     batch_within_s: float = Field(0.05, gt=0, description="Longest wait to fill a batch.")
-    session_timeout_s: float = Field(8.0, gt=0)
-    rebalance_timeout_s: float = Field(8.0, gt=0)
-    heartbeat_interval_s: float = Field(1.0, gt=0)
+    session_timeout_s: float = Field(
+        8.0, gt=0, description="Consumer-group session timeout: a worker that stops "
+        "heart-beating this long loses its partitions to the others.")
+    rebalance_timeout_s: float = Field(
+        8.0, gt=0, description="Longest the group waits for members to rejoin a rebalance.")
+    heartbeat_interval_s: float = Field(
+        1.0, gt=0, description="Consumer-group heartbeat interval.")
     fetch_max_wait_ms: int = Field(
         100, ge=1, le=60_000,
         description="Longest a fetch waits for data (faust hard-codes 1500; a broker that does "
@@ -65,8 +76,10 @@ class TocsinSettings(BaseSettings):
     noop_monitor: bool = Field(
         True, description="Replace faust's per-event statistics monitor by a no-op one "
         "(Tocsin's own metrics count per batch).")
-    web_port: int = Field(6066, ge=0, le=65535)
-    web_enabled: bool = False
+    web_port: int = Field(6066, ge=0, le=65535, description="Port of faust's web server.")
+    web_enabled: bool = Field(
+        False, description="Run faust's web server (not needed: /metrics is served on "
+        "TOCSIN_METRICS_PORT).")
     data_dir: Path = Field(Path(".tocsin-data"), description="faust data directory.")
 
     # --- data ---------------------------------------------------------------------
@@ -156,6 +169,14 @@ class TocsinSettings(BaseSettings):
     dashboard_url: str = Field(
         "http://localhost:3000/d/tocsin-region",
         description="Base of the generatorURL of alerts (region drill-down dashboard).")
+
+    @field_validator("pseudonym_key", "checkpoint_key")
+    @classmethod
+    def _key_long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value().encode()) < 16:
+            raise ValueError("a key must be at least 16 bytes; generate one with "
+                             "`python -c 'import secrets; print(secrets.token_hex(32))'`")
+        return v
 
     @field_validator("broker")
     @classmethod

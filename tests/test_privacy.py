@@ -244,11 +244,12 @@ def test_ingest_without_key_warns_once(registry: RegionRegistry, monkeypatch: py
 
 
 def test_settings_key_reaches_ingestor(registry: RegionRegistry) -> None:
-    s = TocsinSettings(pseudonym_key="pipeline-key")
-    assert "pipeline-key" not in repr(s) and "pipeline-key" not in str(s.model_dump())
+    key = "pipeline-test-key-0001"
+    s = TocsinSettings(pseudonym_key=key)
+    assert key not in repr(s) and key not in str(s.model_dump())
     pipe = Pipeline(s, registry)
     assert pipe.sources.ingestor.pseudonymizer.pseudonym("13800138000") == (
-        Pseudonymizer(b"pipeline-key").pseudonym("+86 138 0013 8000"))
+        Pseudonymizer(b"pipeline-test-key-0001").pseudonym("+86 138 0013 8000"))
 
 
 def pii_corpus(rng: random.Random) -> list[str]:
@@ -284,7 +285,7 @@ def test_pipeline_does_not_leak_pii(registry: RegionRegistry) -> None:
         injected.append(json.dumps({"source": "complaint", **rec}))
     lines[at:at] = injected
 
-    s = TocsinSettings(pseudonym_key="leak-test-key")
+    s = TocsinSettings(pseudonym_key="leak-test-key-00001")
     pipe = Pipeline(s, registry)
     records: list[str] = []
     real_ingest = pipe.sources.ingestor.ingest
@@ -323,3 +324,10 @@ def test_pipeline_does_not_leak_pii(registry: RegionRegistry) -> None:
     masked = [json.loads(r) for r in records if '"pii-' in r]
     assert all("[" in m["text"] for m in masked)
     assert all(m["reporter_phone"].startswith("phone:") for m in masked)
+
+
+@pytest.mark.parametrize("name", ["pseudonym_key", "checkpoint_key"])
+def test_a_short_key_is_refused_with_how_to_make_one(name: str) -> None:
+    with pytest.raises(ValueError, match=r"at least 16 bytes.*secrets\.token_hex"):
+        TocsinSettings(**{name: "short"})
+    assert TocsinSettings(**{name: "x" * 16})
