@@ -238,8 +238,14 @@ class Worker:
             async with self.gate.exclusive():
                 todo = sorted(self._dirty)
                 key, app_id = self._checkpoint_key, self.settings.app_id
-                snaps = [self._capture(p) for p in todo]
-                records = [(sn, encode(sn, app_id, key)) for sn in snaps]
+                try:
+                    snaps = [self._capture(p) for p in todo]
+                    records = [(sn, encode(sn, app_id, key)) for sn in snaps]
+                except Exception:  # a bug: keep processing, alert (TocsinCheckpointsFailing)
+                    self.metrics.checkpoints.labels("failed").inc(len(todo))
+                    log.exception("checkpoint of partitions %s could not be captured; "
+                                  "offsets stay where they were", todo)
+                    return 0
                 self._dirty.clear()
             if not records:
                 return 0

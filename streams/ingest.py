@@ -115,6 +115,9 @@ class Ingestor:
         """Take over ``partition``'s windows (from a checkpoint)."""
         self.drop_dedup(partition)
         for src, d in state.items():
+            d.capacity = self.dedup_window  # this worker's setting, not the saved one
+            while len(d._seen) > d.capacity:
+                d._seen.popitem(last=False)
             self._dedup[src, partition] = d
 
     def drop_dedup(self, partition: int) -> None:
