@@ -202,6 +202,27 @@ def internals_row() -> dashboard.Row:
                 [query(f"sum by (target, outcome) (rate(tocsin_notifications_total{RI}))\n"
                        "or on () vector(0)", "{{target}} {{outcome}}")],
                 unit="cps", w=12))
+            .with_panel(timeseries_panel(
+                "Checkpoints per worker", "Partition checkpoints written (and failed) per "
+                "second by each worker. Offsets are committed only with a checkpoint: "
+                "failures without writes for 15 min raise TocsinCheckpointsFailing.",
+                [query(f"sum by (instance, outcome) (rate(tocsin_checkpoints_total{RI}))",
+                       "{{instance}} {{outcome}}")],
+                unit="cps", w=8))
+            .with_panel(timeseries_panel(
+                "Checkpoint time", "Wall-clock time of a checkpoint round per worker "
+                "(95th percentile): batches wait this long while the state is captured.",
+                [query("histogram_quantile(0.95, sum by (le, instance) "
+                       f"(rate(tocsin_checkpoint_seconds_bucket{RI})))", "{{instance}} p95")],
+                unit="s", w=8))
+            .with_panel(stat_panel(
+                "Broker reachable", "Whether each worker's last metadata probe was answered "
+                "(TocsinBrokerUnreachable fires after 2 min without).",
+                [query("tocsin_broker_reachable", "{{instance}}", instant=True)],
+                w=8, steps=thresholds("red", (1, "green")))
+                .mappings([dm.ValueMap(options={
+                    "0": dm.ValueMappingResult(text="NO", color="red"),
+                    "1": dm.ValueMappingResult(text="YES", color="green")})]))
             .with_panel(stat_panel(
                 "Signal series not exported", "Signal series left out of the "
                 "observed/expected gauges in the selected range because metrics_max_signals "

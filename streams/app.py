@@ -13,6 +13,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -53,6 +54,9 @@ from .topics import (
 )
 
 log = logging.getLogger("tocsin.worker")
+
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: a batch failed half-way
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: checkpoints cannot be read
 
 
 def _credentials(settings: TocsinSettings) -> Any:
@@ -95,6 +99,10 @@ class Worker:
         self._gen: dict[int, int] = {}
         self._assigned: set[int] | None = None
         self._checkpointing = asyncio.Lock()
+        self._uncommitted: dict[Any, int] = {}  # TP -> offset written, not yet committed
+        self._generation = 0  # consumer-group generation of the last assignment
+        # set when the state no longer matches the offsets: no checkpoint may follow
+        self._inconsistent: str | None = None
         key = settings.checkpoint_key
         self._checkpoint_key = None if key is None else key.get_secret_value().encode()
         self.warnings_sent = 0
@@ -191,16 +199,41 @@ class Worker:
         self._next[m.topic, m.partition] = m.offset + 1
         self._dirty.add(m.partition)
 
+    @asynccontextmanager
+    async def _batch(self, agent: str) -> AsyncIterator[None]:
+        """One batch: under the gate, and all or nothing. A batch that fails half-way has
+        changed the state for records whose outputs were not all delivered, and faust
+        would acknowledge the rest: nothing may be checkpointed after that, so the worker
+        exits and its replacement resumes from the last checkpoint."""
+        async with self.gate.batch():
+            try:
+                yield
+            except asyncio.CancelledError:  # shutting down mid-batch
+                self._inconsistent = f"a {agent} batch was cancelled half-way"
+                raise
+            except Exception as exc:
+                self._inconsistent = f"a {agent} batch failed: {type(exc).__name__}: {exc}"
+                log.critical("%s batch failed half-way (%s: %s); this worker's state no "
+                             "longer matches its offsets, so it exits (status %d) to resume "
+                             "from its last checkpoint", agent, type(exc).__name__, exc,
+                             EXIT_SOFTWARE, exc_info=True)
+                self._die(EXIT_SOFTWARE)
+                raise
+
+    def _die(self, code: int) -> None:
+        """Leave at once: no final checkpoint, no commit (tests replace this)."""
+        logging.shutdown()
+        os._exit(code)
+
     def _region_partition(self, region: str) -> int:
         return partition_for(region.encode(), self.settings.partitions)
 
-    def _capture(self, p: int) -> PartitionSnapshot:
+    def _capture(self, p: int, gen: int) -> PartitionSnapshot:
         cap_prev = {wid: vs for wid, vs in self._cap_prev.items()
                     if vs and self._region_partition(next(iter(vs.values())).region) == p}
-        gen = self._gen.get(p, 0) + 1
-        self._gen[p] = gen
         return PartitionSnapshot(
             partition=p, gen=gen, created_at=time.time(),
+            group_gen=int(getattr(self.app, "consumer_generation_id", 0) or 0),
             offsets={t: n for (t, q), n in self._next.items() if q == p},
             state={"sources": self.sources.export(p),
                    "correlation": self.correlation.export(p), "cap_prev": cap_prev})
@@ -223,6 +256,8 @@ class Worker:
             del self._cap_prev[wid]
         for k in [k for k in self._next if k[1] == p]:
             del self._next[k]
+        for tp in [tp for tp in self._uncommitted if tp.partition == p]:
+            del self._uncommitted[tp]
         self._dirty.discard(p)
         self._gen.pop(p, None)
 
@@ -233,50 +268,65 @@ class Worker:
         The capture waits until no batch is in flight (:class:`Gate`): every batch
         delivers its outputs before it ends, so the offsets in a checkpoint never cover
         an event whose outputs are not yet in Kafka (at-least-once)."""
+        if self._inconsistent:
+            log.error("no checkpoint (%s): %s", reason, self._inconsistent)
+            return 0
         async with self._checkpointing:
             started = time.perf_counter()
+            key, app_id = self._checkpoint_key, self.settings.app_id
+            records: list[tuple[PartitionSnapshot, list[tuple[bytes, bytes]]]] = []
             async with self.gate.exclusive():
-                todo = sorted(self._dirty)
-                key, app_id = self._checkpoint_key, self.settings.app_id
+                for p in sorted(self._dirty):
+                    try:  # a partition that cannot be captured does not hold up the others
+                        snap = self._capture(p, self._gen.get(p, 0) + 1)
+                        records.append((snap, encode(snap, app_id, key)))
+                    except Exception:  # a bug: keep processing, alert
+                        self.metrics.checkpoints.labels("failed").inc()
+                        log.exception("checkpoint of partition %d could not be captured; "
+                                      "its offsets stay where they were", p)
+                        continue
+                    self._dirty.discard(p)
+            todo = [sn.partition for sn, _ in records]
+            if records:
                 try:
-                    snaps = [self._capture(p) for p in todo]
-                    records = [(sn, encode(sn, app_id, key)) for sn in snaps]
-                except Exception:  # a bug: keep processing, alert (TocsinCheckpointsFailing)
+                    pending = [await self._send(self.checkpoints_topic, k, v,
+                                                partition=sn.partition)
+                               for sn, recs in records for k, v in recs]
+                    await asyncio.gather(*pending)
+                except Exception as exc:
+                    self._dirty.update(todo)  # written next time, same generation numbers
                     self.metrics.checkpoints.labels("failed").inc(len(todo))
-                    log.exception("checkpoint of partitions %s could not be captured; "
-                                  "offsets stay where they were", todo)
+                    log.error("checkpoint of partitions %s not written (%s: %s); retried at "
+                              "the next interval, offsets stay where they were", todo,
+                              type(exc).__name__, exc)
                     return 0
-                self._dirty.clear()
-            if not records:
-                return 0
-            size = sum(len(v) for _, recs in records for _, v in recs)
-            try:
-                pending = [await self._send(self.checkpoints_topic, k, v, partition=sn.partition)
-                           for sn, recs in records for k, v in recs]
-                await asyncio.gather(*pending)
-            except Exception as exc:
-                self._dirty.update(todo)  # written next time
-                self.metrics.checkpoints.labels("failed").inc(len(todo))
-                log.error("checkpoint of partitions %s not written (%s: %s); retried at the "
-                          "next interval, offsets stay where they were", todo,
-                          type(exc).__name__, exc)
-                return 0
-            self.metrics.checkpoints.labels("written").inc(len(todo))
-            self.metrics.checkpoint_bytes.set(size)
-            committed = False
-            if commit:
                 from faust.types import TP
 
-                offsets = {TP(t, sn.partition): n for sn, _ in records
-                           for t, n in sn.offsets.items()}
+                for sn, _ in records:
+                    self._gen[sn.partition] = sn.gen
+                    for t, n in sn.offsets.items():
+                        self._uncommitted[TP(t, sn.partition)] = n
+                size = sum(len(v) for _, recs in records for _, v in recs)
+                self.metrics.checkpoints.labels("written").inc(len(todo))
+                self.metrics.checkpoint_bytes.set(size)
+            elif not (commit and self._uncommitted):
+                return 0
+            committed = "not committed"
+            if commit and self._uncommitted:
+                offsets = dict(self._uncommitted)
                 try:
-                    committed = await cast(Any, self.app.consumer).commit_offsets(offsets)
+                    if await cast(Any, self.app.consumer).commit_offsets(offsets):
+                        for tp, n in offsets.items():
+                            if self._uncommitted.get(tp) == n:
+                                del self._uncommitted[tp]
+                        committed = "committed"
                 except Exception as exc:  # the next checkpoint commits again
-                    log.warning("offsets of checkpoint not committed (%s: %s)",
+                    log.warning("offsets of checkpoint not committed (%s: %s); retried",
                                 type(exc).__name__, exc)
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
-            log.info("checkpoint (%s): partitions %s, %d bytes, offsets %s", reason, todo,
-                     size, "committed" if committed else "not committed")
+            if records:
+                log.info("checkpoint (%s): partitions %s, %d bytes, offsets %s", reason,
+                         todo, size, committed)
             return len(todo)
 
     async def _checkpoint_tick(self) -> None:
@@ -288,41 +338,61 @@ class Worker:
         if self._assigned is None:
             return
         try:
-            if not await self.checkpoint(reason="shutdown"):
+            if not await self.checkpoint(reason="shutdown") and not self._inconsistent:
                 log.info("checkpoint (shutdown): every partition's state is already saved")
         except Exception as exc:  # shutting down: the last periodic checkpoint stands
             log.warning("no checkpoint at shutdown (%s: %s)", type(exc).__name__, exc)
 
     async def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
-        """Before the group rebalances: checkpoint what this worker has processed, so
-        the partitions' next owners resume exactly here (no commit: the consumer is
-        leaving its generation; the owner skips what the checkpoint covers)."""
+        """Before the group rebalances: checkpoint and commit what this worker has
+        processed, so the partitions' next owners resume exactly here (a commit the
+        coordinator refuses is harmless: the owner skips what the checkpoint covers)."""
         if self._assigned is not None:
-            await self.checkpoint(commit=False, reason="rebalance")
+            await self.checkpoint(reason="rebalance")
 
     async def _on_assigned(self, *args: Any, **kwargs: Any) -> None:
         """Drop the partitions this worker lost; restore those it gained from their
-        newest checkpoint, before any of their records is processed (the signal is sent
-        with the new assignment before faust resumes the partitions)."""
+        checkpoints before any of their records is processed (the gate stays closed
+        until then).
+
+        Kept partitions keep their state only when this worker took part in every
+        rebalance since (group generation + 1); otherwise it may have been expelled
+        without noticing while another worker processed them, and all are restored."""
         assigned = args[1] if len(args) > 1 else kwargs.get("assigned", ())  # (sender, tps)
         parts = {tp.partition for tp in assigned if tp.topic in self._agent_topics}
+        generation = int(getattr(self.app, "consumer_generation_id", 0) or 0)
         async with self.gate.exclusive():
             before = self._assigned or set()
-            for p in sorted(before - parts):
+            if self._assigned is not None and generation != self._generation + 1:
+                log.warning("group generation %d after %d: this worker missed a rebalance; "
+                            "restoring every partition from its checkpoint", generation,
+                            self._generation)
+                before = set()
+            self._generation = generation
+            for p in sorted((self._assigned or set()) - (parts & before)):
                 self._drop(p)
             gained = sorted(parts - before)
+            self._check_copartitioned(assigned, parts)
             self._assigned = parts
             if not gained:
                 return
-            snaps, refused = await self._read_checkpoints(gained)
+            try:
+                snaps, refused, max_gen = await self._read_checkpoints(gained)
+            except CheckpointError as exc:
+                # the gate stays closed: nothing of these partitions is processed cold
+                self._inconsistent = str(exc)
+                log.critical("%s; exiting (status %d) so that the orchestrator retries",
+                             exc, EXIT_UNAVAILABLE)
+                self._die(EXIT_UNAVAILABLE)
+                raise
             for reason in refused:
                 log.error("checkpoint refused: %s", reason)
             for p in gained:
                 snap = snaps.get(p)
+                self._gen[p] = max_gen.get(p, 0)
                 if snap is None:
                     self.metrics.restores.labels("none").inc()
                     continue
-                self._drop(p)
                 self._adopt(snap)
                 self.metrics.restores.labels("restored").inc()
                 log.info("partition %d restored from checkpoint generation %d (%s), "
@@ -332,23 +402,36 @@ class Worker:
             if refused:
                 self.metrics.restores.labels("refused").inc(len(refused))
 
+    def _check_copartitioned(self, assigned: Any, parts: set[int]) -> None:
+        """Every agent topic's partition ``p`` must come to the same worker (one state per
+        partition number); faust does so when their partition counts are equal."""
+        have: dict[int, set[str]] = {}
+        for tp in assigned:
+            if tp.topic in self._agent_topics:
+                have.setdefault(tp.partition, set()).add(tp.topic)
+        split = {p: sorted(self._agent_topics - t) for p, t in have.items()
+                 if t != self._agent_topics}
+        if split:
+            log.error("partitions assigned without all their topics %s: the agent topics' "
+                      "partition counts differ (check `tocsin topics create`); those "
+                      "partitions' state is split between workers", split)
+
     async def _read_checkpoints(self, parts: list[int]) -> tuple[
-            dict[int, PartitionSnapshot], list[str]]:
-        """Read the checkpoints of ``parts``; retried, then fatal (a worker must not
-        process a partition whose state it could not read: that would repeat warnings
-        and raise cold-start false alarms)."""
+            dict[int, PartitionSnapshot], list[str], dict[int, int]]:
+        """Read the checkpoints of ``parts``, retried briefly (this runs inside the
+        rebalance callback, before heartbeats resume), then :class:`CheckpointError`."""
         name = topic_name(self.settings, CHECKPOINTS)
-        for attempt in range(5):
+        for attempt in range(3):
             try:
                 return await read_latest(self.settings, name, parts, self._checkpoint_key)
             except Exception as exc:
-                if attempt == 4:
+                if attempt == 2:
                     raise CheckpointError(
                         f"cannot read the checkpoints of partitions {parts} from {name}: "
                         f"{type(exc).__name__}: {exc}; check that the topic exists "
                         "(`tocsin topics create`) and the broker answers") from exc
                 log.warning("reading checkpoints failed (%s), retrying", exc)
-                await asyncio.sleep(1.0 + attempt)
+                await asyncio.sleep(0.5 * (attempt + 1))
         raise AssertionError("unreachable")
 
     # -- notification sinks (never block the stream) ----------------------------------------
@@ -413,7 +496,7 @@ class Worker:
         async def ingest(stream: Any) -> AsyncIterator[None]:
             s = self.settings
             async for events in stream.take_events(s.batch_size, s.batch_within_s):
-                async with self.gate.batch():
+                async with self._batch(f"ingest.{source}"):
                     await self._ingest_batch(source, events)
                 yield None
 
@@ -488,7 +571,7 @@ class Worker:
     async def _correlate(self, stream: Any) -> AsyncIterator[None]:
         s = self.settings
         async for events in stream.take_events(s.batch_size, s.batch_within_s):
-            async with self.gate.batch():
+            async with self._batch("correlate"):
                 await self._correlate_batch(events)
             yield None
 
@@ -533,7 +616,7 @@ class Worker:
         dead-lettered with the reason."""
         s = self.settings
         async for events in stream.take_events(s.batch_size, s.batch_within_s):
-            async with self.gate.batch():
+            async with self._batch("feedback"):
                 await self._feedback_batch(events)
             yield None
 
@@ -616,7 +699,7 @@ class Worker:
         """Input stopped: correlate what the reorder buffers still hold."""
         if not self.correlation.held():
             return
-        async with self.gate.batch():
+        async with self._batch("flush"):
             held = {p: len(self.correlation.part(p).buffer)
                     for p in self.correlation.partitions()}
             pending = await self._publish(self.correlation.flush_idle(time.monotonic()))
@@ -655,6 +738,9 @@ class Worker:
 
     def run(self, loglevel: str = "info") -> None:
         """Run the worker until stopped (SIGINT/SIGTERM)."""
+        from .topics import check_topics
+
+        check_topics(self.settings)  # missing or unevenly partitioned topics: refuse
         self.serve_metrics()
         if self.settings.uvloop:
             try:

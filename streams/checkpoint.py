@@ -57,6 +57,7 @@ class PartitionSnapshot:
     offsets: dict[str, int]  # topic -> next offset to process
     state: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0  # wall clock (seconds since the epoch)
+    group_gen: int = 0  # consumer-group generation of the writer (fences stale writers)
     format: int = FORMAT
 
 
@@ -86,7 +87,12 @@ class Gate:
         async with self._cond:
             await self._cond.wait_for(lambda: not self._closed)
             self._closed = True
-            await self._cond.wait_for(lambda: self._active == 0)
+            try:
+                await self._cond.wait_for(lambda: self._active == 0)
+            except BaseException:  # cancelled while waiting: reopen for the batches
+                self._closed = False
+                self._cond.notify_all()
+                raise
         try:
             yield
         finally:
@@ -108,8 +114,8 @@ def encode(snap: PartitionSnapshot, app_id: str, key: bytes | None = None,
     count = max(1, -(-len(blob) // chunk_bytes))
     slot = snap.gen % 2
     head = {"app_id": app_id, "partition": snap.partition, "gen": snap.gen,
-            "count": count, "size": len(blob), "digest": _digest(blob, key),
-            "format": snap.format}
+            "group_gen": snap.group_gen, "count": count, "size": len(blob),
+            "digest": _digest(blob, key), "format": snap.format}
     out = []
     for i in range(count):
         h = json.dumps({**head, "index": i}, separators=(",", ":")).encode()
@@ -118,81 +124,142 @@ def encode(snap: PartitionSnapshot, app_id: str, key: bytes | None = None,
     return out
 
 
+@dataclass
+class _Pending:
+    head: dict[str, Any]
+    chunks: dict[int, bytes]
+    first: int  # log position of its first chunk
+
+
+@dataclass
+class _Complete:
+    head: dict[str, Any]
+    blob: bytes
+    rank: tuple[int, int]  # (consumer-group generation of the writer, log position)
+
+
+def _header(value: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """The validated header and the chunk of one checkpoint record (None: not one)."""
+    if len(value) < 8 or not value.startswith(MAGIC):
+        return None
+    n = int.from_bytes(value[4:8], "big")
+    try:
+        head = json.loads(value[8:8 + n])
+    except ValueError:
+        return None
+    if not isinstance(head, dict):
+        return None
+    ints = ("partition", "gen", "index", "count", "size", "format")
+    if any(type(head.get(k)) is not int or head[k] < 0 for k in ints):
+        return None
+    if type(head.get("group_gen", 0)) is not int:
+        return None
+    if not isinstance(head.get("digest"), str) or not isinstance(head.get("app_id"), str):
+        return None
+    if not 0 <= head["index"] < head["count"] <= 1_000_000:
+        return None
+    return head, value[8 + n:]
+
+
 class Assembler:
-    """Collects checkpoint records (in log order) and gives the newest complete, intact
-    generation of each partition."""
+    """Collects checkpoint records in log order and gives, per partition, the checkpoint
+    written last by the newest consumer-group generation that is complete and intact.
+
+    Choosing by the writer's group generation first fences a worker that lost its
+    partitions without noticing (expelled from the group): its late writes carry an older
+    generation. Within a generation the last complete checkpoint in the log wins. Memory:
+    the best complete checkpoint per partition and the ones being assembled."""
 
     def __init__(self, app_id: str, key: bytes | None = None) -> None:
         self.app_id = app_id
         self.key = key
-        # (partition, gen) -> header, {index: chunk}
-        self._chunks: dict[tuple[int, int], tuple[dict[str, Any], dict[int, bytes]]] = {}
+        self._pending: dict[tuple[int, int], _Pending] = {}
+        self._best: dict[int, _Complete] = {}
+        self.max_gen: dict[int, int] = {}  # highest generation number seen per partition
+        self._pos = 0
         self.rejected: list[str] = []
 
     def add(self, value: bytes | None) -> None:
-        if not value or not value.startswith(MAGIC) or len(value) < 8:
+        self._pos += 1
+        parsed = None if not value else _header(value)
+        if parsed is None:
             self.rejected.append("not a checkpoint record")
             return
-        n = int.from_bytes(value[4:8], "big")
-        try:
-            head = json.loads(value[8:8 + n])
-            part, gen, index = int(head["partition"]), int(head["gen"]), int(head["index"])
-        except (ValueError, KeyError, TypeError):
-            self.rejected.append("unreadable checkpoint header")
-            return
-        if head.get("app_id") != self.app_id:
+        head, chunk = parsed
+        if head["app_id"] != self.app_id:
             return  # another application sharing the topic
-        entry = self._chunks.get((part, gen))
-        if entry is None or entry[0].get("digest") != head.get("digest"):
-            # first chunk of this generation, or a later writer reused the number (a
-            # worker that took over after one crashed half-way through that generation):
-            # the later writer's chunks win
-            entry = self._chunks[part, gen] = (head, {})
-        entry[1][index] = value[8 + n:]
+        part, gen = head["partition"], head["gen"]
+        self.max_gen[part] = max(self.max_gen.get(part, 0), gen)
+        entry = self._pending.get((part, gen))
+        if entry is None or (entry.head["digest"], entry.head["count"]) != (
+                head["digest"], head["count"]):
+            # first chunk of this generation, or a later writer reused the number (one
+            # that took over after a crash half-way through that generation, or a retry
+            # of a failed write): the later writer's chunks win
+            entry = self._pending[part, gen] = _Pending(head, {}, self._pos)
+        entry.chunks[head["index"]] = chunk
+        if len(entry.chunks) < head["count"]:
+            return
+        del self._pending[part, gen]
+        blob = b"".join(entry.chunks[i] for i in range(head["count"]))
+        if not hmac.compare_digest(_digest(blob, self.key), head["digest"]):
+            self.rejected.append(
+                f"partition {part} gen {gen}: digest mismatch (corrupt, or written with "
+                "another TOCSIN_CHECKPOINT_KEY)")
+            return
+        # anything of this partition begun before it is superseded
+        for k in [k for k, e in self._pending.items() if k[0] == part and e.first < entry.first]:
+            del self._pending[k]
+        rank = (int(head.get("group_gen", 0)), self._pos)
+        best = self._best.get(part)
+        if best is not None and rank < best.rank:
+            self.rejected.append(
+                f"partition {part} gen {gen}: written in group generation {rank[0]} after "
+                f"generation {best.rank[0]} had taken over (a worker that had lost the "
+                "partition)")
+            return
+        self._best[part] = _Complete(head, blob, rank)
 
     def latest(self, partition: int) -> PartitionSnapshot | None:
-        """The newest generation of ``partition`` that is complete and intact (None:
-        none is)."""
-        gens = sorted((g for p, g in self._chunks if p == partition), reverse=True)
-        for gen in gens:
-            head, chunks = self._chunks[partition, gen]
-            count = int(head["count"])
-            if len(chunks) < count or any(i not in chunks for i in range(count)):
-                self.rejected.append(f"partition {partition} gen {gen}: incomplete")
-                continue
-            blob = b"".join(chunks[i] for i in range(count))
-            if not hmac.compare_digest(_digest(blob, self.key), str(head["digest"])):
-                self.rejected.append(
-                    f"partition {partition} gen {gen}: digest mismatch (corrupt, or written "
-                    "with another TOCSIN_CHECKPOINT_KEY)")
-                continue
-            if int(head.get("format", 0)) != FORMAT:
-                self.rejected.append(f"partition {partition} gen {gen}: format "
-                                     f"{head.get('format')} (this version reads {FORMAT})")
-                continue
-            try:
-                snap = pickle.loads(blob)  # our own topic, digest checked
-            except Exception as exc:  # a class changed shape between versions
-                self.rejected.append(f"partition {partition} gen {gen}: cannot be loaded "
-                                     f"by this version ({type(exc).__name__}: {exc})")
-                continue
-            if not isinstance(snap, PartitionSnapshot) or snap.partition != partition:
-                self.rejected.append(f"partition {partition} gen {gen}: not a snapshot")
-                continue
-            return snap
-        return None
+        """The checkpoint of ``partition`` to restore (None: none is usable; the reasons
+        are in ``rejected``)."""
+        for (p, gen), e in self._pending.items():
+            if p == partition:
+                self.rejected.append(f"partition {p} gen {gen}: incomplete ({len(e.chunks)} "
+                                     f"of {e.head['count']} chunks; a write cut short)")
+        best = self._best.get(partition)
+        if best is None:
+            return None
+        gen = best.head["gen"]
+        if best.head["format"] != FORMAT:
+            self.rejected.append(f"partition {partition} gen {gen}: format "
+                                 f"{best.head['format']} (this version reads {FORMAT})")
+            return None
+        try:
+            snap = pickle.loads(best.blob)  # our own topic, digest checked
+        except Exception as exc:  # a class changed shape between versions
+            self.rejected.append(f"partition {partition} gen {gen}: cannot be loaded by "
+                                 f"this version ({type(exc).__name__}: {exc})")
+            return None
+        if (not isinstance(snap, PartitionSnapshot) or snap.partition != partition
+                or snap.gen != gen):
+            self.rejected.append(f"partition {partition} gen {gen}: the header does not "
+                                 "match the checkpoint it carries")
+            return None
+        return snap
 
 
 async def read_latest(settings: Any, topic: str, partitions: Iterable[int],
                       key: bytes | None = None) -> tuple[dict[int, PartitionSnapshot],
-                                                         list[str]]:
-    """Read partitions ``partitions`` of the checkpoints topic to their end; the newest
-    intact snapshot of each (missing: none written yet) and the reasons any were refused."""
+                                                         list[str], dict[int, int]]:
+    """Read partitions ``partitions`` of the checkpoints topic to their end: the snapshot
+    to restore of each (missing: none written yet, or none usable), the reasons any were
+    refused, and the highest generation number seen per partition."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     parts = sorted(set(partitions))
     if not parts:
-        return {}, []
+        return {}, [], {}
     consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), enable_auto_commit=False,
                                 max_partition_fetch_bytes=4 * CHUNK_BYTES)
     await consumer.start()
@@ -218,7 +285,7 @@ async def read_latest(settings: Any, topic: str, partitions: Iterable[int],
     finally:
         await consumer.stop()
     found = {p: s for p in parts if (s := asm.latest(p)) is not None}
-    return found, asm.rejected
+    return found, asm.rejected, asm.max_gen
 
 
 __all__ = ["Assembler", "CheckpointError", "Gate", "PartitionSnapshot", "encode",

@@ -210,14 +210,23 @@ class Ingestor:
         return self.parse_obj(source, obj)
 
 
+#: a dead letter must fit in one Kafka message (1 MB by default) whatever it carries
+DEAD_BYTES_MAX = 512 * 1024
+DEAD_TEXT_MAX = 64 * 1024
+
+
 def dead_letter(raw: bytes, origin: Origin, reason: str, error_type: str) -> DeadLetter:
-    try:
-        text: str | None = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
+    text: str | None = None
+    if len(raw) <= DEAD_TEXT_MAX:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
     return DeadLetter(
         source_topic=origin.topic, partition=origin.partition, offset=origin.offset,
         key_b64=base64.b64encode(origin.key).decode() if origin.key is not None else None,
-        original_b64=base64.b64encode(raw).decode(), original_text=text,
+        original_b64=base64.b64encode(raw[:DEAD_BYTES_MAX]).decode(), original_text=text,
+        original_size=len(raw), original_sha256=hashlib.sha256(raw).hexdigest(),
+        truncated=len(raw) > DEAD_BYTES_MAX,
         reason=reason[:2000], error_type=error_type, failed_at=datetime.now(UTC),
     )

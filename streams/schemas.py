@@ -281,8 +281,14 @@ class DeadLetter(WireModel):
     partition: int
     offset: int
     key_b64: str | None = None
-    original_b64: str
-    original_text: str | None = Field(None, description="The original bytes, if valid UTF-8.")
+    original_b64: str = Field(
+        description="The original bytes (the first 512 KiB when ``truncated``; the whole "
+        "record stays at source_topic/partition/offset for that topic's retention).")
+    original_text: str | None = Field(
+        None, description="The original bytes as text, if valid UTF-8 and at most 64 KiB.")
+    original_size: int | None = Field(None, description="Size of the original record, bytes.")
+    original_sha256: str | None = Field(None, description="SHA-256 of the original record.")
+    truncated: bool = False
     reason: str
     error_type: str
     failed_at: EventTime

@@ -18,10 +18,12 @@ class TopicSpec:
     retention_ms: int = 7 * DAY_MS
     compacted: bool = False
     partitions: int | None = None  # None: settings.partitions
+    extra: tuple[tuple[str, str], ...] = ()  # further topic configs
 
     def configs(self) -> dict[str, str]:
         cfg = {"retention.ms": str(self.retention_ms)}
         cfg["cleanup.policy"] = "compact" if self.compacted else "delete"
+        cfg.update(self.extra)
         return cfg
 
 
@@ -53,8 +55,13 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               "(keyed by warning_id).", 30 * DAY_MS),
     TopicSpec(RELEASES, "Audit of every warning view released to an audience under a sharing "
               "grant: who, which version, which fields, when (no content).", 400 * DAY_MS),
+    # compaction only cleans closed segments: roll them hourly and compact soon, so a
+    # restore reads a few generations per partition, not every one ever written
     TopicSpec(CHECKPOINTS, "Workers' per-partition state and the offsets it covers "
-              "(internal, compacted; streams/checkpoint.py).", 7 * DAY_MS, compacted=True),
+              "(internal, compacted; streams/checkpoint.py).", 7 * DAY_MS, compacted=True,
+              extra=(("segment.ms", str(3600 * 1000)), ("segment.bytes", str(256 * 2**20)),
+                     ("min.cleanable.dirty.ratio", "0.1"),
+                     ("max.compaction.lag.ms", str(3600 * 1000)))),
 )
 
 
@@ -124,3 +131,32 @@ def create_topics(settings: TocsinSettings) -> dict[str, str]:
         return out
     finally:
         admin.close()
+
+
+def check_topics(settings: TocsinSettings) -> None:
+    """Refuse to run on topics a worker cannot use: one missing, or agent topics with a
+    partition count other than ``TOCSIN_PARTITIONS`` (faust then assigns them apart, and
+    two workers would hold the state of one partition number)."""
+    from .errors import ConfigError
+
+    names = [topic_name(settings, t) for t in
+             (*SOURCE_TOPICS.values(), ANOMALIES, FEEDBACK, CHECKPOINTS)]
+    admin = admin_client(settings)
+    try:
+        # kafka-python >= 2.1 names the field "name" (earlier: "topic")
+        meta = {m.get("name", m.get("topic")): m for m in admin.describe_topics(names)}
+    finally:
+        admin.close()
+    missing = [n for n in names if n not in meta or meta[n].get("error_code")]
+    if missing:
+        raise ConfigError(f"topics missing: {', '.join(missing)}; run `tocsin topics create` "
+                          "(with the same TOCSIN_TOPIC_PREFIX and TOCSIN_PARTITIONS) first")
+    wrong = {n: len(meta[n]["partitions"] or []) for n in names
+             if len(meta[n]["partitions"] or []) != settings.partitions}
+    if wrong:
+        raise ConfigError(
+            "these topics do not have TOCSIN_PARTITIONS="
+            f"{settings.partitions} partitions: "
+            + ", ".join(f"{n} ({k})" for n, k in wrong.items())
+            + "; every agent topic must have the same count (a producer may have "
+            "auto-created one): recreate them or set TOCSIN_PARTITIONS to match")

@@ -172,7 +172,7 @@ def test_state_carried_through_a_checkpoint_continues_exactly(
                         T0 + timedelta(minutes=15 * i)) for i in range(200)]
     a, _ = make_worker(tmp_path / "a", registry)
     asyncio.run(drive(a, "ingest_env", readings[:120], b"harbour"))
-    blob = encode(a._capture(1), a.settings.app_id)
+    blob = encode(a._capture(1, 1), a.settings.app_id)
     asm = Assembler(a.settings.app_id)
     feed(asm, blob)
     restored = asm.latest(1)
@@ -217,6 +217,155 @@ def test_cold_partition_state_would_differ(tmp_path: Path, registry: RegionRegis
 def test_capture_of_an_untouched_partition_is_empty(
         tmp_path: Path, registry: RegionRegistry, n: int) -> None:
     w, _ = make_worker(tmp_path, registry)
-    sn = w._capture(n)
+    sn = w._capture(n, 1)
     assert sn.offsets == {} and sn.state["sources"]["detection"] is None
     assert sn.state["correlation"] is None and sn.gen == 1
+
+
+def test_a_stale_writer_from_an_older_group_generation_loses() -> None:
+    """A worker expelled from the group without noticing writes a checkpoint after the
+    partition's new owner (a newer group generation) has: the new owner's is read."""
+    asm = Assembler("app")
+    new_owner = PartitionSnapshot(partition=2, gen=8, offsets={"t": 900}, group_gen=5)
+    zombie = PartitionSnapshot(partition=2, gen=9, offsets={"t": 700}, group_gen=4)
+    feed(asm, encode(new_owner, "app"))
+    feed(asm, encode(zombie, "app"))
+    got = asm.latest(2)
+    assert got is not None and got.offsets == {"t": 900}
+    assert "group generation 4" in asm.rejected[-1]
+
+
+def test_a_newer_writer_with_a_lower_generation_number_wins() -> None:
+    """Generation numbers only group chunks: a partition started cold (an upgrade that
+    refused the old state) writes gen 1 after gen 500; the later checkpoint is read."""
+    asm = Assembler("app")
+    feed(asm, encode(PartitionSnapshot(partition=2, gen=500, offsets={"t": 1}), "app"))
+    feed(asm, encode(PartitionSnapshot(partition=2, gen=1, offsets={"t": 2}), "app"))
+    got = asm.latest(2)
+    assert got is not None and got.offsets == {"t": 2} and asm.max_gen[2] == 500
+
+
+def test_headers_are_validated_and_must_match_the_checkpoint() -> None:
+    import json
+
+    (_, v), = encode(snap(3), "app")
+    n = int.from_bytes(v[4:8], "big")
+    head = json.loads(v[8:8 + n])
+
+    def with_head(h: dict[str, object]) -> bytes:
+        hb = json.dumps(h).encode()
+        return b"TCK1" + len(hb).to_bytes(4, "big") + hb + v[8 + n:]
+
+    asm = Assembler("app")
+    for broken in ({k: x for k, x in head.items() if k != "count"},
+                   {**head, "digest": 5}, {**head, "index": 1}, {**head, "gen": "3"}):
+        asm.add(with_head(broken))  # never raises
+    assert asm.rejected == ["not a checkpoint record"] * 4 and asm.latest(2) is None
+    # an old checkpoint re-sent under a newer generation number is refused
+    asm.add(with_head({**head, "gen": 7}))
+    assert asm.latest(2) is None and "does not match" in asm.rejected[-1]
+
+
+def test_memory_holds_the_best_checkpoint_and_the_ones_being_assembled() -> None:
+    asm = Assembler("app")
+    for g in range(1, 60):
+        records = encode(snap(g, size=3000), "app", chunk_bytes=1000)
+        feed(asm, records if g % 3 else records[:-1])  # every third one torn
+    assert len(asm._best) == 1 and len(asm._pending) <= 1
+    got = asm.latest(2)
+    assert got is not None and got.gen == 59
+
+
+def test_gate_reopens_when_a_waiting_checkpoint_is_cancelled() -> None:
+    async def main() -> bool:
+        gate = Gate()
+        release = asyncio.Event()
+
+        async def batch() -> None:
+            async with gate.batch():
+                await release.wait()
+
+        b = asyncio.create_task(batch())
+        await asyncio.sleep(0)
+
+        async def checkpoint() -> None:
+            async with gate.exclusive():
+                pass
+
+        c = asyncio.create_task(checkpoint())
+        await asyncio.sleep(0.01)
+        c.cancel()
+        await asyncio.sleep(0.01)
+        release.set()
+        await b
+        # a new batch gets in: the gate did not stay closed
+        await asyncio.wait_for(batch_once(gate), 1.0)
+        return c.cancelled()
+
+    async def batch_once(gate: Gate) -> None:
+        async with gate.batch():
+            pass
+
+    assert asyncio.run(main())
+
+
+def test_faust_acknowledgements_do_not_accumulate(
+        tmp_path: Path, registry: RegionRegistry) -> None:
+    """faust records every acknowledged offset and trims the record only in its own
+    commit, which checkpointing turns off: the commit timer must still trim it (else a
+    worker grows ~80 bytes per record until it is killed for memory)."""
+    from faust.types import TP, Message
+
+    w, _ = make_worker(tmp_path, registry)
+    consumer = w.app.consumer
+    tp = TP("tocsin.env.readings", 0)
+    w.app.topics._acking_topics.add(tp.topic)
+    for i in range(1000):
+        m = Message(topic=tp.topic, partition=0, offset=i, timestamp=0.0, timestamp_type=0,
+                    headers=[], key=None, value=b"", checksum=None, tp=tp)
+        consumer.track_message(m)
+        consumer.ack(m)
+    assert len(consumer._acked[tp]) == 1000  # recorded by faust
+    assert asyncio.run(consumer.commit()) is False  # commits nothing ...
+    assert not consumer._acked[tp] and not consumer._acked_index[tp]  # ... and trims
+
+
+def test_a_batch_failing_half_way_stops_the_worker_and_any_later_checkpoint(
+        tmp_path: Path, registry: RegionRegistry) -> None:
+    """After a batch failed half-way, the state covers records whose outputs were not all
+    delivered: the worker must exit (status 70) and write no checkpoint, so that its
+    replacement resumes from the last good one."""
+    w, _ = make_worker(tmp_path, registry)
+    died: list[int] = []
+    w._die = died.append  # type: ignore[method-assign]
+    w._dirty.add(1)
+
+    async def main() -> int:
+        with pytest.raises(RuntimeError):
+            async with w._batch("ingest.env"):
+                raise RuntimeError("send failed")
+        return await w.checkpoint()
+
+    assert asyncio.run(main()) == 0
+    assert died == [70] and "send failed" in (w._inconsistent or "")
+
+
+def test_a_failed_write_keeps_the_generation_number(
+        tmp_path: Path, registry: RegionRegistry) -> None:
+    """A checkpoint whose write fails is retried under the same generation number (the
+    same slot), so the last good generation in the other slot is never overwritten."""
+    w, sent = make_worker(tmp_path, registry)
+    asyncio.run(drive(w, "ingest_env", [reading(i, 20.0, T0) for i in range(3)], b"harbour"))
+    real_send = w._send
+
+    async def failing(*args: object, **kwargs: object) -> object:
+        raise OSError("broker gone")
+
+    w._send = failing  # type: ignore[method-assign,assignment]
+    assert asyncio.run(w.checkpoint(commit=False)) == 0
+    assert w._gen.get(1, 0) == 0 and 1 in w._dirty
+    w._send = real_send  # type: ignore[method-assign]
+    assert asyncio.run(w.checkpoint(commit=False)) == 1
+    keys = [k for name, (k, _, _) in sent if name.endswith("checkpoints")]
+    assert keys and all(k.split(b"/")[2] == b"1" for k in keys)  # gen 1 -> slot 1
+    assert w._gen[1] == 1

@@ -340,3 +340,17 @@ def test_entrypoint_runs_the_worker_with_the_documented_variables(
     assert asyncio.run(wait_drained(s.model_copy(update={"app_id": env["TOCSIN_APP_ID"]}), 5))
     for secret in ("entrypoint-test-pseudonym-key", "entrypoint-test-checkpoint-key"):
         assert secret not in text
+
+
+@pytest.mark.integration
+def test_a_worker_refuses_to_start_without_its_topics(kafka_bootstrap: str,
+                                                      tmp_path: Path) -> None:
+    """Missing topics (or agent topics with another partition count) would let faust
+    auto-create or split them: the worker exits 2 at once and says what to run."""
+    env = {**os.environ, "TOCSIN_BROKER": kafka_bootstrap,
+           "TOCSIN_TOPIC_PREFIX": f"missing{time.time_ns()}.", "TOCSIN_METRICS_PORT": "0",
+           "TOCSIN_DATA_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "streams", "worker"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "topics missing" in proc.stderr and "tocsin topics create" in proc.stderr

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -163,3 +164,22 @@ def test_property_arbitrary_bytes_never_crash(
 ) -> None:
     res = Ingestor(registry).ingest(source, data, ORIGIN)
     assert res.dead is not None or res.record is not None
+
+
+@pytest.mark.parametrize("size", [10, 70 * 1024, 450 * 1024, 3 * 2**20])
+def test_a_dead_letter_fits_one_kafka_message_whatever_the_record(size: int) -> None:
+    """A dead letter over Kafka's 1 MB message limit could not be sent, and the batch
+    holding it would fail: bytes are capped at 512 KiB, text at 64 KiB; the size and
+    SHA-256 of the whole record always travel with it."""
+    import hashlib
+
+    from streams.ingest import dead_letter
+
+    raw = b'{"note": "' + b"a" * size + b'"}'
+    d = dead_letter(raw, ORIGIN, "too long", "schema")
+    assert len(d.model_dump_json().encode()) < 1_000_000
+    assert d.original_size == len(raw)
+    assert d.original_sha256 == hashlib.sha256(raw).hexdigest()
+    assert d.truncated == (len(raw) > 512 * 1024)
+    assert base64.b64decode(d.original_b64) == raw[:512 * 1024]
+    assert (d.original_text is not None) == (len(raw) <= 64 * 1024)
