@@ -4,7 +4,7 @@ series."""
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard
+from grafana_foundation_sdk.builders import dashboard, stat
 from grafana_foundation_sdk.models import dashboard as dm
 
 from .common import (
@@ -35,6 +35,15 @@ def rate_by_source(metric: str) -> str:
     return f"sum by (source) (rate({metric}{RI}))"
 
 
+def flag_panel(title: str, description: str, expr: str, yes: str, no: str,
+               w: int) -> stat.Panel:
+    """A 0/1 series per instance shown as green ``yes`` / red ``no``."""
+    return stat_panel(title, description, [query(expr, "{{instance}}", instant=True)],
+                      w=w, steps=thresholds("red", (1, "green"))).mappings([dm.ValueMap(
+                          options={"0": dm.ValueMappingResult(text=no, color="red"),
+                                   "1": dm.ValueMappingResult(text=yes, color="green")})])
+
+
 def build() -> dashboard.Dashboard:
     d = new_dashboard(
         UID, "Tocsin — pipeline health",
@@ -52,14 +61,9 @@ def build() -> dashboard.Dashboard:
 
 def status_row(d: dashboard.Dashboard) -> dashboard.Dashboard:
     d = d.with_row(dashboard.Row("Status"))
-    d = d.with_panel(stat_panel(
+    d = d.with_panel(flag_panel(
         "Workers", "Each Tocsin worker Prometheus scrapes: UP when its metrics endpoint "
-        "answered the last scrape, DOWN when not.",
-        [query('up{job="tocsin"}', "{{instance}}", instant=True)],
-        w=6, steps=thresholds("red", (1, "green")))
-        .mappings([dm.ValueMap(options={
-            "0": dm.ValueMappingResult(text="DOWN", color="red"),
-            "1": dm.ValueMappingResult(text="UP", color="green")})]))
+        "answered the last scrape, DOWN when not.", 'up{job="tocsin"}', "UP", "DOWN", w=6))
     d = d.with_panel(stat_panel(
         "Consumer lag", "Records waiting in Kafka behind the workers (all topics and "
         "partitions). Growing: warnings are being delayed.",
@@ -215,14 +219,10 @@ def internals_row() -> dashboard.Row:
                 [query("histogram_quantile(0.95, sum by (le, instance) "
                        f"(rate(tocsin_checkpoint_seconds_bucket{RI})))", "{{instance}} p95")],
                 unit="s", w=8))
-            .with_panel(stat_panel(
+            .with_panel(flag_panel(
                 "Broker reachable", "Whether each worker's last metadata probe was answered "
                 "(TocsinBrokerUnreachable fires after 2 min without).",
-                [query("tocsin_broker_reachable", "{{instance}}", instant=True)],
-                w=8, steps=thresholds("red", (1, "green")))
-                .mappings([dm.ValueMap(options={
-                    "0": dm.ValueMappingResult(text="NO", color="red"),
-                    "1": dm.ValueMappingResult(text="YES", color="green")})]))
+                "tocsin_broker_reachable", "YES", "NO", w=8))
             .with_panel(stat_panel(
                 "Signal series not exported", "Signal series left out of the "
                 "observed/expected gauges in the selected range because metrics_max_signals "
