@@ -185,6 +185,13 @@ def test_k8s_manifests_parse_and_reference_what_exists() -> None:
     for v in pod["volumes"]:
         if "configMap" in v:
             assert ("ConfigMap", v["configMap"]["name"]) in names
+    # the init container runs with the worker's environment, mounts and restrictions
+    (init,) = pod["initContainers"]
+    (worker,) = pod["containers"]
+    for key in ("envFrom", "env", "volumeMounts", "securityContext", "image"):
+        assert init[key] == worker[key], key
+    for res in kust["resources"]:  # no anchors: kustomize does not expand them
+        assert not re.search(r"(^|\s)[&*][A-Za-z]", (K8S / res).read_text(), re.M), res
 
 
 def test_k8s_settings_are_real_and_point_at_the_mounted_files() -> None:
