@@ -740,8 +740,8 @@ class Worker:
         """Run the worker until stopped (SIGINT/SIGTERM)."""
         from .topics import check_topics
 
+        self.serve_metrics()  # first: an outage at start shows on tocsin_broker_reachable
         check_topics(self.settings)  # missing or unevenly partitioned topics: refuse
-        self.serve_metrics()
         if self.settings.uvloop:
             try:
                 import uvloop

@@ -205,12 +205,22 @@ def test_k8s_settings_are_real_and_point_at_the_mounted_files() -> None:
     (dep,) = by_kind("Deployment")
     (mount,) = [m for m in dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
                 if m["name"] == "config"]
-    for var in ("TOCSIN_REGION_REGISTRY", "TOCSIN_SCENARIOS", "TOCSIN_GRANTS"):
+    for var in ("TOCSIN_REGION_REGISTRY", "TOCSIN_SCENARIOS"):
         path = Path(env[var])
         assert str(path.parent) == mount["mountPath"] and path.name in data["data"], var
     assert env["TOCSIN_DATA_DIR"] in {m["mountPath"] for m in
                                      dep["spec"]["template"]["spec"]["containers"][0][
                                          "volumeMounts"]}
+
+
+def test_the_secret_examples_placeholders_are_refused_by_a_worker() -> None:
+    """Applied unchanged, the example must stop the workers, not run them with a key
+    everyone can read."""
+    secret = yaml.safe_load((K8S / "secret.example.yaml").read_text())
+    for name in ("TOCSIN_PSEUDONYM_KEY", "TOCSIN_CHECKPOINT_KEY"):
+        with pytest.raises(ValueError, match="at least 16 bytes"):
+            TocsinSettings(**{name.removeprefix("TOCSIN_").lower():
+                              secret["stringData"][name]})
 
 
 def test_k8s_deployment_is_sized_and_selected_consistently() -> None:
@@ -283,6 +293,8 @@ def test_entrypoint_runs_the_worker_with_the_documented_variables(
     for k, v in list(env.items()):
         if isinstance(v, str) and v.startswith("/etc/tocsin/"):
             env[k] = str(etc / v.removeprefix("/etc/tocsin/"))
+    # as an operator enabling sharing grants does (commented out in the ConfigMap)
+    env["TOCSIN_GRANTS"] = str(etc / "grants.yaml")
     port = free_port()
     tag = str(time.time_ns())[-8:]
     env.update({
