@@ -140,6 +140,23 @@ def stat_panel(title: str, description: str, targets: Sequence[prometheus.Dataqu
             .color_scheme(dashboard.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS)))
 
 
+def severity_panel(title: str, description: str, selector: str, *, w: int) -> stat.Panel:
+    """Open warnings per CAP severity (``selector``: extra label matchers, or ""), each
+    coloured by its severity once above zero, most severe first."""
+    sep = ", " if selector else ""
+    panel = stat_panel(
+        title, description,
+        [query(f'sum(tocsin_warnings_active{{{selector}{sep}severity="{sev}"}})', sev,
+               instant=True) for sev in SEVERITY_COLORS],
+        w=w, text_mode=common.BigValueTextMode.VALUE_AND_NAME,
+        steps=thresholds("green", (1, "red")))
+    for sev, color in SEVERITY_COLORS.items():
+        panel = panel.override_by_name(sev, [dm.DynamicConfigValue(
+            id_val="thresholds", value={"mode": "absolute", "steps": [
+                {"color": "green", "value": None}, {"color": color, "value": 1}]})])
+    return panel
+
+
 def table_panel(title: str, description: str, targets: Sequence[prometheus.Dataquery],
                 *, unit: str = "short", w: int = 12, h: int = 8) -> table.Panel:
     """A table of instant values (targets must be table-format instant queries)."""

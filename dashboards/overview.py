@@ -17,6 +17,7 @@ from .common import (
     new_dashboard,
     query,
     setup,
+    severity_panel,
     stat_panel,
     table_panel,
     thresholds,
@@ -53,19 +54,10 @@ def build() -> dashboard.Dashboard:
         "cancelled), all regions and severities together.",
         [query("sum(tocsin_warnings_active)", "open", instant=True)],
         w=4, steps=thresholds("green", (1, "orange"))))
-    by_severity = stat_panel(
+    d = d.with_panel(severity_panel(
         "Open warnings by severity", "Open warnings per CAP severity, most severe first. "
         "Extreme: extraordinary threat to life or property; Severe: significant threat; "
-        "Moderate: possible threat; Minor: minimal threat.",
-        [query(f'sum(tocsin_warnings_active{{severity="{sev}"}})', sev, instant=True)
-         for sev in SEVERITY_COLORS],
-        w=14, text_mode=common.BigValueTextMode.VALUE_AND_NAME,
-        steps=thresholds("green", (1, "red")))
-    for sev, color in SEVERITY_COLORS.items():
-        by_severity = by_severity.override_by_name(sev, [dm.DynamicConfigValue(
-            id_val="thresholds", value={"mode": "absolute", "steps": [
-                {"color": "green", "value": None}, {"color": color, "value": 1}]})])
-    d = d.with_panel(by_severity)
+        "Moderate: possible threat; Minor: minimal threat.", "", w=14))
     d = d.with_panel(stat_panel(
         "Warning versions published", "Warning versions (new, update, resolved, cancelled) "
         "Tocsin published in the selected time range.",

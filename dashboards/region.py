@@ -16,6 +16,7 @@ from .common import (
     fixed_color,
     new_dashboard,
     query,
+    severity_panel,
     stat_panel,
     thresholds,
     timeseries_panel,
@@ -59,18 +60,9 @@ def build() -> dashboard.Dashboard:
         "Region", "Name of the selected region in the registry.",
         [query(f"max by (name) (tocsin_region_info{{{REGION}}})", "{{name}}", instant=True)],
         w=6, text_mode=common.BigValueTextMode.NAME, steps=thresholds("blue")))
-    by_severity = stat_panel(
+    d = d.with_panel(severity_panel(
         "Open warnings in the region by severity", "Warnings currently open for this "
-        "region per CAP severity, most severe first.",
-        [query(f'sum(tocsin_warnings_active{{{REGION}, severity="{sev}"}})', sev,
-               instant=True) for sev in SEVERITY_COLORS],
-        w=18, text_mode=common.BigValueTextMode.VALUE_AND_NAME,
-        steps=thresholds("green", (1, "red")))
-    for sev, color in SEVERITY_COLORS.items():
-        by_severity = by_severity.override_by_name(sev, [dm.DynamicConfigValue(
-            id_val="thresholds", value={"mode": "absolute", "steps": [
-                {"color": "green", "value": None}, {"color": color, "value": 1}]})])
-    d = d.with_panel(by_severity)
+        "region per CAP severity, most severe first.", REGION, w=18))
     d = d.with_panel(signals_panel(
         "Environmental sensors: observed vs expected", "env",
         "Each sensor signal of the region (median of the last three readings, in the "

@@ -100,6 +100,7 @@ class Worker:
         self._assigned: set[int] | None = None
         self._checkpointing = asyncio.Lock()
         self._uncommitted: dict[Any, int] = {}  # TP -> offset written, not yet committed
+        self._skipped: Counter[str] = Counter()  # re-delivered records skipped, per topic
         self._generation = 0  # consumer-group generation of the last assignment
         # set when the state no longer matches the offsets: no checkpoint may follow
         self._inconsistent: str | None = None
@@ -190,7 +191,7 @@ class Worker:
             return False
         nxt = self._next.get((m.topic, m.partition))
         if nxt is not None and m.offset < nxt:
-            self.metrics.records_skipped.labels(m.topic).inc()
+            self._skipped[m.topic] += 1  # counted in the metrics once per batch
             return False
         return True
 
@@ -208,6 +209,9 @@ class Worker:
         async with self.gate.batch():
             try:
                 yield
+                for topic, n in self._skipped.items():
+                    self.metrics.records_skipped.labels(topic).inc(n)
+                self._skipped.clear()
             except asyncio.CancelledError:  # shutting down mid-batch
                 self._inconsistent = f"a {agent} batch was cancelled half-way"
                 raise
@@ -225,12 +229,15 @@ class Worker:
         logging.shutdown()
         os._exit(code)
 
-    def _region_partition(self, region: str) -> int:
-        return partition_for(region.encode(), self.settings.partitions)
+    def _cap_prev_of(self, p: int) -> list[str]:
+        """Ids of the warnings held for CAP references whose region is on partition ``p``
+        (anomalies, and so warnings, are partitioned by region)."""
+        n = self.settings.partitions
+        return [wid for wid, vs in self._cap_prev.items()
+                if vs and partition_for(next(iter(vs.values())).region.encode(), n) == p]
 
     def _capture(self, p: int, gen: int) -> PartitionSnapshot:
-        cap_prev = {wid: vs for wid, vs in self._cap_prev.items()
-                    if vs and self._region_partition(next(iter(vs.values())).region) == p}
+        cap_prev = {wid: self._cap_prev[wid] for wid in self._cap_prev_of(p)}
         return PartitionSnapshot(
             partition=p, gen=gen, created_at=time.time(),
             group_gen=int(getattr(self.app, "consumer_generation_id", 0) or 0),
@@ -251,8 +258,7 @@ class Worker:
         """Forget partition ``p`` (revoked: its new owner restores it from its checkpoint)."""
         self.sources.drop(p)
         self.correlation.drop(p)
-        for wid in [w for w, vs in self._cap_prev.items()
-                    if vs and self._region_partition(next(iter(vs.values())).region) == p]:
+        for wid in self._cap_prev_of(p):
             del self._cap_prev[wid]
         for k in [k for k in self._next if k[1] == p]:
             del self._next[k]

@@ -13,6 +13,7 @@ import pytest
 
 from streams.regions import RegionRegistry
 from streams.settings import DEFAULT_REGISTRY, TocsinSettings
+from tests.live import Scenario
 
 
 def docker_answers() -> bool:
@@ -55,3 +56,20 @@ def isolated_settings(kafka_bootstrap: str, tmp_path: Path) -> TocsinSettings:
 @pytest.fixture(scope="session")
 def registry() -> RegionRegistry:
     return RegionRegistry.from_csv(DEFAULT_REGISTRY)
+
+
+@pytest.fixture(scope="session")
+def scenario(tmp_path_factory: pytest.TempPathFactory, registry: RegionRegistry) -> Scenario:
+    """Seed 16, 4.5 simulated days (22,526 records) and the in-process replay's warnings,
+    made once for every live-worker test that compares against them."""
+    from streams.evaluate import read_replay, run_pipeline
+    from streams.simulate import SimConfig, simulate
+
+    tmp = tmp_path_factory.mktemp("scenario16")
+    sim = simulate(SimConfig(seed=16, days=4.5), registry)
+    events, truth = tmp / "events.jsonl", tmp / "truth.json"
+    sim.write(events, truth)
+    lines = list(read_replay(events))
+    expected, _ = run_pipeline(iter(lines), TocsinSettings(), registry)
+    assert expected.warnings, "the scenario should produce warnings in-process"
+    return Scenario(events, truth, lines, len(sim.events), sim.n_malformed, expected.warnings)

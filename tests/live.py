@@ -5,11 +5,26 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 
 from streams.kafka_util import read_topic
 from streams.schemas import Warning
 from streams.settings import TocsinSettings
-from streams.topics import WARNINGS, topic_name
+from streams.topics import SOURCE_TOPICS, WARNINGS, topic_name
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A simulated scenario on disk, its replay lines, and the in-process replay's
+    warnings (what a live worker must publish)."""
+
+    events: Path
+    truth: Path
+    lines: list  # type: ignore[type-arg]
+    n_events: int
+    n_malformed: int  # lines the simulator made unreadable on purpose
+    expected: list[Warning]
 
 
 def read_warnings(s: TocsinSettings) -> list[Warning]:
@@ -47,3 +62,15 @@ def scrape(port: int) -> dict[str, float]:
 
 def total(metrics: dict[str, float], prefix: str) -> float:
     return sum(v for k, v in metrics.items() if k.startswith(prefix))
+
+
+def owned_source_partitions(port: int, s: TocsinSettings) -> float:
+    """Source-topic partitions the worker serving /metrics on ``port`` owns (0 when it does
+    not serve yet)."""
+    sources = {topic_name(s, t) for t in SOURCE_TOPICS.values()}
+    try:
+        metrics = scrape(port)
+    except OSError:
+        return 0.0
+    return sum(v for k, v in metrics.items() if k.startswith("tocsin_assigned_partitions")
+               and any(f'topic="{t}"' in k for t in sources))

@@ -18,15 +18,22 @@ import pytest
 
 from streams.broker import EmbeddedBroker, free_port
 from streams.demo import start_worker, stop_process, wait_drained
-from streams.evaluate import read_replay, run_pipeline
+from streams.evaluate import read_replay
 from streams.regions import RegionRegistry
 from streams.replay import _event_time, produce
 from streams.schemas import Warning
 from streams.settings import TocsinSettings
 from streams.simulate import SimConfig, simulate
-from streams.topics import SOURCE_TOPICS, create_topics, topic_name
+from streams.topics import SOURCE_TOPICS, create_topics
 from streams.watchdog import EXIT_BROKER_UNAVAILABLE
-from tests.live import canon, scrape, total, wait_for_warnings
+from tests.live import (
+    Scenario,
+    canon,
+    owned_source_partitions,
+    scrape,
+    total,
+    wait_for_warnings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -64,23 +71,6 @@ def _versions(ws: list[Warning]) -> set[tuple[str, int]]:
 
 
 @dataclass
-class Scenario:
-    lines: list  # type: ignore[type-arg]
-    expected: list[Warning]  # the in-process replay's warnings
-
-
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory, registry: RegionRegistry) -> Scenario:
-    """Seed 16, 4.5 simulated days (22,526 records), and the in-process replay's warnings."""
-    tmp = tmp_path_factory.mktemp("scenario")
-    sim = simulate(SimConfig(seed=16, days=4.5), registry)
-    sim.write(tmp / "events.jsonl", tmp / "truth.json")
-    lines = list(read_replay(tmp / "events.jsonl"))
-    expected, _ = run_pipeline(iter(lines), TocsinSettings(), registry)
-    return Scenario(lines, expected.warnings)
-
-
-@dataclass
 class Cluster:
     broker: EmbeddedBroker
     settings: TocsinSettings
@@ -90,6 +80,16 @@ class Cluster:
     def start(self, i: int) -> subprocess.Popen[bytes]:
         return start_worker(self.settings.model_copy(update={"metrics_port": self.ports[i]}),
                             self.logs[i])
+
+    def stream_into_first(self, scenario: Scenario,
+                          seconds: float) -> tuple[subprocess.Popen[bytes], threading.Thread]:
+        """Worker 0 started and joined; the scenario paced over ``seconds``; returns once
+        worker 0 has committed its first checkpoint (input still arriving)."""
+        first = self.start(0)
+        _wait_for(self.logs[0], "rebalance complete", 60, first)
+        feeder = _paced(self.settings, scenario.lines, seconds)
+        _wait_for(self.logs[0], "offsets committed", 60, first)
+        return first, feeder
 
 
 @pytest.fixture
@@ -216,12 +216,9 @@ def test_kill_9_mid_scenario_then_restart_exactly_the_replays_warning_ids_and_ve
     since that checkpoint, not the scenario from the start. Re-published versions carry the
     same (warning_id, version), so a consumer that de-duplicates by them sees each once."""
     lines, s, ports, logs = scenario.lines, cluster.settings, cluster.ports, cluster.logs
-    first = cluster.start(0)
+    first, feeder = cluster.stream_into_first(scenario, 12.0)
     second = None
     try:
-        _wait_for(logs[0], "rebalance complete", 60, first)
-        feeder = _paced(s, lines, 12.0)
-        _wait_for(logs[0], "offsets committed", 60, first)
         time.sleep(1.5)
         before_kill = total(scrape(ports[0]), "tocsin_events_received_total")
         first.send_signal(signal.SIGKILL)
@@ -265,16 +262,9 @@ def test_two_workers_one_killed_the_other_takes_over_and_completes_the_scenario(
     exactly the in-process replay's ids and versions, nothing missing, nothing extra."""
     lines, s, ports, logs = scenario.lines, cluster.settings, cluster.ports, cluster.logs
     workers = [cluster.start(0), cluster.start(1)]
-    sources = {topic_name(s, t) for t in SOURCE_TOPICS.values()}
 
     def owned(port: int) -> float:
-        try:
-            metrics = scrape(port)
-        except OSError:  # not serving yet
-            return 0.0
-        return sum(v for k, v in metrics.items()
-                   if k.startswith("tocsin_assigned_partitions")
-                   and any(f'topic="{t}"' in k for t in sources))
+        return owned_source_partitions(port, s)
     try:
         deadline = time.monotonic() + 90
         while not all(owned(p) for p in ports):
@@ -290,7 +280,7 @@ def test_two_workers_one_killed_the_other_takes_over_and_completes_the_scenario(
         killed_at = time.monotonic()
         assert feeder.is_alive(), "the kill must land while input is still arriving"
         deadline = killed_at + s.session_timeout_s + 30
-        while owned(ports[1]) < len(sources) * s.partitions:
+        while owned(ports[1]) < len(SOURCE_TOPICS) * s.partitions:
             assert survivor.poll() is None, logs[1].read_text()[-3000:]
             assert time.monotonic() < deadline, logs[1].read_text()[-3000:]
             time.sleep(0.2)
@@ -317,12 +307,9 @@ def test_a_worker_joining_mid_scenario_takes_partitions_over_with_nothing_repeat
     group rebalances, the newcomer restores them, and the warnings are exactly the
     replay's, each version published once (no re-processing on a graceful handover)."""
     lines, s, ports, logs = scenario.lines, cluster.settings, cluster.ports, cluster.logs
-    first = cluster.start(0)
+    first, feeder = cluster.stream_into_first(scenario, 12.0)
     second = None
     try:
-        _wait_for(logs[0], "rebalance complete", 60, first)
-        feeder = _paced(s, lines, 12.0)
-        _wait_for(logs[0], "offsets committed", 60, first)
         second = cluster.start(1)
         _wait_for(logs[1], "restored from checkpoint", 90, second)
         assert feeder.is_alive(), "the handover must happen while input is arriving"

@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 
 from streams.demo import start_worker, stop_process, wait_drained
-from streams.evaluate import load_truth, read_replay, run_pipeline, score
+from streams.evaluate import load_truth, score
 from streams.kafka_util import read_topic
 from streams.regions import RegionRegistry
 from streams.replay import produce, start_producer
 from streams.schemas import DeadLetter
 from streams.settings import TocsinSettings
-from streams.simulate import SimConfig, simulate
 from streams.topics import COMPLAINTS, DEADLETTER, ENV, create_topics, topic_name
-from tests.live import canon, wait_for_warnings
+from tests.live import Scenario, canon, wait_for_warnings
 
 pytestmark = pytest.mark.integration
 
@@ -32,21 +31,17 @@ def test_create_topics_is_idempotent(isolated_settings: TocsinSettings) -> None:
 
 
 def test_scenario_through_real_worker(
-    isolated_settings: TocsinSettings, registry: RegionRegistry, tmp_path: Path
+    isolated_settings: TocsinSettings, registry: RegionRegistry, scenario: Scenario,
+    tmp_path: Path
 ) -> None:
     s = isolated_settings
     create_topics(s)
-    sim = simulate(SimConfig(seed=16, days=4.5), registry)
-    events = tmp_path / "events.jsonl"
-    sim.write(events, tmp_path / "truth.json")
-    expected, _ = run_pipeline(read_replay(events), s, registry)
-    assert expected.warnings, "the scenario should produce warnings in-process"
 
     worker = start_worker(s, tmp_path / "worker.log")
     try:
         async def go() -> bool:
-            stats = await produce(s, read_replay(events))
-            assert sum(stats.sent.values()) == len(sim.events)
+            stats = await produce(s, iter(scenario.lines))
+            assert sum(stats.sent.values()) == scenario.n_events
             producer = await start_producer(s)
             try:
                 for g in GARBAGE:
@@ -61,7 +56,7 @@ def test_scenario_through_real_worker(
         assert worker.poll() is None, log[-3000:]
         assert drained, log[-3000:]
         # the last anomalies leave the reorder buffer once input has been idle for a while
-        warnings = wait_for_warnings(s, len(expected.warnings), extra_s=20)
+        warnings = wait_for_warnings(s, len(scenario.expected), extra_s=20)
         dead = [DeadLetter.model_validate_json(v)
                 for v in asyncio.run(read_topic(s, topic_name(s, DEADLETTER)))]
     finally:
@@ -70,15 +65,15 @@ def test_scenario_through_real_worker(
     # live equals replay: the same warning versions, with the same evidence, as the
     # in-process run over the same file (only the wall-clock sent_at differs)
     assert warnings, log[-3000:]
-    assert canon(warnings) == canon(expected.warnings)
+    assert canon(warnings) == canon(scenario.expected)
     assert all(len(w.departments) >= 2 for w in warnings)
     assert len({w.warning_id for w in warnings}) == len([w for w in warnings if w.version == 1])
-    truth = load_truth(tmp_path / "truth.json")
+    truth = load_truth(scenario.truth)
     live_hits = {p["id"] for p in score(warnings, truth, registry)["per_incident"]
                  if p["detected"] and p["cross_department"]}
     assert live_hits, "the live worker found none of the injected incidents"
     # every malformed record is in the dead-letter topic with its origin and reason
-    assert len(dead) == sim.n_malformed + len(GARBAGE) + 1
+    assert len(dead) == scenario.n_malformed + len(GARBAGE) + 1
     origins = {(d.source_topic, d.partition, d.offset) for d in dead}
     assert len(origins) == len(dead)
     assert all(d.reason for d in dead)

@@ -10,28 +10,20 @@ from pathlib import Path
 import pytest
 
 from streams.demo import start_worker, stop_process, wait_drained
-from streams.evaluate import read_replay, run_pipeline
-from streams.regions import RegionRegistry
 from streams.replay import produce
 from streams.settings import TocsinSettings
-from streams.simulate import SimConfig, simulate
-from streams.topics import SOURCE_TOPICS, create_topics, topic_name
-from tests.live import canon, scrape, total, wait_for_warnings
+from streams.topics import SOURCE_TOPICS, create_topics
+from tests.live import Scenario, canon, owned_source_partitions, scrape, total, wait_for_warnings
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration
 
 
 def test_two_workers_split_the_partitions_and_complete_the_scenario(
-    isolated_settings: TocsinSettings, registry: RegionRegistry, tmp_path: Path
+    isolated_settings: TocsinSettings, scenario: Scenario, tmp_path: Path
 ) -> None:
     s = isolated_settings
     create_topics(s)
-    sim = simulate(SimConfig(seed=16, days=4.5), registry)
-    events = tmp_path / "events.jsonl"
-    sim.write(events, tmp_path / "truth.json")
-    expected, _ = run_pipeline(read_replay(events), s, registry)
-    assert expected.warnings
 
     ports = [free_port(), free_port()]
     workers = [start_worker(s.model_copy(update={"metrics_port": p, "metrics_addr": "127.0.0.1"}),
@@ -40,26 +32,20 @@ def test_two_workers_split_the_partitions_and_complete_the_scenario(
         (tmp_path / f"worker{i}.log").read_text(errors="replace")[-2000:] for i in range(2))
     try:
         # both members in the group, the source partitions split between them
-        sources = {topic_name(s, t) for t in SOURCE_TOPICS.values()}
         deadline = time.monotonic() + 90
         while True:
-            try:
-                owned = [sum(v for k, v in scrape(p).items()
-                             if k.startswith("tocsin_assigned_partitions")
-                             and any(f'topic="{t}"' in k for t in sources)) for p in ports]
-            except OSError:
-                owned = [0.0, 0.0]
-            if all(owned) and sum(owned) == len(sources) * s.partitions:
+            owned = [owned_source_partitions(p, s) for p in ports]
+            if all(owned) and sum(owned) == len(SOURCE_TOPICS) * s.partitions:
                 break
             assert time.monotonic() < deadline, f"owned {owned}\n{logs()}"
             time.sleep(0.5)
 
         async def go() -> bool:
-            await produce(s, read_replay(events))
+            await produce(s, iter(scenario.lines))
             return await wait_drained(s, 150)
 
         assert asyncio.run(go()), logs()
-        warnings = wait_for_warnings(s, len(expected.warnings))
+        warnings = wait_for_warnings(s, len(scenario.expected))
         received = [total(scrape(p), "tocsin_events_received_total") for p in ports]
         assert all(w.poll() is None for w in workers), logs()
     finally:
@@ -68,6 +54,6 @@ def test_two_workers_split_the_partitions_and_complete_the_scenario(
 
     # each worker took part, and together they saw every record exactly once
     assert all(r > 0 for r in received), received
-    assert sum(received) == len(sim.events)
+    assert sum(received) == scenario.n_events
 
-    assert canon(warnings) == canon(expected.warnings)
+    assert canon(warnings) == canon(scenario.expected)
