@@ -31,6 +31,7 @@ class Finding:
     t: float
     event_ids: tuple[str, ...] = ()
     via: str = ""  # set on a neighbour's copy: the region it was observed in
+    city: bool = False  # the city-wide view's copy: never local evidence
 
     @property
     def score(self) -> float:
@@ -85,6 +86,47 @@ class _Incident:
 WEAK_LEAD_S = 3600.0
 
 
+class CityView:
+    """Which signal kinds are anomalous in many regions at once: a common-mode condition
+    (haze over the whole city, a holiday price rise, a hotline backlog), not a local
+    incident. Fed with every anomaly of the city (``Finding.city`` copies), in event time.
+
+    A kind is city-wide at ``t`` when anomalies of it came from at least ``min_regions``
+    distinct regions within the last ``window_s``.
+
+    >>> v = CityView(min_regions=3)
+    >>> for i, r in enumerate(["a", "b", "c"]):
+    ...     v.add(Finding(str(i), "env", "eco", r, "env:pm25", "env:pm25:" + r, "d",
+    ...                   1.0, 0.0, 1e-6, 100.0 * i, city=True))
+    >>> v.is_common("env:pm25", 300.0), v.is_common("env:so2", 300.0)
+    (True, False)
+    """
+
+    def __init__(self, min_regions: int = 4, window_s: float = 6 * 3600.0) -> None:
+        self.min_regions = min_regions
+        self.window_s = window_s
+        self._last: dict[str, dict[str, float]] = {}  # kind -> origin region -> last time
+        self.suppressed = 0  # local findings set aside as common-mode
+
+    def add(self, f: Finding) -> None:
+        by_region = self._last.setdefault(f.kind, {})
+        by_region[f.origin] = max(by_region.get(f.origin, f.t), f.t)
+        for r in [r for r, t in by_region.items() if t < f.t - 2 * self.window_s]:
+            del by_region[r]
+
+    def regions(self, kind: str, t: float) -> int:
+        """Distinct regions with an anomaly of ``kind`` within ``window_s`` before ``t``."""
+        by_region = self._last.get(kind, {})
+        return sum(1 for last in by_region.values() if t - self.window_s <= last <= t)
+
+    def is_common(self, kind: str, t: float) -> bool:
+        return self.regions(kind, t) >= self.min_regions
+
+    def active(self, t: float) -> dict[str, int]:
+        """Every kind city-wide at ``t`` and how many regions show it."""
+        return {k: n for k in self._last if (n := self.regions(k, t)) >= self.min_regions}
+
+
 class Correlator:
     """Fuses anomalies of different departments, per region, within ``window_s``.
 
@@ -127,6 +169,7 @@ class Correlator:
         weak_p: float = 0.05,
         neighbour_decay: float = 1.0,
         feedback: FeedbackBar | None = None,
+        city: CityView | None = None,
     ) -> None:
         self.window_s = window_s
         self.quiet_s = quiet_s
@@ -145,6 +188,7 @@ class Correlator:
         self.weak_p = weak_p
         self.neighbour_decay = neighbour_decay
         self.bar = feedback if feedback is not None else FeedbackBar()
+        self.city = city if city is not None else CityView()
         self.history = WarningHistory()
         # closed incidents' (region, combination), so late feedback still adapts the bar
         self._closed: dict[str, tuple[str, str]] = {}
@@ -160,6 +204,12 @@ class Correlator:
         if f.anomaly_id in self._seen_ids:
             return []
         self._seen_ids[f.anomaly_id] = None
+        if f.city:  # the city-wide view only
+            self.city.add(f)
+            return self.advance(f.t)
+        if self.city.is_common(f.kind, f.t):
+            self.city.suppressed += 1
+            return self.advance(f.t)
         if f.via:  # a neighbour's anomaly counts, weaker
             f = replace(f, p_value=min(1.0, f.p_value * 10.0 ** self.neighbour_decay))
         if len(self._seen_ids) > 100_000:
@@ -214,7 +264,8 @@ class Correlator:
         When the leading department shows a *pattern* (two or more distinct signals of its
         own), a department without strong evidence may instead contribute its best weak
         finding (at ``weak_p``) from no earlier than ``WEAK_LEAD_S`` before the pattern
-        began. ``extra`` (operators' dismissals) divides every threshold by ``10**extra``.
+        began; weak findings count only from the region itself, never a neighbour's.
+        ``extra`` (operators' dismissals) divides every threshold by ``10**extra``.
         The leading department must be the region's own, and the region must see the
         incident at least as strongly as each neighbour whose anomalies it holds."""
         scale = math.pow(10.0, -extra)
@@ -236,7 +287,7 @@ class Correlator:
             weak: dict[str, Finding] = {}
             for g in findings:
                 if (support < g.p_value <= self.weak_p * scale and g.department not in by_dept
-                        and g.t >= start - WEAK_LEAD_S):
+                        and g.t >= start - WEAK_LEAD_S and not g.via):
                     cur = weak.get(g.department)
                     if cur is None or g.p_value < cur.p_value:
                         weak[g.department] = g
@@ -294,7 +345,7 @@ class Correlator:
             fit = len({g.signal for g in ev}) + 2 * len({g.department for g in ev})
             if fit > best_fit:
                 best, best_fit = ev, fit
-        if best:
+        if best or not self.generic.enabled:
             return best
         return self._barred(window, max(self.min_departments, self.generic.min_departments),
                             f)

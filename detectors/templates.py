@@ -57,6 +57,9 @@ class Template:
     certainty: tuple[SeverityRule, ...] = (SeverityRule("Likely", departments=3),
                                            SeverityRule("Likely", score=12.0))
     min_departments: int = 2
+    #: the generic template only: False turns cross-department incidents that fit no
+    #: scenario off (unrelated blips of three departments are mostly coincidence)
+    enabled: bool = True
 
     def matches(self, kind: str) -> bool:
         return any(kind == k or kind.startswith(k + ":") for k in self.kinds)
@@ -112,7 +115,7 @@ def _template(where: str, name: str, spec: Any, generic: bool = False) -> Templa
     if not isinstance(spec, dict):
         raise TemplateError(f"{where}: expected a mapping, got {type(spec).__name__}")
     allowed = {"event", "cap_category", "kinds", "severity", "certainty", "instruction",
-               "min_departments"}
+               "min_departments"} | ({"enabled"} if generic else set())
     unknown = set(spec) - allowed
     if unknown:
         raise TemplateError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: "
@@ -130,6 +133,9 @@ def _template(where: str, name: str, spec: Any, generic: bool = False) -> Templa
     if not isinstance(rules, list):
         raise TemplateError(f"{where}: severity must be a list of rules")
     min_dep = spec.get("min_departments", 3 if generic else 2)
+    enabled = spec.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise TemplateError(f"{where}: enabled must be true or false, got {enabled!r}")
     if isinstance(min_dep, bool) or not isinstance(min_dep, int) or min_dep < 2:
         raise TemplateError(f"{where}: min_departments must be a whole number >= 2, "
                             f"got {min_dep!r}")
@@ -144,7 +150,7 @@ def _template(where: str, name: str, spec: Any, generic: bool = False) -> Templa
         severity=tuple(_rule(f"{where}: severity #{i + 1}", r) for i, r in enumerate(rules)),
         certainty=tuple(_rule(f"{where}: certainty #{i + 1}", c, level_key="_")
                         for i, c in enumerate(cert)),
-        min_departments=min_dep,
+        min_departments=min_dep, enabled=enabled,
     )
 
 

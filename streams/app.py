@@ -541,6 +541,12 @@ class Worker:
                 dead_reasons[step.dead.error_type] += 1
             found.extend(step.anomalies)
             for a in step.anomalies:
+                if a.city:  # the common-mode view: every correlate partition gets it
+                    body = a.model_dump_json().encode()
+                    for target in range(s.partitions):
+                        pending.append(await self._send(
+                            self.anomalies_topic, None, body, partition=target))
+                    continue
                 pending.append(await self._send(
                     self.anomalies_topic, a.region.encode(),
                     a.model_dump_json().encode()))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from detectors.base import Score
+from detectors.base import Score, normal_sf
 from detectors.correlation import Finding
 from detectors.counts import CountSurge
 from detectors.rates import RateSurge
 from detectors.robust import RobustBaseline
 from detectors.sensor import SensorEnsemble
+from detectors.shift import FaultScreen, SustainedShift
 
 from .schemas import Complaint, MarketEvent, SensorReading
 
@@ -19,6 +20,9 @@ from .schemas import Complaint, MarketEvent, SensorReading
 class DetectParams:
     alpha_level: float = 1e-5  # p-value below which a level signal is anomalous
     alpha_count: float = 2e-3  # p-value below which a count signal is anomalous
+    # p-value below which a sustained sensor shift is reported (hourly while it lasts); the
+    # correlator asks more of it unless another department corroborates
+    alpha_shift: float = 1e-5
     # below this (and not below alpha_count) a count is weak supporting evidence, for the
     # correlator only: reported once per order of magnitude per bucket, and, unlike an
     # anomaly, still learned into the baseline
@@ -78,8 +82,20 @@ class _LevelState:
 
 @dataclass(slots=True)
 class _SensorState:
-    det: SensorEnsemble
+    det: SensorEnsemble  # the fast view: spikes and abrupt steps
+    shift: SustainedShift  # the slow view: a sustained level shift
+    faults: FaultScreen
     run: int = 0
+    shift_bucket: int = -1  # the hour bucket of the last sustained-shift finding
+
+
+#: which way a sensor metric is bad (default "up": concentrations, noise, water levels)
+SENSOR_DIRECTION: dict[str, str] = {"water_ph": "both", "dissolved_oxygen": "down"}
+#: peers (stations of one metric) a common-mode reference needs, and how recent they must be
+MIN_PEERS = 3
+PEER_MAX_AGE_S = 3 * 3600.0
+#: a peer median at or above this z is a city-wide condition, not a local incident
+COMMON_MODE_Z = 3.0
 
 
 @dataclass(slots=True)
@@ -107,6 +123,12 @@ class Detection:
         self.late_events: dict[str, int] = {"env": 0, "complaint": 0, "market": 0}
         # latest (observed, expected) per (region, source, signal kind): for dashboards
         self.signals: dict[tuple[str, str, str], tuple[float, float]] = {}
+        # common-mode reference: metric -> station -> (event time, sustained-shift z)
+        self._peers: dict[str, dict[str, tuple[float, float]]] = {}
+        # metric -> the peers' median z at the last reading (a city-wide condition if high)
+        self.common_mode: dict[str, float] = {}
+        # sensor readings screened out as an instrument fault, by fault kind
+        self.sensor_faults: dict[str, int] = {}
 
     # -- entry ----------------------------------------------------------------------------
     def process(self, source: str, rec: SensorReading | Complaint | MarketEvent) -> list[Finding]:
@@ -162,23 +184,65 @@ class Detection:
 
     def _sensor(self, r: SensorReading, t: float) -> list[Finding]:
         key = (r.sensor_id, r.metric)
+        x = r.value
         st = self._sensors.get(key)
         if st is None:
             st = self._sensors[key] = _SensorState(
-                SensorEnsemble(learning=self.p.sensor_learning))
-        s = st.det.explain_one(r.value, t)
-        st.det.learn_one(r.value, t)
-        self.signals[(r.region, "env", f"env:{r.metric}")] = (s.observed, s.expected)
-        if s.p_value >= self.p.alpha_level:
-            st.run = 0
+                SensorEnsemble(learning=self.p.sensor_learning),
+                SustainedShift(direction=SENSOR_DIRECTION.get(r.metric, "up")),
+                FaultScreen())
+        fault = st.faults.kind(x, t)
+        st.faults.learn_one(x, t)
+        if fault is not None:  # an instrument fault: for operators, never evidence
+            self.sensor_faults[fault] = self.sensor_faults.get(fault, 0) + 1
             return []
-        st.run += 1
-        if (st.run - 1) % self.p.repeat_every:
+        fast = st.det.explain_one(x, t)
+        slow = st.shift.explain_one(x, t)
+        z = st.shift.z(x, t)
+        st.det.learn_one(x, t)
+        st.shift.learn_one(x, t)
+        common = self._common_mode(r.metric, r.sensor_id, t, z)
+        self.signals[(r.region, "env", f"env:{r.metric}")] = (fast.observed, slow.expected)
+        if st.faults.faulty(t):
             return []
         kind = f"env:{r.metric}"
         signal = f"{kind}:{r.sensor_id}"
-        return [self._finding(f"{signal}@{r.reading_id}", "env", r.department, r.region, kind,
-                              signal, "sensor_ensemble", s, t, (r.reading_id,))]
+        out: list[Finding] = []
+        # the slow view: the shift beyond what the station's peers show at the same time,
+        # reported once an hour for as long as it lasts
+        p_local = min(1.0, 3.0 * normal_sf(z - max(0.0, common)))
+        bucket = int(t // 3600.0)
+        if p_local < self.p.alpha_shift and bucket != st.shift_bucket:
+            st.shift_bucket = bucket
+            s = Score(x, slow.expected, p_local)
+            out.append(self._finding(f"{signal}/shift@{bucket}", "env", r.department, r.region,
+                                     kind, signal, "sustained_shift", s, t, (r.reading_id,)))
+        # the fast view: a spike or an abrupt step in the bad direction, not city-wide
+        direction = SENSOR_DIRECTION.get(r.metric, "up")
+        bad = (direction == "both" or (x > fast.expected) == (direction == "up"))
+        if fast.p_value >= self.p.alpha_level or not bad or common >= COMMON_MODE_Z:
+            st.run = 0
+            return out
+        st.run += 1
+        if (st.run - 1) % self.p.repeat_every:
+            return out
+        out.append(self._finding(f"{signal}@{r.reading_id}", "env", r.department, r.region,
+                                 kind, signal, "sensor_ensemble", fast, t, (r.reading_id,)))
+        return out
+
+    def _common_mode(self, metric: str, sensor: str, t: float, z: float) -> float:
+        """The median sustained-shift z of the other stations of ``metric`` that reported
+        within ``PEER_MAX_AGE_S`` (0 with fewer than ``MIN_PEERS``); records ``z``."""
+        peers = self._peers.setdefault(metric, {})
+        zs = sorted(pz for sid, (pt, pz) in peers.items()
+                    if sid != sensor and t - pt <= PEER_MAX_AGE_S)
+        peers[sensor] = (t, z)
+        if len(zs) < MIN_PEERS:
+            return 0.0
+        n = len(zs)
+        med = zs[n // 2] if n % 2 else 0.5 * (zs[n // 2 - 1] + zs[n // 2])
+        self.common_mode[metric] = med
+        return med
 
     def _market(self, e: MarketEvent, t: float) -> list[Finding]:
         if e.kind == "price_report":

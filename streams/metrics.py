@@ -249,8 +249,8 @@ class TocsinMetrics:
     def observe_anomalies(self, anomalies: Iterable[Anomaly]) -> None:
         tally: Tally[tuple[str, str, str]] = Tally()
         for a in anomalies:
-            if a.via is not None:
-                continue  # a neighbour's copy, counted where it was found
+            if a.via is not None or a.city:
+                continue  # a neighbour's or the city view's copy, counted where found
             tally[(a.source, a.detector, "weak" if is_weak(a.anomaly_id) else "anomaly")] += 1
         for labels, n in tally.items():
             self.anomalies.labels(*labels).inc(n)

@@ -61,18 +61,25 @@ def neighbour_copies(a: Anomaly, registry: RegionRegistry) -> list[Anomaly]:
             for n in sorted(registry.neighbours(a.region))]
 
 
+def city_copy(a: Anomaly) -> Anomaly:
+    """The copy of ``a`` sent to every anomalies partition, so each correlator sees which
+    signal kinds are anomalous across the city at once (a common-mode condition)."""
+    return a.model_copy(update={"city": True, "anomaly_id": f"{a.anomaly_id}~city"})
+
+
 def anomaly_to_finding(a: Anomaly) -> Finding:
     return Finding(
         anomaly_id=a.anomaly_id, source=a.source, department=a.department, region=a.region,
         kind=a.kind, signal=a.signal, detector=a.detector, observed=a.observed,
         expected=a.expected, p_value=a.p_value, t=a.event_time.timestamp(),
-        event_ids=tuple(a.event_ids), via=a.via or "",
+        event_ids=tuple(a.event_ids), via=a.via or "", city=a.city,
     )
 
 
 #: detector name -> version, recorded in every warning's audit (bump on a behaviour change)
 DETECTOR_VERSIONS = {
-    "sensor_ensemble": "2", "robust_baseline": "2", "count_surge": "2", "rate_surge": "2",
+    "sensor_ensemble": "3", "sustained_shift": "1", "robust_baseline": "2",
+    "count_surge": "2", "rate_surge": "2",
 }
 
 
@@ -358,6 +365,7 @@ class SourceStage:
             a = finding_to_anomaly(f)
             out.append(a)
             out.extend(neighbour_copies(a, self.registry))
+            out.append(city_copy(a))
         return StepResult(anomalies=out)
 
 
@@ -379,6 +387,10 @@ class Pipeline:
             self.dead_letters.append(step.dead)
         n = self.settings.partitions
         for a in step.anomalies:
+            if a.city:  # to every partition, as a live ingest agent sends it
+                for part in range(n):
+                    self.correlation.add(part, a, 0.0)
+                continue
             if a.via is None:  # neighbour copies are routing, not new anomalies
                 self.anomalies.append(a)
             self.correlation.add(partition_for(a.region.encode(), n), a, 0.0)

@@ -179,6 +179,9 @@ class Anomaly(Evidence):
     via: str | None = Field(
         None, description="Set on the copy sent to a neighbouring region: the region the "
         "anomaly was observed in (``region`` is then the neighbour).")
+    city: bool = Field(
+        False, description="Set on the copy sent to every anomalies partition for the "
+        "city-wide (common-mode) view: never evidence of a local incident.")
 
 
 class SourceWatermark(WireModel):

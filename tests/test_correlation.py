@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
+
 from detectors.correlation import Correlator, Finding
+from detectors.templates import DEFAULT_FILE, load_templates
 
 H = 3600.0
 
@@ -121,7 +124,10 @@ def test_three_moderate_departments_outrank_one_strong() -> None:
     for i in range(5):
         out += strong.process(f(f"s{i}", "eco", "env:water_cod", i * H, p=1e-30))
     assert out == []
-    moderate = Correlator(window_s=6 * H)
+    # (the generic template is off by default: on here, as an operator may turn it on)
+    tpl = load_templates(DEFAULT_FILE)
+    moderate = Correlator(window_s=6 * H, templates=dataclasses.replace(
+        tpl, generic=dataclasses.replace(tpl.generic, enabled=True)))
     out = moderate.process(f("a", "eco", "env:water_cod", 0, p=1e-3))
     out += moderate.process(f("b", "hotline", "complaint:odor", H, p=1e-3))
     out += moderate.process(f("c", "market", "market:inspection_fail", 2 * H, p=1e-3))

@@ -98,7 +98,7 @@ def test_every_version_records_its_audit_trail() -> None:
     w = false_alarm(stage, "a", T0)[0]
     assert w.audit is not None
     assert w.audit.template == w.scenario == "pollution"
-    assert w.audit.detectors == {"sensor_ensemble": "2", "count_surge": "2"}
+    assert w.audit.detectors == {"sensor_ensemble": "3", "count_surge": "2"}
     assert w.audit.event_ids == ["ev-a-env", "ev-a-odor"]
     assert w.audit.parameters["open_p"] == 1e-6 and "Fisher" in w.audit.rule
 
@@ -175,7 +175,7 @@ def test_explain_prints_versions_evidence_decisions_and_audit(tmp_path: Path) ->
     out = res.output
     assert "2 version(s), now cancelled" in out  # the duplicated versions are counted once
     assert "dismiss by op-7 (drill)" in out
-    assert "template: pollution" in out and "sensor_ensemble v2" in out
+    assert "template: pollution" in out and "sensor_ensemble v3" in out
     assert "ev-a-env" in out and "observed 9 vs expected 1" in out
     res = CliRunner().invoke(app, ["explain", "tw-nowhere-0", "--file", str(path)])
     assert res.exit_code != 0 and "no warning 'tw-nowhere-0' found" in str(res.exception)

@@ -1,0 +1,320 @@
+"""The sustained-shift view of a sensor series, and its fault screen.
+
+:class:`SustainedShift` is the slow view beside :class:`~detectors.sensor.SensorEnsemble`'s
+fast one. The ensemble predicts the next reading from the recent past, so a leak that ramps
+up over hours never leaves its prediction: the ramp becomes the new normal. This view
+instead compares the recent *level* of the series, over windows that fit any cadence
+(exponential windows of 30 min, 1 h and 3 h of event time), with a seasonal expectation
+learned from normal data only:
+
+* expectation = hour-of-day offset (weekdays and weekends apart) + a slow level, both
+  time-decayed means, so a 1-minute and a 4-hour cadence learn at the same pace;
+* residual windows are standardised by their own learned spread (the spread of a 3 h mean
+  of an autocorrelated series is learned as it is, never assumed from a single reading);
+* a guard band: while any window is above ``guard_z``, nothing is learned (an excursion
+  never becomes the expectation); after ``accept_after_s`` of continuous excursion the new
+  level is accepted as normal and reported once (``accepted_at``);
+* ``direction`` says which way is bad (``up``, ``down`` or ``both``).
+
+:class:`FaultScreen` tells a faulty station from the environment: stuck values, readings
+no instrument of that series can give (negative where it never was), and unit slips (a
+level a thousand times off). Faults go to operators, not into incident evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+from .base import Score, normal_sf
+
+HOUR = 3600.0
+DAY = 86400.0
+#: exponential window lengths (event-time seconds) of the level view
+TAUS = (1800.0, 3600.0, 3 * 3600.0)
+#: the Unix epoch began on a Thursday: day index 0 is a Thursday
+_EPOCH_WEEKDAY = 3
+
+# _nums layout: window sums and weights (3 + 3), learned window variances (3), variance
+# weight, level, level weight, last time, readings, excursion start (nan: none), accepted
+# at (nan), single-reading variance
+(_S0, _W0, _V0) = (0, 3, 6)
+_VW, _LVL, _LVLW, _TLAST, _N, _EXC, _ACC, _V1 = range(9, 17)
+_SIZE = 17
+_INIT = array("d", [0.0]) * _SIZE
+for _i in (_LVL, _TLAST, _EXC, _ACC):
+    _INIT[_i] = math.nan
+
+
+def _slot(t: float) -> int:
+    """Hour of day, weekdays 0-23 and weekends 24-47."""
+    day = int(t // DAY)
+    weekend = (day + _EPOCH_WEEKDAY) % 7 >= 5
+    return int(t % DAY // HOUR) + (24 if weekend else 0)
+
+
+class SustainedShift:
+    """Recent level against a guarded seasonal expectation (see the module docstring).
+
+    ``score_one(x, t)`` is ``1 - p`` of the strongest standardised window (Bonferroni over
+    the windows), computed as if ``x`` were learned, without learning it.
+
+    >>> import random
+    >>> rng = random.Random(3)
+    >>> det = SustainedShift(seed=3)
+    >>> t = 0.0
+    >>> for i in range(24 * 12):  # twelve quiet days at a 1 h cadence
+    ...     t = i * 3600.0
+    ...     det.learn_one(20 + 3 * math.sin(t / 86400 * 2 * math.pi) + rng.gauss(0, 1), t)
+    >>> det.score_one(21.0, t + 3600) < 0.9
+    True
+    >>> for k in range(1, 5):  # a ramp, 2 sd more every hour
+    ...     x = 20 + 3 * math.sin((t + k * 3600) / 86400 * 2 * math.pi) + 2 * k
+    ...     s = det.score_one(x, t + k * 3600); det.learn_one(x, t + k * 3600)
+    >>> s > 0.9999
+    True
+    """
+
+    __slots__ = ("_nums", "_prof", "accept_after_s", "direction", "guard_z", "level_tau_s",
+                 "min_readings", "season_tau_s", "seed", "var_tau_s")
+
+    def __init__(self, direction: str = "up", guard_z: float = 3.0,
+                 accept_after_s: float = 48 * HOUR, season_tau_s: float = 10 * DAY,
+                 level_tau_s: float = 2 * DAY, var_tau_s: float = 7 * DAY,
+                 min_readings: int = 24, seed: int = 0) -> None:
+        if direction not in ("up", "down", "both"):
+            raise ValueError(f"direction={direction!r}: use 'up', 'down' or 'both'")
+        self.direction = direction
+        self.guard_z = guard_z
+        self.accept_after_s = accept_after_s
+        self.season_tau_s = season_tau_s
+        self.level_tau_s = level_tau_s
+        self.var_tau_s = var_tau_s
+        self.min_readings = min_readings
+        self.seed = seed  # no randomness enters
+        # per slot: offset mean, weight, last update time
+        self._prof = array("d", [0.0, 0.0, math.nan]) * 48
+        self._nums = _INIT[:]
+
+    # -- model ----------------------------------------------------------------------------
+    def expected(self, t: float) -> float:
+        lvl = self._nums[_LVL]
+        i = 3 * _slot(t)
+        off = self._prof[i] if self._prof[i + 1] > 0 else 0.0
+        return lvl + off if lvl == lvl else math.nan
+
+    def _windows(self, r: float, t: float) -> tuple[list[float], list[float]]:
+        """Window means of the residual with ``r`` at ``t`` added, and their z-scores."""
+        nums = self._nums
+        t_last = nums[_TLAST]
+        dt = max(0.0, t - t_last) if t_last == t_last else 0.0
+        means, zs = [], []
+        floor = 1e-3 * (abs(nums[_LVL]) + 1e-6) if nums[_LVL] == nums[_LVL] else 1e-9
+        for k, tau in enumerate(TAUS):
+            d = math.exp(-dt / tau)
+            s = nums[_S0 + k] * d + r
+            w = nums[_W0 + k] * d + 1.0
+            m = s / w
+            means.append(m)
+            var = nums[_V0 + k]
+            sd = math.sqrt(var) if var > 0 else 0.0
+            zs.append(m / max(sd, floor))
+        return means, zs
+
+    def _stat(self, zs: list[float]) -> float:
+        if self.direction == "up":
+            return max(zs)
+        if self.direction == "down":
+            return -min(zs)
+        return max(abs(z) for z in zs)
+
+    def warmed_up(self) -> bool:
+        return self._nums[_N] >= self.min_readings and self._nums[_VW] > 0.0
+
+    # -- contract -------------------------------------------------------------------------
+    def explain_one(self, x: float, t: float = 0.0) -> Score:
+        e = self.expected(t)
+        if not math.isfinite(x) or e != e:
+            return Score(x, e, 1.0)
+        _, zs = self._windows(x - e, t)
+        if not self.warmed_up():
+            return Score(x, e, 1.0)
+        p = min(1.0, len(TAUS) * normal_sf(self._stat(zs)))
+        return Score(x, e, p)
+
+    def score_one(self, x: float, t: float = 0.0) -> float:
+        return self.explain_one(x, t).likelihood
+
+    def z(self, x: float, t: float) -> float:
+        """The strongest standardised window with ``x`` at ``t`` (in the bad direction)."""
+        e = self.expected(t)
+        if not math.isfinite(x) or e != e or not self.warmed_up():
+            return 0.0
+        return self._stat(self._windows(x - e, t)[1])
+
+    @property
+    def in_excursion(self) -> bool:
+        return self._nums[_EXC] == self._nums[_EXC]
+
+    @property
+    def accepted_at(self) -> float | None:
+        """Event time a sustained shift was last accepted as the new normal (else None)."""
+        a = self._nums[_ACC]
+        return None if a != a else a
+
+    def learn_one(self, x: float, t: float = 0.0) -> None:
+        if not math.isfinite(x):
+            return
+        nums = self._nums
+        if nums[_LVL] != nums[_LVL]:
+            nums[_LVL] = x
+            nums[_LVLW] = 1.0
+            nums[_TLAST] = t
+            nums[_N] = 1.0
+            return
+        e = self.expected(t)
+        r = x - e
+        means, zs = self._windows(r, t)
+        dt = max(0.0, t - nums[_TLAST])
+        for k in range(len(TAUS)):
+            d = math.exp(-dt / TAUS[k])
+            nums[_S0 + k] = nums[_S0 + k] * d + r
+            nums[_W0 + k] = nums[_W0 + k] * d + 1.0
+        warm = self.warmed_up()
+        excursion = warm and abs(self._stat(zs)) > self.guard_z and self._stat(zs) > 0
+        if excursion:
+            if nums[_EXC] != nums[_EXC]:
+                nums[_EXC] = t
+            elif t - nums[_EXC] >= self.accept_after_s:
+                self._accept(r, t)
+        else:
+            nums[_EXC] = math.nan
+            self._learn_normal(x, r, means, t, dt)
+        nums[_TLAST] = max(t, nums[_TLAST])
+        nums[_N] += 1.0
+
+    def _learn_normal(self, x: float, r: float, means: list[float], t: float,
+                      dt: float) -> None:
+        nums = self._nums
+        # the slow level follows the de-seasonalised reading
+        i = 3 * _slot(t)
+        prof = self._prof
+        off = prof[i] if prof[i + 1] > 0 else 0.0
+        dl = math.exp(-dt / self.level_tau_s)
+        lw = nums[_LVLW] * dl + 1.0
+        nums[_LVL] += (x - off - nums[_LVL]) / lw
+        nums[_LVLW] = min(lw, 1e6)
+        # this slot's offset from the level
+        last = prof[i + 2]
+        ds = math.exp(-(t - last) / self.season_tau_s) if last == last else 0.0
+        sw = prof[i + 1] * ds + 1.0
+        prof[i] += (x - nums[_LVL] - prof[i]) / sw
+        prof[i + 1] = sw
+        prof[i + 2] = t
+        # the spread of each window mean (and of one reading)
+        dv = math.exp(-dt / self.var_tau_s)
+        vw = nums[_VW] * dv + 1.0
+        if nums[_N] >= 2:
+            for k in range(len(TAUS)):
+                nums[_V0 + k] += (means[k] * means[k] - nums[_V0 + k]) / vw
+            nums[_V1] += (r * r - nums[_V1]) / vw
+            nums[_VW] = vw
+
+    def _accept(self, r: float, t: float) -> None:
+        """A shift that lasted ``accept_after_s``: its level is the new normal."""
+        nums = self._nums
+        nums[_LVL] += r
+        for k in range(len(TAUS)):
+            nums[_S0 + k] = 0.0
+            nums[_W0 + k] = 0.0
+        nums[_EXC] = math.nan
+        nums[_ACC] = t
+
+
+#: fault kinds a :class:`FaultScreen` reports
+FAULT_KINDS = ("stuck", "impossible", "unit_slip")
+
+
+class FaultScreen:
+    """Flags readings that show a faulty instrument rather than the environment.
+
+    * ``stuck``: ``stuck_n`` or more identical readings in a row, on a series that varied
+      before;
+    * ``impossible``: a negative reading on a series that was never negative;
+    * ``unit_slip``: a reading about 1000 times (or a thousandth of) the learned level.
+
+    ``score_one`` is 1 for a faulty reading, else 0; ``explain_one`` names nothing (its
+    p-value is 0 for a fault); :attr:`fault` is the current fault kind (or None) and stays
+    set for ``hold_s`` of event time after the last faulty reading.
+
+    >>> fs = FaultScreen()
+    >>> for i in range(30):
+    ...     fs.learn_one(10.0 + i % 3, i * 60.0)
+    >>> fs.score_one(-4.0, 1800.0), fs.score_one(12000.0, 1800.0), fs.score_one(11.0, 1800.0)
+    (1.0, 1.0, 0.0)
+    """
+
+    __slots__ = ("_last", "_level", "_min", "_run", "_t_fault", "_varied", "fault", "hold_s",
+                 "seed", "stuck_n")
+
+    def __init__(self, stuck_n: int = 6, hold_s: float = 6 * HOUR, seed: int = 0) -> None:
+        self.stuck_n = stuck_n
+        self.hold_s = hold_s
+        self.seed = seed
+        self._last = math.nan
+        self._run = 0
+        self._varied = False
+        self._min = math.inf
+        self._level = math.nan
+        self._t_fault = -math.inf
+        self.fault: str | None = None
+
+    def kind(self, x: float, t: float = 0.0) -> str | None:
+        """The fault this reading shows, if any (state unchanged)."""
+        if not math.isfinite(x):
+            return None
+        if self._varied and x == self._last and self._run + 1 >= self.stuck_n:
+            return "stuck"
+        if x < 0 <= self._min and self._min < math.inf:
+            return "impossible"
+        lvl = self._level
+        if lvl == lvl and lvl > 0 and x > 0:
+            ratio = x / lvl
+            if 300 <= ratio <= 3000 or 1 / 3000 <= ratio <= 1 / 300:
+                return "unit_slip"
+        return None
+
+    def explain_one(self, x: float, t: float = 0.0) -> Score:
+        k = self.kind(x, t)
+        return Score(x, self._level, 0.0 if k else 1.0)
+
+    def score_one(self, x: float, t: float = 0.0) -> float:
+        return 1.0 if self.kind(x, t) else 0.0
+
+    def learn_one(self, x: float, t: float = 0.0) -> None:
+        if not math.isfinite(x):
+            return
+        k = self.kind(x, t)
+        if k is not None:
+            self.fault = k
+            self._t_fault = t
+        elif self.fault is not None and t - self._t_fault > self.hold_s:
+            self.fault = None
+        if x == self._last:
+            self._run += 1
+        else:
+            if self._last == self._last:
+                self._varied = True
+            self._run = 1
+            self._last = x
+        if k is None:
+            self._min = min(self._min, x)
+            lvl = self._level
+            self._level = x if lvl != lvl else lvl + 0.05 * (x - lvl)
+
+    def faulty(self, t: float) -> bool:
+        """Is the station under a fault at ``t`` (a faulty reading within ``hold_s``)?"""
+        return self.fault is not None and t - self._t_fault <= self.hold_s
+
+
+__all__ = ["FAULT_KINDS", "TAUS", "FaultScreen", "SustainedShift"]
