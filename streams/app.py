@@ -576,6 +576,8 @@ class Worker:
                 default=None),
             detect_s, len(events))
         self.metrics.observe_anomalies(found)
+        if source == "env":
+            self.metrics.observe_faults(self.sources.sensor_faults())
         self.metrics.observe_batch(f"ingest.{source}", time.perf_counter() - started)
         self._lag(events)
         self.processed[source] = self.processed.get(source, 0) + len(events)
@@ -619,6 +621,7 @@ class Worker:
         m.observe_batch("correlate", time.perf_counter() - started)
         m.batch_events.labels("correlate").inc(len(events))
         m.reorder_held.set(self.correlation.held())
+        m.observe_common_mode(self.correlation.common_mode())
         self._lag(events)
         self.processed["correlate"] = self.processed.get("correlate", 0) + len(events)
 

@@ -28,8 +28,11 @@ from .schemas import Anomaly, Warning
 SOURCES = ("env", "complaint", "market")
 SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
 STATUSES = ("new", "update", "resolved", "cancelled")
+#: at most this many signal kinds exported as city-wide conditions at once
+MAX_COMMON_MODE_KINDS = 50
 #: (department, detector, level) combinations the detect stage can produce
-FINDINGS = (("env", "sensor_ensemble", "anomaly"), ("complaint", "count_surge", "anomaly"),
+FINDINGS = (("env", "sensor_ensemble", "anomaly"), ("env", "sustained_shift", "anomaly"),
+            ("complaint", "count_surge", "anomaly"),
             ("complaint", "count_surge", "weak"), ("market", "robust_baseline", "anomaly"),
             ("market", "count_surge", "anomaly"), ("market", "count_surge", "weak"),
             ("market", "rate_surge", "anomaly"))
@@ -156,6 +159,14 @@ class TocsinMetrics:
             registry=r)
         self.tracked_series = Gauge(
             "tocsin_tracked_series", "Signal series the detectors hold state for.", registry=r)
+        self.sensor_faults = Counter(
+            "tocsin_sensor_fault_readings", "Sensor readings screened out as an instrument "
+            "fault (stuck, impossible, unit_slip): for operators, never incident evidence.",
+            ["kind"], registry=r)
+        self.common_mode = Gauge(
+            "tocsin_common_mode_regions", "Regions in which a signal kind is anomalous at "
+            "once, while it is a city-wide (common-mode) condition; local warnings of that "
+            "kind are held back.", ["kind"], registry=r)
         self.reorder_held = Gauge(
             "tocsin_reorder_buffer_records",
             "Anomalies held in event-time order in front of the correlator.", registry=r)
@@ -254,6 +265,19 @@ class TocsinMetrics:
             tally[(a.source, a.detector, "weak" if is_weak(a.anomaly_id) else "anomaly")] += 1
         for labels, n in tally.items():
             self.anomalies.labels(*labels).inc(n)
+
+    def observe_faults(self, totals: dict[str, int]) -> None:
+        """Cumulative fault counts by kind -> increments since the previous call."""
+        prev = self._seen.setdefault("~faults", Tally())
+        for kind, n in totals.items():
+            if n > prev[kind]:
+                self.sensor_faults.labels(kind).inc(n - prev[kind])
+                prev[kind] = n
+
+    def observe_common_mode(self, active: dict[str, int]) -> None:
+        self.common_mode.clear()
+        for kind, n in sorted(active.items())[:MAX_COMMON_MODE_KINDS]:
+            self.common_mode.labels(kind).set(n)
 
     def observe_batch(self, agent: str, seconds: float) -> None:
         self.batch_seconds.labels(agent).observe(seconds)

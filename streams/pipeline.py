@@ -197,6 +197,16 @@ class CorrelationStage:
             out.extend(self._correlate(p, p.buffer.flush(), -math.inf))
         return out
 
+    def common_mode(self) -> dict[str, int]:
+        """Signal kinds city-wide now (per the correlators' event time), and in how many
+        regions."""
+        out: dict[str, int] = {}
+        for p in self._parts.values():
+            c = p.correlator
+            for kind, n in c.city.active(c.watermark).items():
+                out[kind] = max(out.get(kind, 0), n)
+        return out
+
     def held(self) -> int:
         return sum(len(p.buffer) for p in self._parts.values())
 
@@ -337,6 +347,14 @@ class SourceStage:
     @property
     def n_series(self) -> int:
         return sum(d.n_series for d in self._detection.values())
+
+    def sensor_faults(self) -> dict[str, int]:
+        """Readings screened out as instrument faults so far, by fault kind."""
+        out: dict[str, int] = {}
+        for d in list(self._detection.values()):
+            for kind, n in d.sensor_faults.items():
+                out[kind] = out.get(kind, 0) + n
+        return out
 
     def signals(self) -> list[tuple[str, str, str, float, float]]:
         """(region, source, signal kind, observed, expected), latest per partition."""

@@ -24,7 +24,7 @@ RULE_TESTS = DEPLOY / "tests" / "tocsin.rules.test.yml"
 
 ALERTS = {"TocsinConsumerLagGrowing", "TocsinDeadLetterRateHigh", "TocsinSourceQuiet",
           "TocsinWorkerDown", "TocsinDetectionDelayHigh", "TocsinNotificationsFailing",
-          "TocsinBrokerUnreachable", "TocsinCheckpointsFailing"}
+          "TocsinBrokerUnreachable", "TocsinCheckpointsFailing", "TocsinSensorFaulty"}
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -118,6 +118,7 @@ def test_rules_use_only_exported_metrics() -> None:
     m.last_processed.labels("env").set(1)
     m.observe_lag("tocsin.env.readings", 0, 5)
     m.notifications.labels("grafana", "failed").inc()
+    m.observe_faults({"stuck": 2})
     exported = {s.name for metric in registry.collect() for s in metric.samples}
     used = {name for rule in rules() for name in re.findall(r"\btocsin_\w+", rule["expr"])}
     assert used, "no tocsin_ metric found in the rules"

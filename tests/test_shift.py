@@ -184,3 +184,48 @@ def test_a_city_wide_rise_opens_no_local_incident() -> None:
 
     assert run(0) == ["new"] and run(2) == ["new"]
     assert run(5) == []
+
+
+def reading(i: int, sensor: str, value: float, t: float, metric: str = "pm25"):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from streams.schemas import SensorReading
+
+    return SensorReading(reading_id=f"{sensor}-{i}", sensor_id=sensor, metric=metric,
+                         value=value, unit="ug/m3", region="r1",
+                         observed_at=datetime.fromtimestamp(t, UTC), department="eco")
+
+
+def test_a_stuck_station_gives_no_evidence_and_is_counted_for_operators() -> None:
+    """A station stuck at a high value after ten normal days: its readings are screened out
+    (counted by kind, exported to Prometheus), never reported as a sustained shift."""
+    from prometheus_client import CollectorRegistry
+
+    from streams.detection import Detection
+    from streams.metrics import TocsinMetrics
+
+    rng = random.Random(5)
+    det = Detection()
+    t = 1_700_000_000.0
+    found = []
+    for i in range(240):
+        found += det.process("env", reading(i, "s1", quiet(rng, t, 40.0), t))
+        t += H
+    for i in range(240, 260):
+        found += det.process("env", reading(i, "s1", 250.0, t))
+        t += H
+    late = [f for f in found if f.t >= t - 20 * H]
+    assert det.sensor_faults.get("stuck", 0) >= 10
+    # the jump itself (the first readings, before it is seen to be stuck) may be reported;
+    # nothing after the station is known to be stuck
+    assert all(f.t < t - 14 * H for f in late)
+    registry = CollectorRegistry()
+    m = TocsinMetrics(registry, regions=["r1"], scenarios=["pollution"])
+    m.observe_faults(det.sensor_faults)
+    m.observe_faults(det.sensor_faults)  # cumulative: counted once
+    assert registry.get_sample_value("tocsin_sensor_fault_readings_total",
+                                     {"kind": "stuck"}) == det.sensor_faults["stuck"]
+    m.observe_common_mode({"env:pm25": 6})
+    assert registry.get_sample_value("tocsin_common_mode_regions", {"kind": "env:pm25"}) == 6
+    m.observe_common_mode({})
+    assert registry.get_sample_value("tocsin_common_mode_regions", {"kind": "env:pm25"}) is None
