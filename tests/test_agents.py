@@ -113,16 +113,22 @@ def test_ingest_agent_emits_anomaly_for_a_jump(tmp_path: Path, registry: RegionR
                for i in range(120)]
     records += [reading(120 + i, 60.0, T0 + timedelta(minutes=15 * (120 + i))) for i in range(3)]
     asyncio.run(drive(worker, "ingest_env", records, b"harbour"))
-    anomalies = [r for r in (ANOMALY_RECORD.validate_json(v)
-                             for _, v, _ in topic_of(sent, "anomalies"))
-                 if isinstance(r, Anomaly)]
-    own = [a for a in anomalies if a.via is None]
-    assert len(own) == 1
-    a = own[0]
+    records_out = [(r, p) for r, p in ((ANOMALY_RECORD.validate_json(v), p)
+                                       for _, v, p in topic_of(sent, "anomalies"))
+                   if isinstance(r, Anomaly)]
+    anomalies = [r for r, _ in records_out]
+    own = [a for a in anomalies if a.via is None and not a.city]
+    # the jump, once by each view: the fast one (its first reading) and the slow one
+    assert sorted(a.detector for a in own) == ["sensor_ensemble", "sustained_shift"]
+    a = next(a for a in own if a.detector == "sensor_ensemble")
     # one copy per neighbour, keyed by the neighbour, so a boundary incident sees both sides
-    copies = [c for c in anomalies if c.via is not None]
+    copies = [c for c in anomalies if c.via is not None and c.anomaly_id.startswith(
+        a.anomaly_id)]
     assert sorted(c.region for c in copies) == sorted(registry.neighbours("harbour"))
     assert all(c.via == "harbour" and c.p_value == a.p_value for c in copies)
+    # and one copy to every anomalies partition, for the city-wide view
+    city = [(c, p) for c, p in records_out if c.city and c.anomaly_id.startswith(a.anomaly_id)]
+    assert sorted(p for _, p in city) == list(range(worker.settings.partitions))
     assert (a.kind, a.region, a.observed) == ("env:water_cod", "harbour", 60.0)
     assert a.expected == pytest.approx(20.4, abs=0.5)
     assert a.detector == "sensor_ensemble"
