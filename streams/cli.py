@@ -142,7 +142,8 @@ def worker(
 @app.command()
 def simulate(
     seed: Annotated[int, typer.Option(help="Random seed (deterministic output).")] = 7,
-    days: Annotated[float, typer.Option(help="Simulated days.")] = 7.0,
+    days: Annotated[float | None, typer.Option(
+        help="Simulated days (default 7; 14 with --world random).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(help="Write events to this JSONL file.")] = None,
     truth: Annotated[Path | None, typer.Option(help="Write ground truth to this JSON file.")
                      ] = None,
@@ -150,9 +151,22 @@ def simulate(
     effect_scale: Annotated[float, typer.Option(help="Scale every incident's effect.")] = 1.0,
     speed: Annotated[float, typer.Option(help="With --to-kafka: event-time speed-up, 0 = max.")
                      ] = 0.0,
+    world: Annotated[str, typer.Option(
+        metavar="[classic|random]", help="classic: this simulator on the region registry; "
+        "random: a world whose structure is drawn from the seed (streams/world/).")
+                     ] = "classic",
+    regions_out: Annotated[Path | None, typer.Option(
+        help="With --world random: write the drawn region registry CSV here.")] = None,
 ) -> None:
     """Generate department streams with injected incidents and their ground truth."""
     import tempfile
+
+    if world != "classic":  # a drawn world (refuses an unknown --world)
+        from .world.commands import simulate_world
+
+        simulate_world(world, seed, days, out, truth, regions_out, effect_scale, to_kafka,
+                       speed)
+        return
 
     from .regions import RegionRegistry
     from .replay import replay_file
@@ -162,7 +176,8 @@ def simulate(
     if out is None and not to_kafka:
         raise TocsinError("say where to write: --out FILE.jsonl and/or --to-kafka")
     s = _settings()
-    sim = run_sim(SimConfig(seed=seed, days=days, effect_scale=effect_scale),
+    sim = run_sim(SimConfig(seed=seed, days=7.0 if days is None else days,
+                            effect_scale=effect_scale),
                   RegionRegistry.from_csv(s.region_registry))
     with tempfile.TemporaryDirectory() as tmp:
         path = out or Path(tmp) / "events.jsonl"
@@ -284,6 +299,22 @@ def eval_nab(
         write_results(out, files, scores)
     _print_report(report, as_json, ("standard", "reward_low_fp", "reward_low_fn", "files",
                                     "us_per_event", "bytes_per_series"))
+
+
+@eval_app.command("zoo")
+def eval_zoo(
+    worlds: Annotated[int, typer.Option(help="How many random worlds (seeds seed-base...).")],
+    seed_base: Annotated[int, typer.Option(help="Seed of the first world.")] = 1000,
+    effect_scale: Annotated[float, typer.Option(help="Scale every incident's strength.")
+                            ] = 1.0,
+    days: Annotated[float, typer.Option(help="Simulated days per world.")] = 14.0,
+    jobs: Annotated[int, typer.Option(help="Worlds run in parallel processes.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score Tocsin and the naive and single baselines on random worlds (streams/world/)."""
+    from .world.commands import eval_zoo as run
+
+    run(worlds, seed_base, effect_scale, days, jobs, as_json)
 
 
 @app.command()
