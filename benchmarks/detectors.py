@@ -4,11 +4,12 @@
                                              [--params default|test] [--repeat R]
 
 For every spec of :func:`detectors.checks.specs`: the detector (production parameters by
-default) is fed its family's seeded stream, score before learn, exactly as the checks feed
-it; the cost is the wall time of those calls per event, the state the pickled detector per
-series (per key or entity for keyed detectors), the largest seen at ten checkpoints. The
-targets: O(1) detectors 5 us and 1 KB per series; ensembles (and multivariate detectors)
-30 us and 2 KB. See benchmarks/README.md. Nothing here is asserted; it prints figures.
+default) is driven over its family's seeded stream, score before learn, exactly as the
+checks and the pipeline drive it; the cost is the wall time of those calls per event, the
+state the pickled detector per series (per key or entity for keyed detectors), the largest
+seen at ten checkpoints. The targets: O(1) detectors 5 us and 1 KB per series; ensembles
+(and multivariate detectors) 30 us and 2 KB. See benchmarks/README.md. Nothing here is
+asserted; it prints figures.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ ROOT = HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
-from detectors.checks import DetectorSpec, specs, state_bytes  # noqa: E402
+from detectors.checks import DetectorSpec, drive, specs, state_bytes  # noqa: E402
 
 #: (microseconds per event, pickled bytes per series)
 TARGET_O1 = (5.0, 1024)
@@ -40,7 +41,6 @@ TARGET_ENSEMBLE = (30.0, 2048)
 def measure(spec: DetectorSpec, events: int, params: str, repeat: int, seed: int = 0
             ) -> dict[str, Any]:
     stream = spec.stream(seed, events)
-    feed = spec.feed
     step = max(len(stream) // 10, 1)
     best = float("inf")
     per_series = 0.0
@@ -54,7 +54,7 @@ def measure(spec: DetectorSpec, events: int, params: str, repeat: int, seed: int
             chunk = stream[start:start + step]
             t0 = time.perf_counter()
             for x, t, _ in chunk:
-                feed(det, x, t)
+                drive(det, x, t)
             elapsed += time.perf_counter() - t0
             n_series = max(spec.n_series(det), 1)
             per_series = max(per_series, state_bytes(det) / n_series)

@@ -1,8 +1,9 @@
 """Tocsin detectors and correlation: pure Python, importable without Kafka.
 
-Every detector follows one contract (river style): ``learn_one`` updates state,
-``score_one`` returns a :class:`~detectors.base.Score` whose ``score`` is higher
-for more anomalous input and whose ``p_value`` is a calibrated tail probability.
+Every detector follows one contract (:mod:`detectors.base`): ``explain_one(x, t)`` gives a
+:class:`~detectors.base.Score` (observed, expected, calibrated tail probability),
+``score_one(x, t)`` its ``1 - p`` in [0, 1], both before ``learn_one(x, t)`` updates the
+state. What counts as a finding is :mod:`detectors.policy`.
 """
 
 from .base import Score

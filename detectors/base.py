@@ -1,19 +1,51 @@
 """The detector contract and the tail probabilities shared by detectors.
 
-The contract (river style), stated once for every detector in this package:
+The contract, stated once for every detector class in this package:
 
-* ``score_one(x, t)`` says how anomalous observation ``x`` at event time ``t`` (epoch
-  seconds) is **before** it is learned, and never changes the detector's state. Higher =
-  more anomalous. Detectors whose output feeds one shared threshold return a
-  **calibrated** anomaly likelihood in ``[0, 1]`` (``1 - p`` of a tail probability), never
-  NaN; bucketed count/rate detectors return a :class:`Score` (observed, expected, p-value).
-* ``learn_one(x, t)`` updates the state with ``x``.
-* Parameters are constructor arguments stored as attributes of the same name; a ``seed``
-  argument is taken wherever randomness enters (and accepted, unused, elsewhere).
-* State is bounded (no growth with the number of observations) and pickle-able.
-* Flat, quantised, missing (NaN) and irregularly spaced input must not produce NaN or a
-  division by zero.
+* ``explain_one(x, t) -> Score``: observation ``x`` at event time ``t`` (epoch seconds)
+  judged against everything learned before it: the observed value, the expected one and
+  the tail probability ``p_value`` in [0, 1]. For a level the reading is compared with
+  the baseline; for counts, rates and an entity's record the windows or the record are
+  taken **with** ``x`` counted. It never learns ``x`` and never changes the state (a cache
+  left out of pickles and copies is allowed).
+* ``score_one(x, t) -> float``: ``1 - p`` of ``explain_one(x, t)``, a calibrated anomaly
+  likelihood in [0, 1], never NaN, never changing the state. Documented exceptions:
+  :class:`~detectors.sensor.SensorEnsemble` reports one excursion once (its
+  ``score_one`` is 0 while a reading is no more surprising than the one already
+  reported) and :class:`~detectors.multivariate.HalfSpaceTreesDetector` is river's
+  uncalibrated score (in [0, 1], no probability).
+* ``learn_one(x, t) -> None``: learns ``x``; returns nothing.
+* The pipeline calls ``explain_one`` (or ``score_one``) and then ``learn_one`` on each
+  observation, in event-time order; so does the check suite (:mod:`detectors.checks`).
+* What ``x`` is, per family:
 
+  - a level (sensor reading, price): a float, NaN for a missing reading;
+  - a station: a mapping of metric name to float;
+  - a keyed detector: a tuple whose first item is the key, the rest the observation
+    about it: ``(key, n)``, ``n`` events, for :class:`~detectors.counts.CountSurge`
+    (``n = 0`` asks about the counts as they stand); ``(key, failed)``, one trial, for
+    :class:`~detectors.rates.RateSurge` (``failed = None`` asks about the trials as they
+    stand); ``(entity_id, kind[, failed])`` or an
+    :class:`~detectors.entity_risk.EntityEvent` for
+    :class:`~detectors.entity_risk.EntityRisk`.
+
+* Event-time buckets (``CountSurge``, ``RateSurge``): ``explain_one(x, t)`` judges ``x``
+  as if the watermark had reached ``t``; ``learn_one(x, t)`` moves the watermark to ``t``
+  (closing buckets), counts ``x`` and, when the counts with ``x`` make a finding under
+  :func:`detectors.policy.fired`, marks its bucket fired, so fired windows stay out of the
+  baseline. ``advance(watermark)`` moves the watermark further (a source's watermark,
+  shared by several detectors). ``accepts(x, t)`` says whether ``learn_one`` will count
+  ``x``; an ``x`` too late for its bucket is not counted (``late_events`` counts it) and
+  is explained with ``p = 1``. ``has_fired(key, t)`` says whether the key already made a
+  finding in ``t``'s bucket: the pipeline reports one finding per key and bucket.
+* Parameters are constructor arguments stored as attributes of the same name; every
+  constructor takes a ``seed`` (used wherever randomness enters, accepted elsewhere).
+* State is bounded (no growth with the number of observations) and pickle-able; a copy
+  or a pickle round trip behaves as the original.
+* Flat, quantised, missing (NaN) and irregularly spaced input must not produce NaN, an
+  exception or a division by zero.
+
+What counts as a finding (thresholds, weak evidence) is :mod:`detectors.policy`.
 :mod:`detectors.checks` holds the generic check suite every detector passes.
 """
 
@@ -25,14 +57,14 @@ from typing import Any, Protocol
 
 from scipy.special import betainc, cython_special, gammainc
 
+# the alert levels are policy (detectors.policy); imported here for Score.alert_level and
+# for the modules that take them from here
+from .policy import RED_P, YELLOW_P
+
 # scalar entry points of the same C routines as the scipy.special ufuncs (identical values,
 # about a sixth of the cost per call on Python floats)
 gammainc_scalar = cython_special.gammainc
 betaln_scalar = cython_special.betaln
-
-#: p-value below which a count/rate signal is reported red, and yellow (ESSENCE style)
-RED_P = 0.01
-YELLOW_P = 0.05
 
 #: smallest p-value reported; keeps -log10(p) finite
 P_FLOOR = 1e-300
@@ -60,7 +92,8 @@ class Score:
 
     @property
     def alert_level(self) -> str | None:
-        """``"red"`` below p = 0.01, ``"yellow"`` below 0.05, else ``None``."""
+        """``"red"`` below p = 0.01, ``"yellow"`` below 0.05, else ``None``
+        (:func:`detectors.policy.alert_level`)."""
         if self.p_value < RED_P:
             return "red"
         if self.p_value < YELLOW_P:
@@ -71,8 +104,9 @@ class Score:
 class Detector(Protocol):
     """Any detector in this package (see the module docstring for the contract)."""
 
-    def learn_one(self, x: Any, t: float) -> Any: ...
-    def score_one(self, x: Any, t: float) -> Any: ...
+    def learn_one(self, x: Any, t: float, /) -> None: ...
+    def score_one(self, x: Any, t: float, /) -> float: ...
+    def explain_one(self, x: Any, t: float, /) -> Score: ...
 
 
 NO_SCORE = Score(math.nan, math.nan, 1.0)

@@ -10,10 +10,11 @@ and a window that fired is held as its last bucket, not as its buckets."""
 from __future__ import annotations
 
 import math
+import pickle
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Hashable
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 
 def find_cell(cells: array[int], b: int, width: int) -> int:
@@ -54,7 +55,9 @@ S = TypeVar("S", bound=KeyMarks)
 
 class BucketedDetector(Generic[S]):
     """Base of :class:`~detectors.counts.CountSurge` and :class:`~detectors.rates.RateSurge`;
-    subclasses set ``bucket_s``, ``scales`` (sorted) and ``_keys``.
+    subclasses set ``bucket_s``, ``scales`` (sorted), ``lateness_s``, ``_closed_through``
+    (the last closed bucket, None before the first watermark) and ``_keys``, and define
+    ``advance``.
 
     Attributes named in ``_transient`` are caches derived from the rest of the state (and
     rebuilt on demand): they are left out of pickles and copies, so that a copy, a pickle
@@ -64,8 +67,42 @@ class BucketedDetector(Generic[S]):
 
     bucket_s: float
     scales: tuple[int, ...]
+    lateness_s: float
+    _closed_through: int | None
     _keys: dict[Hashable, S]
+    _memo: Any  # explain_one's last answer, for learn_one (a cache: see the subclasses)
     _transient: ClassVar[tuple[str, ...]] = ()
+
+    def advance(self, watermark: float) -> None:
+        raise NotImplementedError
+
+    def _would_close(self, t: float) -> bool:
+        """Whether ``advance(t)`` would close a bucket (``t`` finite)."""
+        closed = self._closed_through
+        return closed is None or (
+            math.floor((t - self.lateness_s) / self.bucket_s) - 1 > closed)
+
+    def _at(self, t: float) -> Self:
+        """This detector if ``advance(t)`` would change nothing, else a copy advanced to
+        ``t``: what explain_one judges an observation at ``t`` against, without moving
+        this detector's watermark. (A copy at most once per bucket closed when the caller
+        advances or learns in event-time order.)"""
+        if not self._would_close(t):
+            return self
+        twin = self._fork()
+        twin.advance(t)
+        return twin
+
+    def _fork(self) -> Self:
+        """A copy whose watermark can move without touching this detector (subclasses
+        copy what ``advance`` changes, for less than a pickle round trip)."""
+        twin: Self = pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        return twin
+
+    def has_fired(self, key: Hashable, t: float) -> bool:
+        """Whether ``key`` already made a finding in ``t``'s bucket (while it is open)."""
+        st = self._keys.get(key)
+        return st is not None and self.bucket_of(t) in st.fired
 
     def _reset_transient(self) -> None:
         """Empty the caches (subclasses: whenever the baseline changes)."""
@@ -88,6 +125,7 @@ class BucketedDetector(Generic[S]):
         st = self._keys.get(key)
         if st is None:
             return True
+        self._memo = None  # (a copy explain_one kept does not have the mark)
         b = self.bucket_of(t)
         if b in st.fired:
             return False

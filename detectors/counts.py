@@ -4,14 +4,29 @@ over-dispersed baseline (in the spirit of CDC EARS / Farrington)."""
 from __future__ import annotations
 
 import math
+import operator
 from array import array
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias, overload
 
 from .base import P_FLOOR, Score, gammainc_scalar
 from .buckets import BucketedDetector, add_cell, find_cell
+from .policy import fired
+
+#: one observation: ``(key, n)``, n events of ``key`` (n = 0: none, a question only)
+CountObs: TypeAlias = tuple[Hashable, int]
+#: what explain_one says about an observation it will not count
+_NOT_COUNTED = Score(0.0, 0.0, 1.0)
+
+
+def _fields(x: CountObs) -> tuple[Hashable, int]:
+    key, n = x
+    n = operator.index(n)
+    if n < 0:
+        raise ValueError(f"a count observation is (key, n) with n >= 0 events, got {x!r}")
+    return key, n
 
 PHI_PRIOR = 1.2
 PHI_PRIOR_WEIGHT = 3.0
@@ -48,6 +63,11 @@ class _KeyState:
         """(bucket, count) of the closed buckets in the guard band, oldest first."""
         it = iter(self.closed)
         return list(zip(it, it, strict=True))
+
+    def copy(self) -> _KeyState:
+        return _KeyState(self.closed_through, array("q", self.opened), array("q", self.closed),
+                         self.level_sum, self.level_n, self.disp_sum, self.disp_n, self.fired,
+                         self.fired_windows, self.outlier_run)
 
     # pickled as plain values (small ints pickle in 2 to 5 bytes, an array's in 8)
     def __getstate__(self) -> tuple[Any, ...]:
@@ -88,19 +108,27 @@ class CountSurge(BucketedDetector[_KeyState]):
     corrected, is reported. A bucket joins the baseline only after it has left the longest
     window (a guard band), and not at all if a window holding it fired.
 
-    Buckets close in event time: :meth:`advance` with a watermark closes every bucket
-    that ended more than ``lateness_s`` before it, for every key (zero counts included).
+    An observation is ``(key, n)``: ``n`` events of ``key`` at event time ``t`` (see the
+    contract in :mod:`detectors.base`). :meth:`explain_one` is the tail of the counts
+    with those events counted, as if the watermark had reached ``t``; :meth:`learn_one`
+    moves the watermark to ``t``, counts them, and marks the bucket fired when the counts
+    make a finding (:func:`detectors.policy.fired`). Buckets close in event time: the
+    watermark (:meth:`advance`, or the latest ``t`` learned) closes every bucket that
+    ended more than ``lateness_s`` before it, for every key (zero counts included); an
+    event of a closed bucket is not counted (:meth:`accepts`, ``late_events``).
 
     >>> det = CountSurge(bucket_s=3600, warmup_buckets=24)
     >>> t0 = 1_700_000_000 - 1_700_000_000 % 86400
-    >>> for h in range(72):
-    ...     det.advance(t0 + h * 3600)
-    ...     _ = det.learn_one("odor", t0 + h * 3600 + 60)
-    >>> det.score_one("odor", t0 + 72 * 3600).p_value > 0.1
+    >>> for h in range(72):                          # one odour complaint an hour
+    ...     det.learn_one(("odor", 1), t0 + h * 3600 + 60)
+    >>> det.explain_one(("odor", 1), t0 + 72 * 3600 + 60).p_value > 0.1
     True
-    >>> for i in range(8):
-    ...     _ = det.learn_one("odor", t0 + 72 * 3600 + 60 * i)
-    >>> det.score_one("odor", t0 + 72 * 3600).p_value < 1e-4
+    >>> for i in range(7):                           # then eight within minutes
+    ...     det.learn_one(("odor", 1), t0 + 72 * 3600 + 60 * i)
+    >>> s = det.explain_one(("odor", 1), t0 + 72 * 3600 + 600)
+    >>> s.observed, s.p_value < 1e-4, det.has_fired("odor", t0 + 72 * 3600)
+    (8.0, True, True)
+    >>> det.score_one(("odor", 1), t0 + 72 * 3600 + 600) == 1.0 - s.p_value
     True
     """
 
@@ -144,14 +172,28 @@ class CountSurge(BucketedDetector[_KeyState]):
         self._reset_transient()
 
     # caches derived from the state, valid until the next bucket closes (not pickled)
-    _transient: ClassVar[tuple[str, ...]] = ("_windows_cache", "_shapes", "_first_scale")
+    _transient: ClassVar[tuple[str, ...]] = ("_windows_cache", "_shapes", "_first_scale",
+                                              "_memo")
 
     def _reset_transient(self) -> None:
         self._windows_cache: dict[Hashable, _Windows] = {}
+        # the last explain_one: (key, t, n, its Score, the copy advanced to t or None),
+        # for the learn_one of the same observation (the counts after it are what it
+        # judged, the copy the state it moves to); dropped by any change
+        self._memo: tuple[Hashable, float, int, Score, CountSurge | None] | None = None
         self._shapes: list[float] | None = None
         # index of the first (shortest) scale whose window holds a bucket of a given age
         self._first_scale = [next(i for i, w in enumerate(self.scales) if w > age)
                              for age in range(self.scales[-1])]
+
+    def _fork(self) -> CountSurge:
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__getstate__())
+        twin._keys = {k: st.copy() for k, st in self._keys.items()}
+        twin._slot_sum = self._slot_sum[:]
+        twin._slot_n = self._slot_n[:]
+        twin._reset_transient()
+        return twin
 
     # -- time -------------------------------------------------------------------------
 
@@ -193,6 +235,7 @@ class CountSurge(BucketedDetector[_KeyState]):
         self._closed_through = last_closable
         self._windows_cache.clear()
         self._shapes = None
+        self._memo = None
 
     def _close_bucket(self, b: int) -> None:
         slot = self._slot(b)
@@ -252,13 +295,17 @@ class CountSurge(BucketedDetector[_KeyState]):
     def _state(self, key: Hashable, t: float) -> _KeyState:
         st = self._keys.get(key)
         if st is None:
-            start = self._start_bucket if self._start_bucket is not None else self.bucket_of(t)
-            closed = self._closed_through if self._closed_through is not None else start - 1
-            # a key first seen now has had zero events since the detector started
-            st = _KeyState(closed_through=closed)
-            n_zero = max(0, closed - start + 1)
-            st.level_n = (1.0 - self._decay**n_zero) / (1.0 - self._decay)
-            self._keys[key] = st
+            st = self._keys[key] = self._new_state(t)
+        return st
+
+    def _new_state(self, t: float) -> _KeyState:
+        """The state of a key first seen at ``t``."""
+        start = self._start_bucket if self._start_bucket is not None else self.bucket_of(t)
+        closed = self._closed_through if self._closed_through is not None else start - 1
+        # a key first seen now has had zero events since the detector started
+        st = _KeyState(closed_through=closed)
+        n_zero = max(0, closed - start + 1)
+        st.level_n = (1.0 - self._decay**n_zero) / (1.0 - self._decay)
         return st
 
     def _level(self, st: _KeyState) -> float:
@@ -277,30 +324,107 @@ class CountSurge(BucketedDetector[_KeyState]):
         return min(max(phi, 1.0), self.max_phi)
 
     # -- contract ------------------------------------------------------------------------
-    def learn_one(self, key: Hashable, t: float) -> bool:
-        """Count one event for ``key`` at event time ``t``. False if it came too late."""
+    def accepts(self, x: CountObs, t: float) -> bool:
+        """Whether :meth:`learn_one` will count ``x`` at ``t``: its bucket is still open
+        (and ``t`` finite)."""
+        if not -math.inf < t < math.inf:
+            return False
+        st = self._keys.get(x[0])
+        closed = self._closed_through if st is None else st.closed_through
+        return closed is None or math.floor(t / self.bucket_s) > closed
+
+    def explain_one(self, x: CountObs, t: float) -> Score:
+        """The windows ending at ``t``'s bucket with the ``n`` events of ``x = (key, n)``
+        counted, as if the watermark had reached ``t``: observed events and expected
+        events of the winning window and its p-value. ``p = 1`` for events too late to
+        count. Changes no state."""
+        key, n = _fields(x)
+        if not self.accepts(x, t):
+            return _NOT_COUNTED
+        det = self._at(t)
+        s = det._score(key, t, n)
+        self._memo = (key, t, n, s, None if det is self else det)
+        return s
+
+    @overload
+    def score_one(self, x: CountObs, t: float) -> float: ...
+    @overload
+    def score_one(self, x: str, t: float) -> Score: ...
+
+    def score_one(self, x: CountObs | str, t: float) -> float | Score:
+        """``1 - p`` of :meth:`explain_one`, in [0, 1].
+
+        Deprecated call shape: with a bare key (a ``str``) instead of ``(key, n)``, the
+        :class:`Score` of the counts as they stand (no event added, the watermark as it
+        is), as before the contract of :mod:`detectors.base`; ``streams/detection.py``
+        still calls it after a deprecated ``learn_one(key, t)``. It goes once that calls
+        ``explain_one((key, 1), t)`` before ``learn_one((key, 1), t)``.
+        """
+        if isinstance(x, str):  # the deprecated shape
+            return self._score(x, t, 0)
+        return self.explain_one(x, t).likelihood
+
+    @overload
+    def learn_one(self, x: CountObs, t: float) -> None: ...
+    @overload
+    def learn_one(self, x: str, t: float) -> bool: ...
+
+    def learn_one(self, x: CountObs | str, t: float) -> bool | None:
+        """Move the watermark to ``t``, count the ``n`` events of ``x = (key, n)`` (unless
+        their bucket has closed: then ``late_events`` counts them) and mark the bucket
+        fired if the counts now make a finding (:func:`detectors.policy.fired`).
+
+        Deprecated call shape: with a bare key (a ``str``), count one event without
+        moving the watermark or marking anything, and return False if it came too late;
+        ``streams/detection.py`` still calls it so. It goes with the deprecated
+        ``score_one`` shape.
+        """
+        if isinstance(x, str):  # the deprecated shape
+            return self._count(x, t, 1)
+        key, n = _fields(x)
+        memo, self._memo = self._memo, None
+        if not -math.inf < t < math.inf:
+            self.late_events += n
+            return None
+        # explain_one judged exactly these counts: its answer (and the copy it advanced)
+        hit = memo if memo is not None and memo[:3] == (key, t, n) else None
+        if hit is not None and hit[4] is not None:  # take the copy's state: advanced to t
+            self.__dict__.update(hit[4].__dict__)
+        else:
+            self.advance(t)
+        if n == 0 or not self._count(key, t, n):
+            return None
+        s = hit[3] if hit is not None else self._score(key, t, 0)
+        if fired(s.p_value, s.observed):
+            self.mark_fired(key, t)
+        return None
+
+    def _count(self, key: Hashable, t: float, n: int) -> bool:
+        """Count ``n`` events for ``key`` at event time ``t``. False if they came too late
+        (counted in ``late_events``)."""
+        self._memo = None
         st = self._keys.get(key) or self._state(key, t)
         b = math.floor(t / self.bucket_s)
         if b <= st.closed_through:
-            self.late_events += 1
+            self.late_events += n
             return False
         opened = st.opened
-        n = len(opened)
-        if n and opened[n - 2] == b:  # the newest open bucket: the usual case
-            opened[n - 1] += 1
-        elif not n or opened[n - 2] < b:  # a new newest one
+        size = len(opened)
+        if size and opened[size - 2] == b:  # the newest open bucket: the usual case
+            opened[size - 1] += n
+        elif not size or opened[size - 2] < b:  # a new newest one
             opened.append(b)
-            opened.append(1)
+            opened.append(n)
         else:
-            opened[add_cell(opened, b, 2) + 1] += 1
+            opened[add_cell(opened, b, 2) + 1] += n
         win = self._windows_cache.get(key)
         if win is not None:  # keep the cached window counts up to date
             if b == win.bucket:
-                win.here += 1
+                win.here += n
             elif 0 < win.bucket - b < len(self._first_scale):
                 others = win.others
                 for i in range(self._first_scale[win.bucket - b], len(others)):
-                    others[i] += 1
+                    others[i] += n
         return True
 
     def warmed_up(self) -> bool:
@@ -359,13 +483,17 @@ class CountSurge(BucketedDetector[_KeyState]):
                         closed_here, expected, [0.0 if e <= 0 else e / phi for e in expected],
                         each[0], phi)
 
-    def score_one(self, key: Hashable, t: float) -> Score:
-        """Tail probability of the counts in the windows ending at ``t``'s bucket."""
+    def _score(self, key: Hashable, t: float, n: int) -> Score:
+        """Tail probability of the counts in the windows ending at ``t``'s bucket, ``n``
+        events of ``key`` added to that bucket; the watermark as it is."""
         st = self._keys.get(key)
+        known = st is not None
         if st is None:
-            return Score(0.0, 0.0, 1.0)
+            if not n:
+                return _NOT_COUNTED
+            st = self._new_state(t)  # (not kept: nothing is learned)
         b = math.floor(t / self.bucket_s)
-        win = self._windows_cache.get(key)
+        win = self._windows_cache.get(key) if known else None
         if win is None or win.bucket != b:  # (a cached entry implies warmed up)
             if not self.warmed_up():
                 i = find_cell(st.opened, b, 2)
@@ -373,12 +501,14 @@ class CountSurge(BucketedDetector[_KeyState]):
                     here = st.opened[i + 1]
                 else:
                     here = next((c for bb, c in st.recent if bb == b), 0)
-                return Score(float(here), math.nan, 1.0)
-            win = self._windows_cache[key] = self._windows(st, b)
+                return Score(float(here + n), math.nan, 1.0)
+            win = self._windows(st, b)
+            if known:
+                self._windows_cache[key] = win
         # quasi_poisson_sf(count, expected, phi) per window, inlined; the smallest p wins
         # (the first of equals), p floored at P_FLOOR
         others = win.others
-        here = win.here
+        here = win.here + n
         phi = win.phi
         scaled = win.scaled
         best_p = 1.0

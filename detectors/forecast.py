@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeAlias, cast
 
 import yaml
 
-from detectors.base import P_FLOOR
+from detectors.base import P_FLOOR, Score
 
 Direction = Literal["above", "below"]
 DIRECTIONS: tuple[Direction, ...] = ("above", "below")
@@ -135,6 +135,9 @@ class LimitForecast:
     >>> f.warning, round(f.crossing_in_s / 3600, 1)
     (True, 1.6)
     >>> det.score_one(90.0, t0 + 900 * 48) > 0.75
+    True
+    >>> s = det.explain_one(90.0, t0 + 900 * 48)     # p: the value stays below the limit
+    >>> s.p_value < 0.25 and s.expected > 100.0
     True
     """
 
@@ -387,10 +390,12 @@ class LimitForecast:
                 not pending or t - (pending[-1][0] - horizon) >= horizon / MAX_PENDING):
             pending.append((t + horizon, st.level + st.trend * self._damped(horizon)))
 
-    def score_one(self, x: float, t: float) -> float:
-        """Probability in [0, 1] that the value ``horizon_s`` after ``t`` is past the limit,
-        given the readings so far and ``x``. Changes no state (the update it computes is
-        kept aside, outside the state, for a ``learn_one`` of the same reading next)."""
+    def _evaluate(self, x: float, t: float) -> tuple[float, float]:
+        """``(expected, p_exceed)``: the forecast value ``horizon_s`` after ``t`` and the
+        probability that the value then is past the limit, given the readings so far and
+        ``x``; ``(level or NaN, 0)`` before ``min_points`` readings. Changes no state (the
+        update it computes is kept aside, outside the state, for a ``learn_one`` of the
+        same reading next)."""
         st = self._st
         if not (math.isfinite(x) and math.isfinite(t)) or (st.n and t < st.t):
             n, last_t, level, trend, err_var = st.n, st.t, st.level, st.trend, st.err_var
@@ -405,8 +410,21 @@ class LimitForecast:
             n, last_t, level, trend, err_var = advanced
             h_var, h_n = due[0], min(due[1], H_COUNT_CAP)
         if n < self.min_points:
-            return 0.0
-        return self._p_exceed(n, last_t, level, trend, err_var, h_var, h_n, t)[2]
+            return (level if n else math.nan), 0.0
+        _, expected, p = self._p_exceed(n, last_t, level, trend, err_var, h_var, h_n, t)
+        return expected, p
+
+    def score_one(self, x: float, t: float) -> float:
+        """Probability in [0, 1] that the value ``horizon_s`` after ``t`` is past the limit,
+        given the readings so far and ``x``. Changes no state."""
+        return self._evaluate(x, t)[1]
+
+    def explain_one(self, x: float, t: float) -> Score:
+        """``x``, the forecast value ``horizon_s`` after ``t`` and the probability that the
+        value then is **not** past the limit (so ``score_one`` is ``1 - p``). Changes no
+        state."""
+        expected, p_exceed = self._evaluate(x, t)
+        return Score(x, expected, 1.0 - p_exceed)
 
     def forecast(self, t: float) -> Forecast:
         """The projection from event time ``t`` (at least the last reading's time)."""

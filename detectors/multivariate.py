@@ -2,8 +2,9 @@
 
 One observation ``x`` is a ``dict`` of metric name -> value (``{"pm25": 41.0, "pm10":
 77.5, "no2": 28.0}``); a metric may be absent from an observation or NaN. Two detectors
-follow the package contract (:mod:`detectors.base`): ``score_one(x, t)`` before
-``learn_one(x, t)``, ``score_one`` never changes state, higher = more anomalous.
+follow the package contract (:mod:`detectors.base`): ``explain_one(x, t)`` /
+``score_one(x, t)`` before ``learn_one(x, t)``, neither changes state, higher = more
+anomalous.
 
 * :class:`StationDetector` (use this): robust online standardisation of each metric, an
   exponentially weighted covariance of the standardised vector shrunk toward the identity,
@@ -24,8 +25,10 @@ import functools
 import math
 from collections.abc import Mapping
 
-from scipy.special import gammainc
+from scipy.special import gammainc, gammaincc
 from scipy.stats import chi2
+
+from .base import Score
 
 #: finite inputs are clamped to +-this (keeps squares and products finite)
 MAX_ABS = 1e100
@@ -158,6 +161,9 @@ class StationDetector:
     True
     >>> det.score_one({"pm10": 54.0, "no2": float("nan")}, t=0.0) < 0.99  # alone: normal
     True
+    >>> s = det.explain_one({"pm25": 50.0, "pm10": 54.0, "no2": 25.0}, t=0.0)
+    >>> s.expected, s.p_value < 1e-3              # three metrics, far from them
+    (3.0, True)
     """
 
     def __init__(
@@ -266,8 +272,9 @@ class StationDetector:
         return sum(v * v for v in u)  # S = I
 
     # -- contract -------------------------------------------------------------------------
-    def score_one(self, x: Mapping[str, float], t: float | None = None) -> float:
-        """Calibrated anomaly likelihood of ``x`` in [0, 1] (0.0 during warmup)."""
+    def _distance(self, x: Mapping[str, float]) -> tuple[float, int]:
+        """``(d2, k)``: the squared Mahalanobis distance of ``x`` over the ``k`` observed
+        metrics with ``warmup`` values (``(0, 0)`` if none)."""
         slots: list[int] = []
         u: list[float] = []
         n = self._n
@@ -276,12 +283,30 @@ class StationDetector:
                 slots.append(i)
                 u.append(self._z(i, v))
         if not slots:
+            return 0.0, 0
+        return self._mahalanobis2(slots, u), len(slots)
+
+    def score_one(self, x: Mapping[str, float], t: float | None = None) -> float:
+        """Calibrated anomaly likelihood of ``x`` in [0, 1] (0.0 during warmup)."""
+        d2, k = self._distance(x)
+        if not k:
             return 0.0
-        d2 = self._mahalanobis2(slots, u)
         if not d2 < math.inf:  # overflow (or NaN, which cannot happen): maximally unusual
             return 1.0
-        p = float(gammainc(0.5 * len(slots), 0.5 * d2))
+        p = float(gammainc(0.5 * k, 0.5 * d2))
         return min(max(p, 0.0), 1.0) if p == p else 1.0
+
+    def explain_one(self, x: Mapping[str, float], t: float | None = None) -> Score:
+        """The squared Mahalanobis distance (observed), its expectation ``k`` (the number
+        of metrics scored) and the chi-square upper tail ``P(chi2_k >= d2)`` (p = 1 during
+        warmup); ``score_one`` is ``1 - p``, up to rounding."""
+        d2, k = self._distance(x)
+        if not k:
+            return Score(0.0, 0.0, 1.0)
+        if not d2 < math.inf:
+            return Score(math.inf, float(k), 0.0)
+        p = float(gammaincc(0.5 * k, 0.5 * d2))
+        return Score(d2, float(k), min(max(p, 0.0), 1.0) if p == p else 0.0)
 
     def learn_one(self, x: Mapping[str, float], t: float | None = None) -> None:
         """Update locations, scales and covariance with the finite tracked values of ``x``."""
@@ -403,6 +428,12 @@ class HalfSpaceTreesDetector:
             return 0.0
         s = float(self._model.score_one(clean))
         return min(max(s, 0.0), 1.0) if s == s else 0.0
+
+    def explain_one(self, x: Mapping[str, float], t: float | None = None) -> Score:
+        """river's score as observed, no expectation (NaN), and ``1 - score`` in the
+        place of a p-value: **not** a probability (see the class docstring)."""
+        s = self.score_one(x, t)
+        return Score(s, math.nan, 1.0 - s)
 
     def learn_one(self, x: Mapping[str, float], t: float | None = None) -> None:
         clean = self._clean(x, admit=True)

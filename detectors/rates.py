@@ -8,10 +8,17 @@ from array import array
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias, overload
 
 from .base import TINY_TERM, Score, betabinom_lower, betaln_scalar
 from .buckets import BucketedDetector, add_cell
+from .policy import fired
+
+#: one observation: ``(key, failed)``, one trial of ``key`` and whether it failed
+#: (``failed`` None: no trial, a question only)
+RateObs: TypeAlias = tuple[Hashable, bool | None]
+#: what explain_one says about a trial it will not count, or before the warm-up
+_NO_EVIDENCE = Score(0.0, 0.0, 1.0)
 
 
 @dataclass(slots=True)
@@ -42,6 +49,10 @@ class _RateState:
         first."""
         it = iter(self.closed)
         return list(zip(it, it, it, strict=True))
+
+    def copy(self) -> _RateState:
+        return _RateState(array("q", self.opened), array("q", self.closed), self.n_sum,
+                          self.k_sum, self.fired, self.fired_windows, self.outlier_run)
 
     # pickled as plain values (small ints pickle in 2 to 5 bytes, an array's in 8)
     def __getstate__(self) -> tuple[Any, ...]:
@@ -95,22 +106,34 @@ class RateSurge(BucketedDetector[_RateState]):
     pooled over all keys. The observed failures among the trials of the last 1, 6, 12 and
     24 buckets are scored with the beta-binomial upper tail (which carries the baseline's
     own uncertainty), and the smallest p-value, Bonferroni corrected, is reported.
-    Buckets close in event time (``advance`` with a watermark) and join the baseline only
+    Buckets close in event time (the watermark: :meth:`advance`, or the latest ``t``
+    learned) and join the baseline only
     once they have left the longest scoring window (a guard band, as in Farrington's
     method), and never if they were inside a window that fired (unless the key has been
     firing for ``hold_buckets`` in a row: then the high rate is the new normal).
 
+    An observation is ``(key, failed)``, one trial (see the contract in
+    :mod:`detectors.base`; ``(key, None)`` is no trial, a question about the windows as
+    they stand). :meth:`explain_one` scores the windows with that trial counted, as if the
+    watermark had reached ``t`` (``p = 1`` until ``warmup_trials`` trials have joined the
+    baseline); :meth:`learn_one` moves the watermark to ``t``, counts the trial and, for a
+    failed one, marks the bucket fired when the failures make a finding
+    (:func:`detectors.policy.fired`). A trial of a closed bucket is not counted
+    (:meth:`accepts`, ``late_events``).
+
     >>> det = RateSurge(bucket_s=3600)
     >>> t0 = 1_700_000_000.0
     >>> for h in range(48):                       # 10 inspections an hour, 1 fails
-    ...     det.advance(t0 + h * 3600)
     ...     for i in range(10):
-    ...         _ = det.learn_one("harbour", t0 + h * 3600 + i, failed=(i == 0))
-    >>> det.score_one("harbour", t0 + 47 * 3600).p_value > 0.05
+    ...         det.learn_one(("harbour", i == 0), t0 + h * 3600 + i)
+    >>> det.explain_one(("harbour", True), t0 + 47 * 3600 + 10).p_value > 0.05
     True
-    >>> for i in range(10):                        # then 6 of 10 fail
-    ...     _ = det.learn_one("harbour", t0 + 48 * 3600 + i, failed=(i < 6))
-    >>> det.score_one("harbour", t0 + 48 * 3600).p_value < 1e-3
+    >>> for i in range(9):                         # then 6 of 10 fail
+    ...     det.learn_one(("harbour", i < 5), t0 + 48 * 3600 + i)
+    >>> s = det.explain_one(("harbour", True), t0 + 48 * 3600 + 9)
+    >>> s.observed, s.p_value < 1e-3
+    (6.0, True)
+    >>> det.score_one(("harbour", True), t0 + 48 * 3600 + 9) == 1.0 - s.p_value
     True
     """
 
@@ -148,10 +171,15 @@ class RateSurge(BucketedDetector[_RateState]):
         self._reset_transient()
 
     # caches derived from the state, valid until the next bucket closes (not pickled)
-    _transient: ClassVar[tuple[str, ...]] = ("_windows_cache", "_baseline_cache", "_orders")
+    _transient: ClassVar[tuple[str, ...]] = ("_windows_cache", "_baseline_cache", "_orders",
+                                              "_memo")
 
     def _reset_transient(self) -> None:
         self._windows_cache: dict[Hashable, _Windows] = {}
+        # the last explain_one: (key, t, failed, its Score, the copy advanced to t or
+        # None), for the learn_one of the same trial (the counts after it are what it
+        # judged, the copy the state it moves to); dropped by any change
+        self._memo: tuple[Hashable, float, bool, Score, RateSurge | None] | None = None
         # per key until the next bucket closes: a, b, betaln(a, b) and the trials and
         # failures of the closed buckets by age
         self._baseline_cache: dict[
@@ -159,6 +187,13 @@ class RateSurge(BucketedDetector[_RateState]):
         # the order of evaluation of the windows when window i won last time: i first
         size = len(self.scales)
         self._orders = [[i, *(x for x in range(size) if x != i)] for i in range(size)]
+
+    def _fork(self) -> RateSurge:
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__getstate__())
+        twin._keys = {k: st.copy() for k, st in self._keys.items()}
+        twin._reset_transient()
+        return twin
 
     # -- baseline -------------------------------------------------------------------------
     def _beta(self, st: _RateState) -> tuple[float, float]:
@@ -211,10 +246,96 @@ class RateSurge(BucketedDetector[_RateState]):
                 self.forget_fired_windows(st, last - guard)
         self._windows_cache.clear()
         self._baseline_cache.clear()
+        self._memo = None
 
     # -- contract -------------------------------------------------------------------------
-    def learn_one(self, key: Hashable, t: float, failed: bool) -> bool:
-        """Count one trial of ``key`` at event time ``t``. False if it came too late."""
+    def accepts(self, x: RateObs, t: float) -> bool:
+        """Whether :meth:`learn_one` will count the trial ``x`` at ``t``: its bucket is
+        still open (and ``t`` finite)."""
+        if not -math.inf < t < math.inf:
+            return False
+        closed = self._closed_through
+        return closed is None or math.floor(t / self.bucket_s) > closed
+
+    def explain_one(self, x: RateObs, t: float) -> Score:
+        """Failures among trials in the windows ending at ``t``'s bucket with the trial
+        ``x = (key, failed)`` counted (none for ``failed`` None), as if the watermark had
+        reached ``t`` (observed and expected are failure counts of the winning window).
+        Changes no state."""
+        key, failed = x
+        if not self.accepts(x, t):
+            return _NO_EVIDENCE
+        det = self._at(t)
+        if failed is None:
+            return det._score(key, t, 0, 0)
+        fail = bool(failed)
+        s = det._score(key, t, 1, int(fail))
+        self._memo = (key, t, fail, s, None if det is self else det)
+        return s
+
+    @overload
+    def score_one(self, x: RateObs, t: float) -> float: ...
+    @overload
+    def score_one(self, x: str, t: float) -> Score: ...
+
+    def score_one(self, x: RateObs | str, t: float) -> float | Score:
+        """``1 - p`` of :meth:`explain_one`, in [0, 1].
+
+        Deprecated call shape: with a bare key (a ``str``) instead of ``(key, failed)``,
+        the :class:`Score` of the trials as they stand (none added, the watermark as it
+        is), as before the contract of :mod:`detectors.base`; ``streams/detection.py``
+        still calls it after a deprecated ``learn_one(key, t, failed)``. It goes once that
+        calls ``explain_one((key, failed), t)`` before ``learn_one((key, failed), t)``.
+        """
+        if isinstance(x, str):  # the deprecated shape
+            return self._score(x, t, 0, 0)
+        return self.explain_one(x, t).likelihood
+
+    @overload
+    def learn_one(self, x: RateObs, t: float) -> None: ...
+    @overload
+    def learn_one(self, x: str, t: float, failed: bool) -> bool: ...
+
+    def learn_one(self, x: RateObs | str, t: float, failed: bool | None = None
+                  ) -> bool | None:
+        """Move the watermark to ``t``, count the trial ``x = (key, failed)`` (unless its
+        bucket has closed: then ``late_events`` counts it; ``failed`` None: no trial) and,
+        if it failed, mark the bucket fired when the failures now make a finding
+        (:func:`detectors.policy.fired`).
+
+        Deprecated call shape: ``learn_one(key, t, failed)`` counts the trial without
+        moving the watermark or marking anything, and returns False if it came too late;
+        ``streams/detection.py`` still calls it so. It goes with the deprecated
+        ``score_one`` shape.
+        """
+        if isinstance(x, str):  # the deprecated shape
+            return self._count(x, t, bool(failed))
+        key, failed = x
+        memo, self._memo = self._memo, None
+        if not -math.inf < t < math.inf:
+            self.late_events += failed is not None
+            return None
+        # explain_one judged exactly these trials: its answer (and the copy it advanced)
+        hit = (memo if memo is not None and failed is not None
+               and memo[:3] == (key, t, bool(failed)) else None)
+        if hit is not None and hit[4] is not None:  # take the copy's state: advanced to t
+            self.__dict__.update(hit[4].__dict__)
+        else:
+            self.advance(t)
+        if failed is None:
+            return None
+        fail = bool(failed)
+        if not self._count(key, t, fail) or not fail:
+            return None
+        s = hit[3] if hit is not None else self._score(key, t, 0, 0)
+        if fired(s.p_value, s.observed):
+            self.mark_fired(key, t)
+        return None
+
+    def _count(self, key: Hashable, t: float, failed: bool) -> bool:
+        """Count one trial of ``key`` at event time ``t``. False if it came too late
+        (counted in ``late_events``)."""
+        self._memo = None
         b = math.floor(t / self.bucket_s)
         closed = self._closed_through
         if closed is not None and b <= closed:
@@ -260,13 +381,14 @@ class RateSurge(BucketedDetector[_RateState]):
                 k_by_age[age] = k
         return n_by_age, k_by_age
 
-    def _windows(self, key: Hashable, st: _RateState, b: int, best: int) -> _Windows:
+    def _windows(self, key: Hashable, st: _RateState, b: int, best: int,
+                 cache: bool = True) -> _Windows:
         """Trials and failures of the windows ending at bucket ``b`` and the key's Beta
-        baseline."""
+        baseline (kept in ``_baseline_cache`` if ``cache``)."""
         scales = self.scales
         longest = scales[-1]
         ct = self._closed_through
-        if ct is not None and b > ct:
+        if ct is not None and b > ct and cache:
             lag = b - ct
             # the closed buckets and the baseline are the same for every bucket until the
             # next one closes: kept per key (bucket b - lag is the newest closed one)
@@ -356,19 +478,26 @@ class RateSurge(BucketedDetector[_RateState]):
         p: float = 1.0 - lower
         return 0.0 if p < 0.0 else 1.0 if p > 1.0 else p
 
-    def score_one(self, key: Hashable, t: float) -> Score:
-        """Failures among trials in the windows ending at ``t``'s bucket (observed and
-        expected are failure counts)."""
+    def _score(self, key: Hashable, t: float, add_n: int, add_k: int) -> Score:
+        """Failures among trials in the windows ending at ``t``'s bucket, ``add_n`` trials
+        with ``add_k`` failures added to that bucket; the watermark as it is (observed
+        and expected are failure counts)."""
+        if self._pool_n < self.warmup_trials:
+            return _NO_EVIDENCE
         st = self._keys.get(key)
-        if st is None or self._pool_n < self.warmup_trials:
-            return Score(0.0, 0.0, 1.0)
+        known = st is not None
+        if st is None:
+            if not add_n:
+                return _NO_EVIDENCE
+            st = _RateState()  # (not kept: nothing is learned)
         b = math.floor(t / self.bucket_s)
-        win = self._windows_cache.get(key)
+        win = self._windows_cache.get(key) if known else None
         if win is None or win.bucket != b:
-            win = self._windows_cache[key] = self._windows(
-                key, st, b, 0 if win is None else win.best)
-        here_n = win.here_n
-        here_k = win.here_k
+            win = self._windows(key, st, b, 0 if win is None else win.best, cache=known)
+            if known:
+                self._windows_cache[key] = win
+        here_n = win.here_n + add_n
+        here_k = win.here_k + add_k
         wins = win.wins
         # The smallest p wins, the first (shortest window) of equals. The window that won
         # last time goes first. A window whose failures are as at its last evaluation has

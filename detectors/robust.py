@@ -6,7 +6,7 @@ import math
 from array import array
 from bisect import bisect_right as _bisect_right
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, overload
 
 from .base import NO_SCORE, P_FLOOR, Score
 
@@ -153,12 +153,17 @@ class RobustBaseline:
     :class:`RollingWindow`); pickled, the state is the window in arrival order (8 bytes a
     value) and the parameters.
 
+    Event time ``t`` is accepted and not used (the window counts observations, not time).
+
     >>> det = RobustBaseline(window=50, min_history=10)
-    >>> for x in [10.0, 10.5, 9.8, 10.2, 9.9, 10.1, 10.3, 9.7, 10.0, 10.4, 10.1]:
-    ...     det.learn_one(x)
-    >>> det.score_one(10.2).p_value > 0.1
+    >>> for i, x in enumerate([10.0, 10.5, 9.8, 10.2, 9.9, 10.1, 10.3, 9.7, 10.0, 10.4]):
+    ...     det.learn_one(x, 60.0 * i)
+    >>> det.explain_one(10.2, 600.0).p_value > 0.1
     True
-    >>> det.score_one(25.0).p_value < 1e-6
+    >>> s = det.explain_one(25.0, 600.0)
+    >>> s.p_value < 1e-6, s.expected
+    (True, 10.05)
+    >>> det.score_one(25.0, 600.0) == 1.0 - s.p_value
     True
     """
 
@@ -199,6 +204,7 @@ class RobustBaseline:
         return len(self._win)
 
     def learn_one(self, x: float, t: float = 0.0) -> None:
+        """Add ``x`` to the window (a non-finite ``x`` is ignored)."""
         self._win.add(x)
 
     def expected(self) -> tuple[float, float]:
@@ -216,7 +222,10 @@ class RobustBaseline:
         scale = max(1.4826 * mad, self.rel_floor * abs(med), self.abs_floor)
         return med, scale
 
-    def score_one(self, x: float, t: float = 0.0) -> Score:
+    def explain_one(self, x: float, t: float = 0.0) -> Score:
+        """``x``, the window's median and the robust z-score's normal tail (``direction``:
+        upper, lower or two-sided); p = 1 for a non-finite ``x`` and until ``min_history``
+        values are learned."""
         if not math.isfinite(x):
             return NO_SCORE
         if len(self._win.sorted) < self.min_history:
@@ -231,3 +240,21 @@ class RobustBaseline:
         else:
             p = min(max(0.5 * math.erfc(abs(z) / _SQRT2), P_FLOOR) * 2.0, 1.0)
         return Score(x, med, p)
+
+    @overload
+    def score_one(self, x: float) -> Score: ...
+    @overload
+    def score_one(self, x: float, t: float) -> float: ...
+
+    def score_one(self, x: float, t: float | None = None) -> float | Score:
+        """``1 - p`` of :meth:`explain_one`, in [0, 1].
+
+        Deprecated call shape: ``score_one(x)`` without ``t`` returns the whole
+        :class:`Score`, as before the contract of :mod:`detectors.base`;
+        ``streams/detection.py`` still calls it so. It goes once that calls
+        ``explain_one(x, t)``.
+        """
+        s = self.explain_one(x)
+        if t is None:  # the deprecated shape
+            return s
+        return s.likelihood

@@ -52,9 +52,10 @@ def test_robust_flat_series_is_finite() -> None:
     det = RobustBaseline(window=20, min_history=5)
     for _ in range(30):
         det.learn_one(5.0)
-    s = det.score_one(5.0)
+    s = det.explain_one(5.0, 0.0)
     assert s.p_value == pytest.approx(0.5) and math.isfinite(s.score)
-    assert det.score_one(6.0).p_value < 1e-6
+    assert det.explain_one(6.0, 0.0).p_value < 1e-6
+    assert det.score_one(6.0, 0.0) == 1.0 - det.explain_one(6.0, 0.0).p_value
 
 
 def test_robust_detects_level_shift_and_ignores_noise() -> None:
@@ -62,9 +63,9 @@ def test_robust_detects_level_shift_and_ignores_noise() -> None:
     det = RobustBaseline()
     for _ in range(200):
         det.learn_one(20 + rng.gauss(0, 1))
-    quiet = [det.score_one(20 + rng.gauss(0, 1)).p_value for _ in range(200)]
+    quiet = [det.explain_one(20 + rng.gauss(0, 1), 0.0).p_value for _ in range(200)]
     assert sum(p < 1e-5 for p in quiet) == 0
-    assert det.score_one(35.0).p_value < 1e-10
+    assert det.explain_one(35.0, 0.0).p_value < 1e-10
 
 
 def test_robust_pickle_round_trip() -> None:
@@ -72,7 +73,7 @@ def test_robust_pickle_round_trip() -> None:
     for i in range(50):
         det.learn_one(float(i % 7))
     clone = pickle.loads(pickle.dumps(det))
-    assert clone.score_one(9.0) == det.score_one(9.0)
+    assert clone.explain_one(9.0, 0.0) == det.explain_one(9.0, 0.0)
 
 
 @settings(max_examples=200, deadline=None)
@@ -80,8 +81,8 @@ def test_robust_pickle_round_trip() -> None:
 def test_property_robust_never_nan(xs: list[float]) -> None:
     det = RobustBaseline(window=30, min_history=3)
     for x in xs:
-        s = det.score_one(x)
-        assert 0.0 <= s.p_value <= 1.0
+        s = det.explain_one(x, 0.0)
+        assert 0.0 <= s.p_value <= 1.0 and 0.0 <= det.score_one(x, 0.0) <= 1.0
         det.learn_one(x)
     assert det.n <= 30
 
@@ -125,7 +126,7 @@ def test_robust_pickle_is_compact_and_keeps_arrival_order() -> None:
     clone = pickle.loads(pickle.dumps(det))
     for i in range(150):  # the clone evicts the same (oldest) values as the original
         x = 50.0 + i
-        assert clone.score_one(x) == det.score_one(x)
+        assert clone.explain_one(x, 0.0) == det.explain_one(x, 0.0)
         clone.learn_one(x)
         det.learn_one(x)
     assert clone.expected() == det.expected() and clone.n == det.n == 96
@@ -137,7 +138,7 @@ def _feed_counts(det: CountSurge, hours: int, rate: float, rng: random.Random,
         t = T0 + h * HOUR
         det.advance(t)
         for _ in range(_poisson(rng, rate)):
-            det.learn_one(key, t + rng.uniform(0, HOUR))
+            det.learn_one((key, 1), t + rng.uniform(0, HOUR))
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -158,14 +159,14 @@ def test_count_surge_quiet_on_poisson_noise_and_fires_on_surge() -> None:
         t = T0 + h * HOUR
         det.advance(t)
         for _ in range(_poisson(rng, 0.5)):
-            det.learn_one("k", t + 60)
-            false += det.score_one("k", t + 60).p_value < 1e-3
+            false += det.explain_one(("k", 1), t + 60).p_value < 1e-3
+            det.learn_one(("k", 1), t + 60)
     assert false <= 1
     t = T0 + 192 * HOUR
     det.advance(t)
     for i in range(8):
-        det.learn_one("k", t + 60 * i)
-    s = det.score_one("k", t + 600)
+        det.learn_one(("k", 1), t + 60 * i)
+    s = det.explain_one(("k", 0), t + 600)
     assert s.p_value < 1e-4 and s.observed >= 8 and s.expected < 2
 
 
@@ -173,9 +174,13 @@ def test_count_surge_late_events_counted_not_scored() -> None:
     det = CountSurge(lateness_s=1800)
     det.advance(T0)
     det.advance(T0 + 10 * HOUR)
-    assert det.learn_one("k", T0 + 60) is False
+    assert not det.accepts(("k", 1), T0 + 60)
+    assert det.explain_one(("k", 1), T0 + 60) == Score(0.0, 0.0, 1.0)
+    det.learn_one(("k", 1), T0 + 60)
     assert det.late_events == 1
-    assert det.learn_one("k", T0 + 10 * HOUR - 600) is True
+    assert det.accepts(("k", 1), T0 + 10 * HOUR - 600)
+    det.learn_one(("k", 1), T0 + 10 * HOUR - 600)
+    assert det.late_events == 1 and det.explain_one(("k", 0), T0 + 10 * HOUR - 60).observed == 1
 
 
 def test_count_surge_rare_key_uses_pooled_prior() -> None:
@@ -186,14 +191,16 @@ def test_count_surge_rare_key_uses_pooled_prior() -> None:
         det.advance(t)
         for k in ("a", "b", "c"):
             for _ in range(_poisson(rng, 0.3)):
-                det.learn_one(k, t + 30)
+                det.learn_one((k, 1), t + 30)
     t = T0 + 72 * HOUR
     det.advance(t)
-    det.learn_one("new", t + 10)
-    assert det.score_one("new", t + 20).p_value > 0.01  # one event of a new key is no surge
+    first = det.explain_one(("new", 1), t + 10)  # a key not seen yet, its first event
+    det.learn_one(("new", 1), t + 10)
+    assert first == det.explain_one(("new", 0), t + 20)
+    assert first.p_value > 0.01  # one event of a new key is no surge
     for i in range(5):
-        det.learn_one("new", t + 30 + i)
-    assert det.score_one("new", t + 60).p_value < 1e-3
+        det.learn_one(("new", 1), t + 30 + i)
+    assert det.explain_one(("new", 0), t + 60).p_value < 1e-3
 
 
 def test_count_surge_deterministic_and_picklable() -> None:
@@ -201,8 +208,8 @@ def test_count_surge_deterministic_and_picklable() -> None:
         rng = random.Random(9)
         det = CountSurge()
         _feed_counts(det, 60, 1.0, rng)
-        return [det.score_one("k", T0 + 60 * HOUR).p_value, pickle.loads(
-            pickle.dumps(det)).score_one("k", T0 + 60 * HOUR).p_value]
+        return [det.explain_one(("k", 0), T0 + 60 * HOUR).p_value, pickle.loads(
+            pickle.dumps(det)).explain_one(("k", 0), T0 + 60 * HOUR).p_value]
 
     a, b = run(), run()
     assert a == b and a[0] == a[1]
@@ -280,28 +287,38 @@ count_events = st.lists(
 def test_count_surge_scores_equal_the_uncached_formula(
     events: list[tuple[float, int, int]], warmup: int, scales: tuple[int, ...]
 ) -> None:
-    """Scores (before and after learning, with late events, gaps, fired windows and a
-    pickle round trip) are exactly the values the uncached formula gives. Mode per event:
-    0 score then learn (as the checks feed), 1 learn only, 2 score, learn and look again
-    (at t and an hour before)."""
+    """Explanations (of the counts as they stand and with the event counted, with late
+    events, gaps, fired windows and a pickle round trip) are exactly the values the
+    uncached formula gives. Mode per event: 0 explain then learn (as the checks drive), 1
+    learn only, 2 explain, learn and look again (at t and an hour before); the watermark
+    is advanced before each event, as the pipeline does, except in mode 0 (then
+    learn_one moves it)."""
     det = CountSurge(warmup_buckets=warmup, scales=scales, seasonal_period=24)
     t = T0
     for i, (dt_min, k, mode) in enumerate(events):
         t += dt_min * 60.0
         key = f"k{k}"
-        det.advance(t)
+        if mode:
+            det.advance(t)
         if mode == 1:
-            det.learn_one(key, t)
+            det.learn_one((key, 1), t)
             continue
-        s = det.score_one(key, t)
-        assert _same_score(s, _reference_count_score(det, key, t))
-        det.learn_one(key, t)
-        if mode == 2:
+        s = det.explain_one((key, 1), t)
+        if det.accepts((key, 1), t):
+            asked = pickle.loads(pickle.dumps(det))  # the state explain_one judges against
+            asked.advance(t)
+            assert _same_score(det.explain_one((key, 0), t),
+                               _reference_count_score(asked, key, t))
+            asked.learn_one((key, 1), t)  # and with the event counted
+            assert _same_score(s, _reference_count_score(asked, key, t))
+        else:
+            assert s == Score(0.0, 0.0, 1.0)
+        det.learn_one((key, 1), t)
+        if mode == 2:  # look again (at a bucket still open: a closed one explains p = 1)
             for when in (t, t - HOUR):
-                assert _same_score(det.score_one(key, when),
-                                   _reference_count_score(det, key, when))
-        if s.p_value < 2e-3 and s.observed >= 2:
-            det.mark_fired(key, t)
+                if det.accepts((key, 0), when):
+                    assert _same_score(det.explain_one((key, 0), when),
+                                       _reference_count_score(det, key, when))
         if i == len(events) // 2:
             det = pickle.loads(pickle.dumps(det))
 
@@ -336,10 +353,52 @@ def test_count_surge_cached_windows_follow_late_events() -> None:
     t = T0 + 30 * HOUR + 600.0  # 10 minutes into bucket 30: bucket 29 is still open
     det.advance(t)
     for _ in range(3):
-        det.learn_one("k", t)
-    assert _same_score(det.score_one("k", t), _reference_count_score(det, "k", t))
+        det.learn_one(("k", 1), t)
+    assert _same_score(det.explain_one(("k", 0), t), _reference_count_score(det, "k", t))
     for _ in range(4):  # late, for bucket 29
-        assert det.learn_one("k", t - 1200.0)
-        s = det.score_one("k", t)
+        assert det.accepts(("k", 1), t - 1200.0)
+        det.learn_one(("k", 1), t - 1200.0)
+        s = det.explain_one(("k", 0), t)
         assert _same_score(s, _reference_count_score(det, "k", t))
     assert det._keys["k"].open[det.bucket_of(t - 1200.0)] >= 4  # bucket 29 took them
+
+
+# -- the contract's order against the deprecated one (delete with the deprecated shapes) -----
+
+
+@pytest.mark.parametrize("family", ["count_keys", "rate_keys"])
+def test_explain_then_learn_gives_the_deprecated_pipeline_scores(family: str) -> None:
+    """``explain_one(x, t)`` then ``learn_one(x, t)`` gives, event by event, the Score that
+    streams/detection.py gets today from advance, the deprecated ``learn_one(key, t[,
+    failed])``, the deprecated ``score_one(key, t)`` and ``mark_fired`` on a finding (for
+    rates: of failed trials, the only ones it scores); and the same events are late."""
+    from detectors.checks.specs import COUNT_KEYS, RATE_KEYS
+    from detectors.policy import fired
+    from detectors.rates import RateSurge
+
+    fam = COUNT_KEYS if family == "count_keys" else RATE_KEYS
+    streams = {"main": fam.stream(3, 8_000), "memory": (fam.memory or fam.stream)(4, 8_000),
+               **fam.edges(5)}
+    compared = 0
+    for label, stream in streams.items():
+        old: CountSurge | RateSurge = CountSurge() if family == "count_keys" else RateSurge()
+        new: CountSurge | RateSurge = CountSurge() if family == "count_keys" else RateSurge()
+        for x, t, _ in stream:
+            key, value = x
+            if value is None or (family == "count_keys" and value != 1):
+                continue  # (questions and batches have no deprecated form)
+            old.advance(t)
+            if isinstance(old, CountSurge):
+                learned = old.learn_one(key, t)
+            else:
+                learned = old.learn_one(key, t, bool(value))
+            want = old.score_one(key, t) if learned and value is not False else None
+            if want is not None and fired(want.p_value, want.observed):
+                old.mark_fired(key, t)
+            assert new.accepts(x, t) == learned, (label, x, t)
+            got = new.explain_one(x, t)
+            new.learn_one(x, t)
+            if want is not None:
+                assert _same_score(got, want), (label, x, t, got, want)
+                compared += 1
+    assert compared > 4_000

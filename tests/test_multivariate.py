@@ -177,12 +177,12 @@ def test_detects_broken_correlation_that_hst_and_per_metric_detectors_miss() -> 
         station.learn_one(x, float(k))
         hst.learn_one(x, float(k))
         for m, v in x.items():
-            per_metric[m].learn_one(v)
+            per_metric[m].learn_one(v, float(k))
     broken = {"turbidity": 12.0 + 1.5 * 3.0, "tss": 40.0 - 1.5 * 8.0}
     usual = {"turbidity": 12.0 + 1.5 * 3.0, "tss": 40.0 + 1.5 * 8.0}
     for m, v in broken.items():  # inside each marginal range; per-metric detectors: normal
         assert min(x[m] for x in train) < v < max(x[m] for x in train)
-        assert per_metric[m].score_one(v).p_value > 0.05
+        assert per_metric[m].explain_one(v, 0.0).p_value > 0.05
 
     s_broken = station.score_one(broken, 0.0)
     assert s_broken > 0.99

@@ -91,18 +91,21 @@ def test_rate_surge_matches_beta_binomial_tail_and_pickles() -> None:
     det = RateSurge(scales=(1,), prior_trials=20.0, prior_rate=0.1, warmup_trials=0.0)
     t0 = 3600.0 * 1000
     det.advance(t0)
-    for i in range(5):
-        det.learn_one("r", t0 + i, failed=i < 3)
+    for i in range(4):
+        det.learn_one(("r", i < 3), t0 + i)
     a, b = det._beta(det._keys["r"])
     assert (a, b) == (2.0, 18.0)  # nothing in the baseline yet: the prior alone
-    s = det.score_one("r", t0)
+    s = det.explain_one(("r", False), t0 + 4)  # the fifth trial, counted
+    det.learn_one(("r", False), t0 + 4)
+    assert s == det.explain_one(("r", None), t0)  # (None: no trial, a question)
+    assert det.score_one(("r", None), t0) == 1.0 - s.p_value
     assert s.observed == 3.0
     # the tail is summed as scipy sums it, by a recurrence between the terms: equal to
     # scipy's to the last few bits, and to the exact (rational) value
     assert s.p_value == pytest.approx(float(betabinom.sf(2, 5, 2.0, 18.0)), rel=1e-13)
     assert s.p_value == pytest.approx(_exact_sf(3, 5, 2.0, 18.0), rel=1e-13)
     clone = pickle.loads(pickle.dumps(det))
-    assert clone.score_one("r", t0) == s
+    assert clone.explain_one(("r", None), t0) == s
 
 
 @settings(max_examples=60, deadline=None)
@@ -112,9 +115,8 @@ def test_rate_surge_scores_are_probabilities(trials: list[tuple[int, bool]]) -> 
     t = 0.0
     for dt, failed in trials:
         t += dt * 60.0
-        det.advance(t)
-        det.learn_one("k", t, failed)
-        p = det.score_one("k", t).p_value
+        p = det.explain_one(("k", failed), t).p_value
+        det.learn_one(("k", failed), t)
         assert 0.0 <= p <= 1.0 and not math.isnan(p)
 
 
@@ -214,10 +216,11 @@ trial_events = st.lists(
 def test_rate_surge_scores_match_scipy_reference(
     events: list[tuple[float, int, bool, int]], prior_trials: float, scales: tuple[int, ...]
 ) -> None:
-    """Fed like the checks feed it (advance, score, learn, mark fired) with bursts of
-    trials, late trials, gaps and trials learned without a score, every score is the
-    scipy computation's: p to within scipy's rounding, the window of the smallest p.
-    Copies taken on the way give the same outputs as the original, to the last bit."""
+    """Driven as the pipeline drives it (advance, explain, learn: learning marks fired
+    buckets) with bursts of trials, late trials, gaps and trials learned unexplained,
+    every explanation is the scipy computation's on the trials with the new one counted:
+    p to within scipy's rounding, the window of the smallest p. Copies taken on the way
+    give the same outputs as the original, to the last bit."""
     det = RateSurge(prior_trials=prior_trials, prior_rate=0.1, warmup_trials=0.0,
                     scales=scales)
     twin: RateSurge | None = None
@@ -234,25 +237,26 @@ def test_rate_surge_scores_match_scipy_reference(
             if d is not None:
                 d.advance(t)
         if mode == 1:  # learned without a score
-            det.learn_one(key, t, failed)
+            det.learn_one((key, failed), t)
             if twin is not None:
-                twin.learn_one(key, t, failed)
+                twin.learn_one((key, failed), t)
             continue
-        s = det.score_one(key, t)
-        _assert_matches_reference(s, _reference_rate_windows(det, key, t), len(scales))
+        accepted = det.accepts((key, failed), t)
+        s = det.explain_one((key, failed), t)
         out.append(s)
         if twin is not None:
-            twin_out.append(twin.score_one(key, t))
-        det.learn_one(key, t, failed)
+            twin_out.append(twin.explain_one((key, failed), t))
+        det.learn_one((key, failed), t)
         if twin is not None:
-            twin.learn_one(key, t, failed)
+            twin.learn_one((key, failed), t)
+        if accepted:  # the trials explain_one judged are the ones now learned
+            _assert_matches_reference(s, _reference_rate_windows(det, key, t), len(scales))
+        else:
+            assert s == Score(0.0, 0.0, 1.0)
         if mode == 2:  # look again after learning, and at the hour before
             for when in (t, t - 3600.0):
-                again = det.score_one(key, when)
-                _assert_matches_reference(again, _reference_rate_windows(det, key, when),
-                                          len(scales))
-        if failed and s.p_value < 2e-3 and s.observed >= 2:
-            det.mark_fired(key, t)
-            if twin is not None:
-                twin.mark_fired(key, t)
+                if det.accepts((key, None), when):
+                    again = det.explain_one((key, None), when)
+                    _assert_matches_reference(again, _reference_rate_windows(det, key, when),
+                                              len(scales))
     assert twin_out == out

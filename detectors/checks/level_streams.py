@@ -1,0 +1,307 @@
+"""Seeded synthetic streams of levels: a univariate sensor-like series, a regulated metric
+against its limit, and the readings of one multivariate station; each with its edge
+cases, a null version (nothing injected) and a blatant anomaly after a null stretch."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+from .core import HOUR, T0, Stream
+
+# -- univariate level ---------------------------------------------------------------------------
+
+
+def level_series(
+    seed: int,
+    n: int,
+    *,
+    level: float = 10.0,
+    noise: float = 1.0,
+    step_s: float = 60.0,
+    warmup: int = 400,
+    spike_prob: float = 0.004,
+    shift_prob: float = 0.002,
+    spike_size: float = 5.0,
+    shift_size: float = 4.0,
+    shift_label: int = 1,
+    min_gap: int = 60,
+    season_period: int = 1440,
+    season_amp: float = 0.5,
+) -> Stream:
+    """A univariate sensor-like series: ``level`` plus a slow daily wave and Gaussian noise,
+    with injected spikes (one labelled point of ``spike_size`` noise sds, either sign) and
+    level shifts (``shift_size`` sds, either sign; the first ``shift_label`` points of the
+    new level are labelled: by default only the onset, since detectors differ by design in
+    whether they re-alert on the readings after it, SensorEnsemble reporting an excursion
+    once, and the readings after it are as much the new normal as an anomaly). No anomaly
+    in the first ``warmup`` points, none closer than ``min_gap`` points to the previous one.
+    Values never repeat (new values throughout)."""
+    rng = random.Random(seed)
+    out: Stream = []
+    base = level
+    label_left = 0
+    last_anomaly = -min_gap
+    for i in range(n):
+        t = T0 + i * step_s
+        x = base + season_amp * noise * math.sin(2 * math.pi * i / season_period)
+        x += rng.gauss(0.0, noise)
+        label = False
+        if label_left > 0:
+            label_left -= 1
+            label = True
+        elif i >= warmup and i - last_anomaly >= min_gap:
+            u = rng.random()
+            if u < spike_prob:
+                x += rng.choice((-1.0, 1.0)) * spike_size * noise * rng.uniform(1.0, 1.5)
+                label = True
+                last_anomaly = i
+            elif u < spike_prob + shift_prob:
+                # shift back towards ``level`` when far from it, so the level stays bounded
+                off = base - level
+                sign = -math.copysign(1.0, off) if abs(off) > shift_size * noise else (
+                    rng.choice((-1.0, 1.0)))
+                delta = sign * shift_size * noise * rng.uniform(1.0, 1.5)
+                base += delta
+                x += delta
+                label = True
+                label_left = shift_label - 1
+                last_anomaly = i
+        out.append((x, t, label))
+    return out
+
+
+def with_nans(stream: Stream, seed: int, frac: float = 0.1) -> Stream:
+    """Replace a share ``frac`` of the observations by NaN (missing readings)."""
+    rng = random.Random(seed)
+    return [(math.nan if rng.random() < frac else x, t, y) for x, t, y in stream]
+
+
+def quantised(stream: Stream, step: float = 1.0) -> Stream:
+    """Round every observation to a multiple of ``step`` (a coarse sensor)."""
+    return [(round(x / step) * step, t, y) for x, t, y in stream]
+
+
+def irregular_times(stream: Stream, seed: int) -> Stream:
+    """Re-time a stream irregularly: gaps from 0 (duplicate timestamps) to several days."""
+    rng = random.Random(seed)
+    t = T0
+    out: Stream = []
+    for x, _, y in stream:
+        u = rng.random()
+        if u < 0.1:
+            gap = 0.0
+        elif u < 0.98:
+            gap = rng.expovariate(1 / 60.0)
+        else:
+            gap = rng.uniform(HOUR, 5 * 24 * HOUR)
+        t += gap
+        out.append((x, t, y))
+    return out
+
+
+def flat_series(n: int, value: float = 0.0, jump_every: int = 500, jump: float = 1.0) -> Stream:
+    """A constant series (zero MAD) with a lone jump every ``jump_every`` points."""
+    return [
+        (value + (jump if i % jump_every == jump_every - 1 else 0.0), T0 + 60.0 * i, False)
+        for i in range(n)
+    ]
+
+
+def level_edge_streams(seed: int, n: int = 1_500) -> dict[str, Stream]:
+    """Flat, quantised, NaN-containing and irregularly spaced univariate input."""
+    base = level_series(seed, n, warmup=200)
+    return {
+        "flat": flat_series(n),
+        "flat_nonzero": flat_series(n, value=5.0, jump=-5.0),
+        "quantised": quantised(level_series(seed, n, noise=0.3, warmup=200), step=1.0),
+        "nan": with_nans(base, seed, 0.2),
+        "irregular": irregular_times(base, seed),
+        "nan_then_values": [(math.nan, T0 + i, False) for i in range(300)] + base[:300],
+    }
+
+
+
+def level_null(seed: int, n: int) -> Stream:
+    """:func:`level_series` with nothing injected."""
+    return level_series(seed, n, spike_prob=0.0, shift_prob=0.0)
+
+
+def level_clear(seed: int, n: int = 2_000) -> Stream:
+    """``n`` null readings, then a spike of 15 noise sds (labelled), 100 null readings, and
+    a level shift of 6 sds for 30 readings (labelled)."""
+    base = level_null(seed, n + 131)
+    out: Stream = [(x, t, False) for x, t, _ in base[:n]]
+    x, t, _ = base[n]
+    out.append((x + 15.0, t, True))
+    out.extend((x, t, False) for x, t, _ in base[n + 1:n + 101])
+    out.extend((x + 6.0, t, True) for x, t, _ in base[n + 101:])
+    return out
+
+
+# -- limit ---------------------------------------------------------------------------------------
+
+
+def limit_series(
+    seed: int,
+    n: int,
+    *,
+    limit: float = 100.0,
+    base: float = 40.0,
+    noise: float = 3.0,
+    step_s: float = 900.0,
+    horizon_steps: int = 12,
+    warmup: int = 200,
+    episode_prob: float = 0.01,
+) -> Stream:
+    """A regulated metric (every ``step_s`` seconds) that idles around ``base`` with AR(1)
+    noise and now and then ramps up for 10-50 steps to a peak between 60 and 150 % of
+    ``limit``, holds, and comes back down; about half the episodes cross the limit.
+    The label of a reading is the thing a limit pre-warning predicts: the reading
+    ``horizon_steps`` later is past ``limit``."""
+    rng = random.Random(seed)
+    vals: list[float] = []
+    noise_state = 0.0
+    plan: list[float] = []  # the episode's noise-free path still to run
+    for i in range(n + horizon_steps):
+        noise_state = 0.7 * noise_state + rng.gauss(0.0, noise * math.sqrt(1 - 0.49))
+        if not plan and i >= warmup and rng.random() < episode_prob:
+            peak = limit * rng.uniform(0.6, 1.5)
+            up, hold, down = rng.randint(10, 50), rng.randint(5, 20), rng.randint(10, 40)
+            plan = ([base + (peak - base) * (k + 1) / up for k in range(up)] + [peak] * hold
+                    + [peak - (peak - base) * (k + 1) / down for k in range(down)])
+        level = plan.pop(0) if plan else base
+        vals.append(level + noise_state)
+    return [(vals[i], T0 + i * step_s, vals[i + horizon_steps] > limit) for i in range(n)]
+
+
+def limit_edge_streams(seed: int, n: int = 1_500) -> dict[str, Stream]:
+    """The univariate edge cases plus a series flat exactly at the limit and a ramp
+    through it with NaN gaps and irregular times."""
+    out = level_edge_streams(seed, n)
+    out["flat_at_limit"] = flat_series(n, value=100.0, jump=5.0)
+    ramp = limit_series(seed, n, episode_prob=0.05, warmup=50)
+    out["ramp_nan_irregular"] = irregular_times(with_nans(ramp, seed, 0.1), seed)
+    return out
+
+
+
+def limit_null(seed: int, n: int) -> Stream:
+    """:func:`limit_series` idling around its base: nothing approaches the limit."""
+    return limit_series(seed, n, episode_prob=0.0)
+
+
+def limit_clear(seed: int, n: int = 1_000) -> Stream:
+    """``n`` idle readings, then a steady ramp from 40 to 150 (the limit is 100) over 60
+    readings; labelled as :func:`limit_series` labels (past the limit 12 steps later)."""
+    idle = limit_null(seed, n + 12)
+    vals = [x for x, _, _ in idle[:n]] + [40.0 + 110.0 * (k + 1) / 60 for k in range(60)]
+    vals += [150.0] * 12
+    return [(vals[i], T0 + i * 900.0, vals[i + 12] > 100.0) for i in range(len(vals) - 12)]
+
+
+# -- one station, several metrics ----------------------------------------------------------------
+
+
+def multivariate_series(
+    seed: int,
+    n: int,
+    *,
+    features: Sequence[str] = ("pm25", "pm10", "no2", "temp"),
+    step_s: float = 60.0,
+    warmup: int = 500,
+    spike_prob: float = 0.004,
+    break_prob: float = 0.002,
+    spike_size: float = 7.0,
+    break_len: int = 10,
+    min_gap: int = 60,
+) -> Stream:
+    """Readings of one station as a dict ``{feature: value}``: the features share a common
+    latent factor (so they move together) plus noise. Injected anomalies: a spike in one
+    feature (one labelled reading) and a correlation break (for ``break_len`` labelled
+    readings one feature moves against the others)."""
+    rng = random.Random(seed)
+    loads = [1.0 + 0.5 * i for i in range(len(features))]
+    means = [10.0 * (i + 1) for i in range(len(features))]
+    latent = 0.0
+    out: Stream = []
+    break_left = 0
+    broken = 0
+    last_anomaly = -min_gap
+    for i in range(n):
+        latent = 0.98 * latent + rng.gauss(0.0, 0.3)
+        vals = [m + ld * latent + rng.gauss(0.0, 0.5) for m, ld in zip(means, loads, strict=True)]
+        label = False
+        if break_left > 0:
+            break_left -= 1
+            vals[broken] = means[broken] - loads[broken] * latent + 3.0 + rng.gauss(0.0, 0.5)
+            label = True
+        elif i >= warmup and i - last_anomaly >= min_gap:
+            u = rng.random()
+            if u < spike_prob:
+                j = rng.randrange(len(vals))
+                vals[j] += rng.choice((-1.0, 1.0)) * spike_size * loads[j] * rng.uniform(1, 1.5)
+                label = True
+                last_anomaly = i
+            elif u < spike_prob + break_prob:
+                broken = rng.randrange(len(vals))
+                break_left = break_len - 1
+                vals[broken] = means[broken] - loads[broken] * latent + 3.0
+                label = True
+                last_anomaly = i
+        out.append((dict(zip(features, vals, strict=True)), T0 + i * step_s, label))
+    return out
+
+
+def multivariate_edge_streams(seed: int, n: int = 1_500) -> dict[str, Stream]:
+    """Flat, quantised, NaN-containing, irregularly spaced readings and missing or new
+    features."""
+    base = multivariate_series(seed, n, warmup=200)
+    rng = random.Random(seed)
+    flat: Stream = [({k: 1.0 for k in x}, t, False) for x, t, _ in base]
+    quant: Stream = [({k: float(round(v / 5.0) * 5.0) for k, v in x.items()}, t, y)
+                     for x, t, y in base]
+    nans: Stream = [({k: (math.nan if rng.random() < 0.15 else v) for k, v in x.items()}, t, y)
+                    for x, t, y in base]
+    ragged: Stream = []
+    for i, (x, t, y) in enumerate(base):
+        d = {k: v for k, v in x.items() if rng.random() > 0.2}
+        if i % 300 == 299:
+            d[f"new{i}"] = 1.0
+        ragged.append((d, t, y))
+    times = irregular_times([(0.0, t, y) for _, t, y in base], seed)
+    irregular: Stream = [(x, t, y) for (x, _, y), (_, t, _) in zip(base, times, strict=True)]
+    return {"flat": flat, "quantised": quant, "nan": nans, "missing_and_new_features": ragged,
+            "irregular": irregular}
+
+
+def multivariate_memory_stream(seed: int, n: int) -> Stream:
+    """The station stream with new metric names appearing all the time (three extra
+    metrics per reading, a new one every 2,000 readings): a capped detector ignores them."""
+    out: Stream = []
+    for i, (x, t, y) in enumerate(multivariate_series(seed, n)):
+        j = i // 2_000
+        extra = {f"extra{k}": float(i % 97) + 0.5 * k for k in range(max(j - 2, 0), j + 1)}
+        out.append(({**x, **extra}, t, y))
+    return out
+
+
+
+def multivariate_null(seed: int, n: int) -> Stream:
+    """:func:`multivariate_series` with nothing injected."""
+    return multivariate_series(seed, n, spike_prob=0.0, break_prob=0.0)
+
+
+def multivariate_clear(seed: int, n: int = 2_000) -> Stream:
+    """``n`` null readings, then five where the second metric is 5 units (10 of its noise
+    sds, about 2 of its own spread) off the common factor it follows: a broken
+    correlation, each metric within its usual range (labelled)."""
+    base = multivariate_null(seed, n + 5)
+    out: Stream = [(x, t, False) for x, t, _ in base[:n]]
+    for x, t, _ in base[n:]:
+        y = dict(x)
+        second = list(y)[1]
+        y[second] += 5.0
+        out.append((y, t, True))
+    return out
