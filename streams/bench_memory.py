@@ -21,6 +21,7 @@ from array import array
 
 from detectors.calibration import TailCalibrator
 from detectors.sensor import SensorEnsemble
+from detectors.shift import FaultScreen, SustainedShift
 
 from .detection import Detection, _SensorState
 
@@ -68,7 +69,8 @@ def main(n: int) -> None:
     gc.collect()
     before = rss_bytes()
     for i in range(n):
-        d._sensors[(f"S-{i:07d}", "pm25")] = _SensorState(replicate(src, learning))
+        d._sensors[(f"S-{i:07d}", "pm25")] = _SensorState(
+            replicate(src, learning), SustainedShift(), FaultScreen())
     gc.collect()
     after = rss_bytes()
     print(json.dumps({"series": n, "rss_mb": after / 2**20,

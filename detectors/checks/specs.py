@@ -154,6 +154,11 @@ REGISTRY: list[DetectorSpec] = [
              max_state_bytes=2_048, refractory=True,
              note="score_one is 0 while a reading is no more surprising than the excursion "
                   "already reported (refractory)"),
+    detector("detectors.shift:SustainedShift", (LEVEL,), params={"direction": "both"},
+             auc_floor=0.5, o1=True, max_state_bytes=2_048,
+             note="the slow view: on the level family's onset-labelled spikes its ROC-AUC "
+                  "is 0.51 (measured): it waits for a level, not a spike; its detection "
+                  "of ramps and held shifts is asserted in tests/test_shift.py"),
     _sensor_component("RobustLevel"),
     _sensor_component("EwmaVariance"),
     _sensor_component("PageHinkley"),
@@ -198,6 +203,9 @@ REGISTRY: list[DetectorSpec] = [
 NOT_DETECTORS: dict[str, str] = {
     "detectors.calibration:TailCalibrator": "calibrates one statistic inside a detector: "
                                             "learn_one(s) and p_value(s), no event time",
+    "detectors.shift:FaultScreen": "classifies instrument faults (stuck, impossible, unit "
+                                   "slip), not anomalies of the environment; its contract "
+                                   "and kinds are tested in tests/test_shift.py",
 }
 
 
