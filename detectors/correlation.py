@@ -92,7 +92,7 @@ class CityView:
     incident. Fed with every anomaly of the city (``Finding.city`` copies), in event time.
 
     A kind is city-wide at ``t`` when anomalies of it came from at least ``min_regions``
-    distinct regions within the last ``window_s``.
+    distinct regions within the last ``window_s`` (``market_window_s`` for market kinds).
 
     >>> v = CityView(min_regions=3)
     >>> for i, r in enumerate(["a", "b", "c"]):
@@ -102,22 +102,32 @@ class CityView:
     (True, False)
     """
 
-    def __init__(self, min_regions: int = 4, window_s: float = 6 * 3600.0) -> None:
+    def __init__(self, min_regions: int = 4, window_s: float = 6 * 3600.0,
+                 market_window_s: float = 48 * 3600.0) -> None:
         self.min_regions = min_regions
         self.window_s = window_s
+        # prices are reported a few times a day, some shops only on working days: a
+        # city-wide rise shows up across regions over days, not hours
+        self.market_window_s = market_window_s
         self._last: dict[str, dict[str, float]] = {}  # kind -> origin region -> last time
         self.suppressed = 0  # local findings set aside as common-mode
+
+    def _window(self, kind: str) -> float:
+        return self.market_window_s if kind.startswith("market:") else self.window_s
 
     def add(self, f: Finding) -> None:
         by_region = self._last.setdefault(f.kind, {})
         by_region[f.origin] = max(by_region.get(f.origin, f.t), f.t)
-        for r in [r for r, t in by_region.items() if t < f.t - 2 * self.window_s]:
+        w = self._window(f.kind)
+        for r in [r for r, t in by_region.items() if t < f.t - 2 * w]:
             del by_region[r]
 
     def regions(self, kind: str, t: float) -> int:
-        """Distinct regions with an anomaly of ``kind`` within ``window_s`` before ``t``."""
+        """Distinct regions with an anomaly of ``kind`` within its window (``window_s``;
+        ``market_window_s`` for market kinds) before ``t``."""
         by_region = self._last.get(kind, {})
-        return sum(1 for last in by_region.values() if t - self.window_s <= last <= t)
+        w = self._window(kind)
+        return sum(1 for last in by_region.values() if t - w <= last <= t)
 
     def is_common(self, kind: str, t: float) -> bool:
         return self.regions(kind, t) >= self.min_regions
@@ -167,6 +177,7 @@ class Correlator:
         support_p: float = 2e-3,
         open_p: float = 1e-6,
         weak_p: float = 0.05,
+        strong_p: float = 1e-6,
         neighbour_decay: float = 1.0,
         feedback: FeedbackBar | None = None,
         city: CityView | None = None,
@@ -186,6 +197,7 @@ class Correlator:
         self.support_p = support_p
         self.open_p = open_p
         self.weak_p = weak_p
+        self.strong_p = strong_p
         self.neighbour_decay = neighbour_decay
         self.bar = feedback if feedback is not None else FeedbackBar()
         self.city = city if city is not None else CityView()
@@ -311,13 +323,17 @@ class Correlator:
             return []
         return sorted(ev, key=lambda g: (g.t, g.anomaly_id))
 
-    @staticmethod
-    def _pattern(ev: list[Finding], by_dept: dict[str, float]) -> float | None:
-        """When the leading department shows two or more distinct signals of its own,
-        the time its first one began; else None."""
+    def _pattern(self, ev: list[Finding], by_dept: dict[str, float]) -> float | None:
+        """When the leading department shows two or more distinct signals of its own, or
+        one own signal at ``strong_p`` or below, the time its first one began; else
+        None."""
         lead = min(by_dept, key=by_dept.__getitem__)
         own = [g for g in ev if g.department == lead and not g.via]
-        return min(g.t for g in own) if len({g.signal for g in own}) >= 2 else None
+        if not own:
+            return None
+        if len({g.signal for g in own}) >= 2 or min(g.p_value for g in own) <= self.strong_p:
+            return min(g.t for g in own)
+        return None
 
     def _strength(self, findings: list[Finding]) -> float:
         """-log10 of Fisher over every signal's best p-value: how strongly a region itself

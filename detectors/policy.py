@@ -22,9 +22,11 @@ from __future__ import annotations
 
 #: p-value below which a level signal (a sensor reading, a price) is an anomaly
 ALPHA_LEVEL = 1e-5
-#: p-value below which a sustained sensor shift is reported (hourly while it lasts); the
-#: correlator asks more of it unless another department corroborates
-ALPHA_SHIFT = 1e-5
+#: p-value below which a sustained sensor shift is reported (hourly while it lasts). Its
+#: p-value is the larger of the Gaussian tail and the series' own learned tail
+#: (detectors.shift), so it is far less overconfident than a single reading's: the
+#: correlator still asks support_p of it and open_p of the departments together
+ALPHA_SHIFT = 1e-3
 #: p-value below which a count or rate signal is an anomaly (with at least MIN_COUNT events)
 ALPHA_COUNT = 2e-3
 #: below this, and not an anomaly, a count is weak supporting evidence: for the correlator

@@ -26,21 +26,24 @@ from __future__ import annotations
 import math
 from array import array
 
+from . import calibration as _cal
 from .base import Score, normal_sf
 
 HOUR = 3600.0
 DAY = 86400.0
 #: exponential window lengths (event-time seconds) of the level view
 TAUS = (1800.0, 3600.0, 3 * 3600.0)
+#: how much of an excursion the statistic's tail calibrator learns from
+CALIB_EXCURSION_S = 2 * HOUR
 #: the Unix epoch began on a Thursday: day index 0 is a Thursday
 _EPOCH_WEEKDAY = 3
 
 # _nums layout: window sums and weights (3 + 3), learned window variances (3), variance
 # weight, level, level weight, last time, readings, excursion start (nan: none), accepted
-# at (nan), single-reading variance
+# at (nan), single-reading variance, then the tail calibrator of the statistic
 (_S0, _W0, _V0) = (0, 3, 6)
-_VW, _LVL, _LVLW, _TLAST, _N, _EXC, _ACC, _V1 = range(9, 17)
-_SIZE = 17
+_VW, _LVL, _LVLW, _TLAST, _N, _EXC, _ACC, _V1, _CAL = range(9, 18)
+_SIZE = _CAL + _cal.STATE_SIZE
 _INIT = array("d", [0.0]) * _SIZE
 for _i in (_LVL, _TLAST, _EXC, _ACC):
     _INIT[_i] = math.nan
@@ -139,8 +142,30 @@ class SustainedShift:
         _, zs = self._windows(x - e, t)
         if not self.warmed_up():
             return Score(x, e, 1.0)
-        p = min(1.0, len(TAUS) * normal_sf(self._stat(zs)))
-        return Score(x, e, p)
+        return Score(x, e, self._p(self._stat(zs)))
+
+    def _p(self, stat: float) -> float:
+        """The tail probability of ``stat``: the larger of the Gaussian one (Bonferroni over
+        the windows) and the series' own learned tail (weather that recurs, a drain that
+        fills with every storm, is no surprise there however many sd it spans)."""
+        gauss = min(1.0, len(TAUS) * normal_sf(stat))
+        return max(gauss, self._learned_tail(max(stat, 0.0)))
+
+    def _learned_tail(self, s: float) -> float:
+        """P(stat >= s) from this series' history: the tracked 98% quantile ``u`` and an
+        exponential tail beyond it with the mean exceedance as its scale (a lighter tail
+        than a fitted Pareto: a few windy days must not make a 9-sd leak look common)."""
+        nums = self._nums
+        u, e1, ne = nums[_CAL], nums[_CAL + 2], nums[_CAL + 4]
+        tail = 1.0 - _cal.Q
+        if ne < 3 or s <= u:
+            return 1.0 if s <= 0.0 or u <= 0.0 else (
+                tail if s >= u else math.exp(math.log(tail) * s / u))
+        return max(tail * math.exp(-(s - u) / max(e1, 1e-9)), 1e-300)
+
+    def p_of(self, stat: float) -> float:
+        """The p-value of a statistic on this series' scale (1 before warm-up)."""
+        return self._p(stat) if self.warmed_up() else 1.0
 
     def score_one(self, x: float, t: float = 0.0) -> float:
         return self.explain_one(x, t).likelihood
@@ -181,7 +206,16 @@ class SustainedShift:
             nums[_S0 + k] = nums[_S0 + k] * d + r
             nums[_W0 + k] = nums[_W0 + k] * d + 1.0
         warm = self.warmed_up()
-        excursion = warm and abs(self._stat(zs)) > self.guard_z and self._stat(zs) > 0
+        stat = self._stat(zs)
+        excursion = warm and stat > self.guard_z
+        # the statistic's own tail is learned from normal readings and from the first
+        # CALIB_EXCURSION_S of an excursion (recurring storms are learned; a long incident
+        # does not become its own normal)
+        exc_start = nums[_EXC]
+        if warm and (not excursion or exc_start != exc_start
+                     or t - exc_start < CALIB_EXCURSION_S):
+            _cal.tail_learn(nums, _CAL, _cal.Q, _cal.ETA, _cal.ALPHA, _cal.WINSOR,
+                            max(stat, 0.0))
         if excursion:
             if nums[_EXC] != nums[_EXC]:
                 nums[_EXC] = t
@@ -232,7 +266,9 @@ class SustainedShift:
 
 
 #: fault kinds a :class:`FaultScreen` reports
-FAULT_KINDS = ("stuck", "impossible", "unit_slip")
+FAULT_KINDS = ("stuck", "impossible", "unit_slip", "erratic")
+#: readings an erratic-spike check looks back over
+ERRATIC_N = 6
 
 
 class FaultScreen:
@@ -241,7 +277,9 @@ class FaultScreen:
     * ``stuck``: ``stuck_n`` or more identical readings in a row, on a series that varied
       before;
     * ``impossible``: a negative reading on a series that was never negative;
-    * ``unit_slip``: a reading about 1000 times (or a thousandth of) the learned level.
+    * ``unit_slip``: a reading about 1000 times (or a thousandth of) the learned level;
+    * ``erratic``: a spike of ``spike_ratio`` times the level or more while the last
+      readings jump between spikes and the level (a burst of spikes, not a plume).
 
     ``score_one`` is 1 for a faulty reading, else 0; ``explain_one`` names nothing (its
     p-value is 0 for a fault); :attr:`fault` is the current fault kind (or None) and stays
@@ -254,13 +292,17 @@ class FaultScreen:
     (1.0, 1.0, 0.0)
     """
 
-    __slots__ = ("_last", "_level", "_min", "_run", "_t_fault", "_varied", "fault", "hold_s",
-                 "seed", "stuck_n")
+    __slots__ = ("_last", "_level", "_min", "_ratios", "_run", "_t_fault", "_varied", "fault",
+                 "hold_s", "seed", "spike_ratio", "stuck_n")
 
-    def __init__(self, stuck_n: int = 6, hold_s: float = 6 * HOUR, seed: int = 0) -> None:
+    def __init__(self, stuck_n: int = 6, hold_s: float = 6 * HOUR, spike_ratio: float = 5.0,
+                 seed: int = 0) -> None:
         self.stuck_n = stuck_n
         self.hold_s = hold_s
+        self.spike_ratio = spike_ratio
         self.seed = seed
+        # the last ERRATIC_N readings as multiples of the level (0: not seen)
+        self._ratios = array("f", [0.0]) * ERRATIC_N
         self._last = math.nan
         self._run = 0
         self._varied = False
@@ -282,7 +324,18 @@ class FaultScreen:
             ratio = x / lvl
             if 300 <= ratio <= 3000 or 1 / 3000 <= ratio <= 1 / 300:
                 return "unit_slip"
+            if ratio >= self.spike_ratio and self._erratic():
+                return "erratic"
         return None
+
+    def _erratic(self) -> bool:
+        """Among the last readings, both spikes (``spike_ratio`` times the level or more)
+        and readings back near the level: a burst of spikes, not a plume (which rises and
+        stays)."""
+        r = self._ratios
+        high = sum(1 for v in r if v >= self.spike_ratio)
+        low = sum(1 for v in r if 0.0 < v < 2.0)
+        return high >= 1 and low >= 2 and r[-1] < 2.0
 
     def explain_one(self, x: float, t: float = 0.0) -> Score:
         k = self.kind(x, t)
@@ -307,9 +360,13 @@ class FaultScreen:
                 self._varied = True
             self._run = 1
             self._last = x
-        if k is None:
+        lvl = self._level
+        if lvl == lvl and lvl > 0:
+            r = self._ratios
+            r[:-1] = r[1:]
+            r[-1] = max(x / lvl, 1e-6)
+        if k is None and not (lvl == lvl and lvl > 0 and x / lvl >= self.spike_ratio):
             self._min = min(self._min, x)
-            lvl = self._level
             self._level = x if lvl != lvl else lvl + 0.05 * (x - lvl)
 
     def faulty(self, t: float) -> bool:

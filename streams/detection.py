@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from detectors.base import Score, normal_sf
+from detectors import policy
+from detectors.base import Score
 from detectors.correlation import Finding
 from detectors.counts import CountSurge
 from detectors.rates import RateSurge
@@ -18,16 +19,14 @@ from .schemas import Complaint, MarketEvent, SensorReading
 
 @dataclass(frozen=True)
 class DetectParams:
-    alpha_level: float = 1e-5  # p-value below which a level signal is anomalous
-    alpha_count: float = 2e-3  # p-value below which a count signal is anomalous
-    # p-value below which a sustained sensor shift is reported (hourly while it lasts); the
-    # correlator asks more of it unless another department corroborates
-    alpha_shift: float = 1e-5
-    # below this (and not below alpha_count) a count is weak supporting evidence, for the
-    # correlator only: reported once per order of magnitude per bucket, and, unlike an
-    # anomaly, still learned into the baseline
-    alpha_weak: float = 0.05
-    min_count: int = 2  # fewest events in a window for a count anomaly
+    """The detect stage's parameters; the thresholds default to :mod:`detectors.policy`
+    (one definition)."""
+
+    alpha_level: float = policy.ALPHA_LEVEL
+    alpha_count: float = policy.ALPHA_COUNT
+    alpha_shift: float = policy.ALPHA_SHIFT
+    alpha_weak: float = policy.ALPHA_WEAK
+    min_count: int = policy.MIN_COUNT
     level_window: int = 96
     level_min_history: int = 24
     sensor_learning: int = 96  # readings a sensor series learns from before it is scored
@@ -39,8 +38,8 @@ class DetectParams:
 
 
 def is_weak(anomaly_id: str) -> bool:
-    """True for a weak supporting count (id ``signal@bucket~decade``), not an anomaly."""
-    return "~" in anomaly_id.rpartition("@")[2]
+    """True for a weak supporting count (see :func:`detectors.policy.is_weak`)."""
+    return policy.is_weak(anomaly_id)
 
 
 #: event ids kept per key as a finding's evidence: the last this many
@@ -210,7 +209,7 @@ class Detection:
         out: list[Finding] = []
         # the slow view: the shift beyond what the station's peers show at the same time,
         # reported once an hour for as long as it lasts
-        p_local = min(1.0, 3.0 * normal_sf(z - max(0.0, common)))
+        p_local = st.shift.p_of(z - max(0.0, common))
         bucket = int(t // 3600.0)
         if p_local < self.p.alpha_shift and bucket != st.shift_bucket:
             st.shift_bucket = bucket
@@ -268,12 +267,13 @@ class Detection:
         ids = self._rate_ids[e.region] = _remember(self._rate_ids.get(e.region), e.event_id)
         s = det.score_one(e.region, t)
         self.signals[(e.region, "market", "market:inspection_fail")] = (s.observed, s.expected)
+        kind = "market:inspection_fail"
+        signal = f"{kind}:{e.region}"
+        bucket = det.bucket_of(t)
         if (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count
                 and det.mark_fired(e.region, t)):
-            kind = "market:inspection_fail"
-            signal = f"{kind}:{e.region}"
             return [self._finding(
-                f"{signal}@{det.bucket_of(t)}", "market", e.department, e.region, kind, signal,
+                f"{signal}@{bucket}", "market", e.department, e.region, kind, signal,
                 "rate_surge", s, t, _id_tuple(ids),
             )]
         return []

@@ -147,7 +147,11 @@ def test_both_sides_of_a_boundary_agree_on_where_the_incident_opens() -> None:
         odour_a = f("oa", "hotline", "complaint:odor", -0.25 * H, region="A", p=1e-2)
         env = f("e", "eco", "env:water_cod", 0, region="A", p=env_p)
         odour = f("o", "hotline", "complaint:odor", H, region="B", p=odour_p)
-        side_a, side_b = Correlator(window_s=6 * H), Correlator(window_s=6 * H)
+        # (strong_p 0: a very strong lead with a weak corroboration of its own region opens
+        # at once, before the other side's evidence is in view; that early path is tested
+        # below, this is the tie-break between sides with the same evidence)
+        side_a = Correlator(window_s=6 * H, strong_p=0.0)
+        side_b = Correlator(window_s=6 * H, strong_p=0.0)
         out_a = [v for g in (copy(env_b, "A"), odour_a, env, copy(odour, "A"))
                  for v in side_a.process(g)]
         out_b = [v for g in (env_b, copy(odour_a, "B"), copy(env, "B"), odour)
@@ -169,8 +173,24 @@ def test_a_pattern_needs_only_weak_corroboration() -> None:
 
 def test_one_signal_with_weak_corroboration_does_not_warn() -> None:
     c = Correlator(window_s=6 * H)
-    c.process(f("cod", "eco", "env:water_cod", 0, p=1e-12))
+    c.process(f("cod", "eco", "env:water_cod", 0, p=1e-5))
     assert c.process(f("odour", "hotline", "complaint:odor", 0.5 * H, p=0.02)) == []
+
+
+def test_one_very_strong_signal_takes_weak_corroboration_of_its_own_region_only() -> None:
+    """A lead signal at strong_p or below (a 9-sd leak, 20 complaints where 1 is usual)
+    is itself hard to fake; a weak finding of another department of the same region then
+    corroborates it (sensors lead complaints by hours; one recall beside a complaint
+    wave). A neighbour's weak finding never does."""
+    c = Correlator(window_s=6 * H, strong_p=1e-6)
+    c.process(f("cod", "eco", "env:water_cod", 0, p=1e-7))
+    assert [v.status for v in c.process(
+        f("odour", "hotline", "complaint:odor", 0.5 * H, p=0.02))] == ["new"]
+    n = Correlator(window_s=6 * H, strong_p=1e-6)
+    n.process(f("cod", "eco", "env:water_cod", 0, p=1e-7))
+    odour = f("odour", "hotline", "complaint:odor", 0.5 * H, p=0.02, region="r2")
+    assert n.process(dataclasses.replace(odour, region="r1", via="r2",
+                                         anomaly_id="odour~r1")) == []
 
 
 def test_weak_corroboration_from_hours_before_does_not_count() -> None:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.correlation import CityView, Correlator, Finding
+from detectors.policy import ALPHA_SHIFT
 from detectors.sensor import SensorEnsemble
 from detectors.shift import FaultScreen, SustainedShift
 
@@ -68,7 +69,7 @@ def test_the_guard_band_keeps_the_expectation_then_accepts_a_new_normal() -> Non
     hits = []
     while t < t0 + 60 * H:
         x = quiet(rng, t, ar=ar) + 10.0
-        hits.append(shift.explain_one(x, t).p_value < 1e-5)
+        hits.append(shift.explain_one(x, t).p_value < ALPHA_SHIFT)
         shift.learn_one(x, t)
         if t < t0 + 24 * H:
             # inside the excursion nothing is learned
@@ -142,6 +143,22 @@ def test_fault_screen_kinds() -> None:
     assert fs.faulty(3300.0) and not fs.faulty(3200.0 + 7 * H)
 
 
+def test_a_burst_of_spikes_is_erratic_but_a_plume_that_stays_is_not() -> None:
+    burst, plume = FaultScreen(), FaultScreen()
+    for fs in (burst, plume):
+        for i in range(60):
+            fs.learn_one(40.0 + i % 4, i * 600.0)
+    kinds = []
+    for i, x in enumerate([400.0, 41.0, 39.0, 420.0, 40.0, 38.0, 410.0]):
+        kinds.append(burst.kind(x, 36000.0 + i * 600))
+        burst.learn_one(x, 36000.0 + i * 600)
+    assert kinds[0] is None and "erratic" in kinds[3:]
+    for i in range(8):  # a plume: up, and it stays up
+        x = 40.0 * (1 + i)
+        assert plume.kind(x, 36000.0 + i * 600) is None
+        plume.learn_one(x, 36000.0 + i * 600)
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000), level=st.floats(0.5, 500.0))
 def test_noisy_positive_series_are_never_faults(seed: int, level: float) -> None:
@@ -169,6 +186,17 @@ def test_city_view_counts_distinct_regions_in_its_window() -> None:
     v.add(finding("d", "r3", "env:pm25", 3 * H, city=True))
     assert v.is_common("env:pm25", 3 * H) and v.active(3 * H) == {"env:pm25": 3}
     assert not v.is_common("env:pm25", 20 * H)  # the episode is over
+
+
+def test_market_kinds_are_city_wide_over_days() -> None:
+    """Prices come a few times a day: a rise reported in four regions over two days is
+    city-wide; four sensor regions over two days are not."""
+    v = CityView(min_regions=4)
+    for k in range(4):
+        v.add(finding(f"p{k}", f"x{k}", "market:price:pork", k * 12 * H, city=True))
+        v.add(finding(f"e{k}", f"x{k}", "env:pm25", k * 12 * H, city=True))
+    assert v.is_common("market:price:pork", 36 * H)
+    assert not v.is_common("env:pm25", 36 * H)
 
 
 def test_a_city_wide_rise_opens_no_local_incident() -> None:

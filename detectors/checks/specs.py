@@ -155,10 +155,12 @@ REGISTRY: list[DetectorSpec] = [
              note="score_one is 0 while a reading is no more surprising than the excursion "
                   "already reported (refractory)"),
     detector("detectors.shift:SustainedShift", (LEVEL,), params={"direction": "both"},
-             auc_floor=0.5, o1=True, max_state_bytes=2_048,
+             auc_floor=0.5, o1=True, max_state_bytes=2_048, calibrated=False,
              note="the slow view: on the level family's onset-labelled spikes its ROC-AUC "
-                  "is 0.51 (measured): it waits for a level, not a spike; its detection "
-                  "of ramps and held shifts is asserted in tests/test_shift.py"),
+                  "is 0.51 (measured): it waits for a level, not a spike; its findings are "
+                  "judged at policy.ALPHA_SHIFT, not the level policy (so: not "
+                  "'calibrated' here); its detection of ramps and held shifts is asserted "
+                  "in tests/test_shift.py"),
     _sensor_component("RobustLevel"),
     _sensor_component("EwmaVariance"),
     _sensor_component("PageHinkley"),
