@@ -9,7 +9,7 @@ from array import array
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any, ClassVar, TypeAlias, overload
+from typing import Any, ClassVar, TypeAlias
 
 from .base import P_FLOOR, Score, gammainc_scalar
 from .buckets import BucketedDetector, add_cell, find_cell
@@ -346,41 +346,14 @@ class CountSurge(BucketedDetector[_KeyState]):
         self._memo = (key, t, n, s, None if det is self else det)
         return s
 
-    @overload
-    def score_one(self, x: CountObs, t: float) -> float: ...
-    @overload
-    def score_one(self, x: str, t: float) -> Score: ...
-
-    def score_one(self, x: CountObs | str, t: float) -> float | Score:
-        """``1 - p`` of :meth:`explain_one`, in [0, 1].
-
-        Deprecated call shape: with a bare key (a ``str``) instead of ``(key, n)``, the
-        :class:`Score` of the counts as they stand (no event added, the watermark as it
-        is), as before the contract of :mod:`detectors.base`; ``streams/detection.py``
-        still calls it after a deprecated ``learn_one(key, t)``. It goes once that calls
-        ``explain_one((key, 1), t)`` before ``learn_one((key, 1), t)``.
-        """
-        if isinstance(x, str):  # the deprecated shape
-            return self._score(x, t, 0)
+    def score_one(self, x: CountObs, t: float) -> float:
+        """``1 - p`` of :meth:`explain_one`, in [0, 1]."""
         return self.explain_one(x, t).likelihood
 
-    @overload
-    def learn_one(self, x: CountObs, t: float) -> None: ...
-    @overload
-    def learn_one(self, x: str, t: float) -> bool: ...
-
-    def learn_one(self, x: CountObs | str, t: float) -> bool | None:
+    def learn_one(self, x: CountObs, t: float) -> None:
         """Move the watermark to ``t``, count the ``n`` events of ``x = (key, n)`` (unless
         their bucket has closed: then ``late_events`` counts them) and mark the bucket
-        fired if the counts now make a finding (:func:`detectors.policy.fired`).
-
-        Deprecated call shape: with a bare key (a ``str``), count one event without
-        moving the watermark or marking anything, and return False if it came too late;
-        ``streams/detection.py`` still calls it so. It goes with the deprecated
-        ``score_one`` shape.
-        """
-        if isinstance(x, str):  # the deprecated shape
-            return self._count(x, t, 1)
+        fired if the counts now make a finding (:func:`detectors.policy.fired`)."""
         key, n = _fields(x)
         memo, self._memo = self._memo, None
         if not -math.inf < t < math.inf:

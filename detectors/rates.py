@@ -8,7 +8,7 @@ from array import array
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any, ClassVar, TypeAlias, overload
+from typing import Any, ClassVar, TypeAlias
 
 from .base import TINY_TERM, Score, betabinom_lower, betaln_scalar
 from .buckets import BucketedDetector, add_cell
@@ -273,43 +273,15 @@ class RateSurge(BucketedDetector[_RateState]):
         self._memo = (key, t, fail, s, None if det is self else det)
         return s
 
-    @overload
-    def score_one(self, x: RateObs, t: float) -> float: ...
-    @overload
-    def score_one(self, x: str, t: float) -> Score: ...
-
-    def score_one(self, x: RateObs | str, t: float) -> float | Score:
-        """``1 - p`` of :meth:`explain_one`, in [0, 1].
-
-        Deprecated call shape: with a bare key (a ``str``) instead of ``(key, failed)``,
-        the :class:`Score` of the trials as they stand (none added, the watermark as it
-        is), as before the contract of :mod:`detectors.base`; ``streams/detection.py``
-        still calls it after a deprecated ``learn_one(key, t, failed)``. It goes once that
-        calls ``explain_one((key, failed), t)`` before ``learn_one((key, failed), t)``.
-        """
-        if isinstance(x, str):  # the deprecated shape
-            return self._score(x, t, 0, 0)
+    def score_one(self, x: RateObs, t: float) -> float:
+        """``1 - p`` of :meth:`explain_one`, in [0, 1]."""
         return self.explain_one(x, t).likelihood
 
-    @overload
-    def learn_one(self, x: RateObs, t: float) -> None: ...
-    @overload
-    def learn_one(self, x: str, t: float, failed: bool) -> bool: ...
-
-    def learn_one(self, x: RateObs | str, t: float, failed: bool | None = None
-                  ) -> bool | None:
+    def learn_one(self, x: RateObs, t: float) -> None:
         """Move the watermark to ``t``, count the trial ``x = (key, failed)`` (unless its
         bucket has closed: then ``late_events`` counts it; ``failed`` None: no trial) and,
         if it failed, mark the bucket fired when the failures now make a finding
-        (:func:`detectors.policy.fired`).
-
-        Deprecated call shape: ``learn_one(key, t, failed)`` counts the trial without
-        moving the watermark or marking anything, and returns False if it came too late;
-        ``streams/detection.py`` still calls it so. It goes with the deprecated
-        ``score_one`` shape.
-        """
-        if isinstance(x, str):  # the deprecated shape
-            return self._count(x, t, bool(failed))
+        (:func:`detectors.policy.fired`)."""
         key, failed = x
         memo, self._memo = self._memo, None
         if not -math.inf < t < math.inf:

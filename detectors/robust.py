@@ -6,7 +6,7 @@ import math
 from array import array
 from bisect import bisect_right as _bisect_right
 from collections.abc import Sequence
-from typing import Literal, overload
+from typing import Literal
 
 from .base import NO_SCORE, P_FLOOR, Score
 
@@ -241,20 +241,7 @@ class RobustBaseline:
             p = min(max(0.5 * math.erfc(abs(z) / _SQRT2), P_FLOOR) * 2.0, 1.0)
         return Score(x, med, p)
 
-    @overload
-    def score_one(self, x: float) -> Score: ...
-    @overload
-    def score_one(self, x: float, t: float) -> float: ...
-
-    def score_one(self, x: float, t: float | None = None) -> float | Score:
-        """``1 - p`` of :meth:`explain_one`, in [0, 1].
-
-        Deprecated call shape: ``score_one(x)`` without ``t`` returns the whole
-        :class:`Score`, as before the contract of :mod:`detectors.base`;
-        ``streams/detection.py`` still calls it so. It goes once that calls
-        ``explain_one(x, t)``.
-        """
-        s = self.explain_one(x)
-        if t is None:  # the deprecated shape
-            return s
+    def score_one(self, x: float, t: float = 0.0) -> float:
+        """``1 - p`` of :meth:`explain_one`, in [0, 1]."""
+        s = self.explain_one(x, t)
         return s.likelihood

@@ -161,8 +161,8 @@ class Detection:
             self._levels[key] = st
         # score the median of the last three readings: one stray reading is not an anomaly
         before, last = st.before, st.last
-        s = st.det.score_one(
-            x if before is None or last is None else sorted((before, last, x))[1])
+        s = st.det.explain_one(
+            x if before is None or last is None else sorted((before, last, x))[1], t)
         st.before = last
         st.last = x
         self.signals[(region, source, kind)] = (s.observed, s.expected)
@@ -175,10 +175,10 @@ class Detection:
                 ))
             st.run += 1
             if st.run > self.p.hold_max:
-                st.det.learn_one(x)
+                st.det.learn_one(x, t)
         else:
             st.run = 0
-            st.det.learn_one(x)
+            st.det.learn_one(x, t)
         return out
 
     def _sensor(self, r: SensorReading, t: float) -> list[Finding]:
@@ -262,16 +262,20 @@ class Detection:
         self._advance("market", t)
         det = self._rates
         failed = not e.passed
-        if not det.learn_one(e.region, t, failed) or not failed:
+        x = (e.region, failed)
+        if not det.accepts(x, t) or not failed:
+            det.learn_one(x, t)
             return []
         ids = self._rate_ids[e.region] = _remember(self._rate_ids.get(e.region), e.event_id)
-        s = det.score_one(e.region, t)
+        s = det.explain_one(x, t)
+        first = (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count
+                 and not det.has_fired(e.region, t))
+        det.learn_one(x, t)  # counts the trial; marks the bucket fired on a finding
         self.signals[(e.region, "market", "market:inspection_fail")] = (s.observed, s.expected)
         kind = "market:inspection_fail"
         signal = f"{kind}:{e.region}"
         bucket = det.bucket_of(t)
-        if (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count
-                and det.mark_fired(e.region, t)):
+        if first:
             return [self._finding(
                 f"{signal}@{bucket}", "market", e.department, e.region, kind, signal,
                 "rate_surge", s, t, _id_tuple(ids),
@@ -298,16 +302,21 @@ class Detection:
         det = ctx.det
         self._advance(source, t)
         key = region
-        if not det.learn_one(key, t):
+        x = (key, 1)
+        if not det.accepts(x, t):
+            det.learn_one(x, t)  # counted in det.late_events
             self.late_events[source] += 1
             return []
         ids = ctx.recent_ids[key] = _remember(ctx.recent_ids.get(key), event_id)
-        s = det.score_one(key, t)
+        s = det.explain_one(x, t)
+        # (before learn_one, which marks the bucket fired on a finding)
+        first = (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count
+                 and not det.has_fired(key, t))
+        det.learn_one(x, t)
         self.signals[(region, source, kind)] = (s.observed, s.expected)
         bucket = det.bucket_of(t)
         signal = f"{kind}:{region}"
-        if (s.p_value < self.p.alpha_count and s.observed >= self.p.min_count
-                and det.mark_fired(key, t)):
+        if first:
             return [self._finding(
                 f"{signal}@{bucket}", source, department, region, kind, signal,
                 "count_surge", s, t, _id_tuple(ids),
