@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from .base import P_FLOOR, fisher_combine
 from .feedback import Decision, Entry, FeedbackBar, WarningHistory, combination
-from .templates import DEFAULT_FILE, GENERIC, Template, TemplateSet, load_templates
+from .templates import DEFAULT_FILE, GENERIC, Template, TemplateSet, kind_in, load_templates
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,15 +352,16 @@ class Correlator:
         best: list[Finding] = []
         best_fit = 0
         for tpl in self.templates:
-            if not tpl.matches(f.kind):
-                continue
-            sub = [g for g in window if tpl.matches(g.kind)]
-            ev = self._barred(sub, max(self.min_departments, tpl.min_departments), f)
-            if not ev:
-                continue
-            fit = len({g.signal for g in ev}) + 2 * len({g.department for g in ev})
-            if fit > best_fit:
-                best, best_fit = ev, fit
+            for kinds in tpl.opening_groups:
+                if not kind_in(f.kind, kinds):
+                    continue
+                sub = [g for g in window if kind_in(g.kind, kinds)]
+                ev = self._barred(sub, max(self.min_departments, tpl.min_departments), f)
+                if not ev:
+                    continue
+                fit = len({g.signal for g in ev}) + 2 * len({g.department for g in ev})
+                if fit > best_fit:
+                    best, best_fit = ev, fit
         if best or not self.generic.enabled:
             return best
         return self._barred(window, max(self.min_departments, self.generic.min_departments),

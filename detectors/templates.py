@@ -60,9 +60,18 @@ class Template:
     #: the generic template only: False turns cross-department incidents that fit no
     #: scenario off (unrelated blips of three departments are mostly coincidence)
     enabled: bool = True
+    #: sets of kinds that corroborate each other (a PM plume is not corroborated by a
+    #: tap-water complaint): an incident opens on the evidence of one group; none: all
+    #: the template's kinds are one group
+    groups: tuple[frozenset[str], ...] = ()
 
     def matches(self, kind: str) -> bool:
-        return any(kind == k or kind.startswith(k + ":") for k in self.kinds)
+        return kind_in(kind, self.kinds)
+
+    @property
+    def opening_groups(self) -> tuple[frozenset[str], ...]:
+        """The kind sets an incident of this scenario may open on."""
+        return self.groups or (self.kinds,)
 
     def severity_for(self, score: float, departments: int) -> str:
         for rule in self.severity:
@@ -77,6 +86,11 @@ class Template:
     @property
     def title(self) -> str:
         return self.event or self.name.replace("_", " ").capitalize()
+
+
+def kind_in(kind: str, kinds: frozenset[str]) -> bool:
+    """Does ``kind`` match one of ``kinds`` (itself, or anything below it)?"""
+    return any(kind == k or kind.startswith(k + ":") for k in kinds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +129,7 @@ def _template(where: str, name: str, spec: Any, generic: bool = False) -> Templa
     if not isinstance(spec, dict):
         raise TemplateError(f"{where}: expected a mapping, got {type(spec).__name__}")
     allowed = {"event", "cap_category", "kinds", "severity", "certainty", "instruction",
-               "min_departments"} | ({"enabled"} if generic else set())
+               "min_departments"} | ({"enabled"} if generic else {"groups"})
     unknown = set(spec) - allowed
     if unknown:
         raise TemplateError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: "
@@ -143,7 +157,18 @@ def _template(where: str, name: str, spec: Any, generic: bool = False) -> Templa
     if not isinstance(cert, list):
         raise TemplateError(f"{where}: certainty must be a list of conditions, any of which "
                             "makes the warning Likely, e.g. [{departments: 3}, {score: 12}]")
+    groups = spec.get("groups", {})
+    if not isinstance(groups, dict) or not all(isinstance(g, list) and g
+                                               for g in groups.values()):
+        raise TemplateError(f"{where}: groups must map a name to a non-empty list of kinds, "
+                            "e.g. {air: [env:pm25, complaint:odor]}")
+    for gname, g in groups.items():
+        stray = [k for k in g if not isinstance(k, str) or k not in kinds]
+        if stray:
+            raise TemplateError(f"{where}: groups.{gname}: {stray[0]!r} is not one of this "
+                                "template's kinds; add it to kinds or drop it from the group")
     return Template(
+        groups=tuple(frozenset(g) for g in groups.values()),
         name=name, kinds=frozenset(str(k) for k in (kinds or [])),
         event=str(spec.get("event", "")), cap_category=str(category),
         instruction=" ".join(str(spec.get("instruction", "")).split()),
@@ -183,4 +208,4 @@ def load_templates(path: str | Path) -> TemplateSet:
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "streams" / "data" / "scenarios.yaml"
 
 __all__ = ["CAP_CATEGORIES", "DEFAULT_FILE", "GENERIC", "SeverityRule", "Template",
-           "TemplateError", "TemplateSet", "load_templates", "parse_templates"]
+           "TemplateError", "TemplateSet", "kind_in", "load_templates", "parse_templates"]

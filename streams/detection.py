@@ -30,7 +30,7 @@ class DetectParams:
     level_window: int = 96
     level_min_history: int = 24
     sensor_learning: int = 96  # readings a sensor series learns from before it is scored
-    price_min_history: int = 8  # price reports come a few a day, not every 15 minutes
+    price_min_history: int = 5  # a shop reports a price once or twice a day
     hold_max: int = 24  # anomalous readings kept out of the baseline before it adapts
     repeat_every: int = 4  # while anomalous, re-emit every n-th anomalous reading
     bucket_s: float = 3600.0
@@ -88,6 +88,24 @@ class _SensorState:
     shift_bucket: int = -1  # the hour bucket of the last sustained-shift finding
 
 
+#: a price this many times the usual (or its inverse), to within ENTRY_TOLERANCE, is a
+#: data-entry slip (a decimal point, a price per jin sent as per kg), not a price move
+ENTRY_FACTORS = (10.0, 2.0, 100.0)
+ENTRY_TOLERANCE = 0.03
+
+
+def entry_error(x: float, det: RobustBaseline) -> bool:
+    """Is price ``x`` a data-entry slip against ``det``'s usual level?"""
+    if det.n < 3:
+        return False
+    med, _ = det.expected()
+    if med <= 0 or x <= 0:
+        return False
+    r = x / med
+    return any(abs(r / f - 1.0) <= ENTRY_TOLERANCE or abs(r * f - 1.0) <= ENTRY_TOLERANCE
+               for f in ENTRY_FACTORS)
+
+
 #: which way a sensor metric is bad (default "up": concentrations, noise, water levels)
 SENSOR_DIRECTION: dict[str, str] = {"water_ph": "both", "dissolved_oxygen": "down"}
 #: peers (stations of one metric) a common-mode reference needs, and how recent they must be
@@ -126,6 +144,8 @@ class Detection:
         self._peers: dict[str, dict[str, tuple[float, float]]] = {}
         # metric -> the peers' median z at the last reading (a city-wide condition if high)
         self.common_mode: dict[str, float] = {}
+        # price reports set aside as data-entry errors (see entry_error)
+        self.entry_errors = 0
         # sensor readings screened out as an instrument fault, by fault kind
         self.sensor_faults: dict[str, int] = {}
 
@@ -151,7 +171,7 @@ class Detection:
     # -- level signals ------------------------------------------------------------------
     def _level(
         self, key: tuple[str, ...], x: float, t: float, *, source: str, department: str,
-        region: str, kind: str, signal: str, event_id: str,
+        region: str, kind: str, signal: str, event_id: str, smooth: bool = True,
     ) -> list[Finding]:
         st = self._levels.get(key)
         if st is None:
@@ -159,10 +179,15 @@ class Detection:
                            else self.p.level_min_history)
             st = _LevelState(RobustBaseline(self.p.level_window, min_history))
             self._levels[key] = st
-        # score the median of the last three readings: one stray reading is not an anomaly
+        # score the median of the last three readings (one stray reading is not an
+        # anomaly), unless each reading is to be judged on its own
         before, last = st.before, st.last
+        if not smooth and entry_error(x, st.det):
+            self.entry_errors += 1  # a decimal slip or a per-jin price sent per kg
+            return []
         s = st.det.explain_one(
-            x if before is None or last is None else sorted((before, last, x))[1], t)
+            x if not smooth or before is None or last is None
+            else sorted((before, last, x))[1], t)
         st.before = last
         st.last = x
         self.signals[(region, source, kind)] = (s.observed, s.expected)
@@ -247,11 +272,16 @@ class Detection:
         if e.kind == "price_report":
             assert e.price is not None and e.commodity is not None
             kind = f"market:price:{e.commodity}"
+            # one series per shop (its own price level; a region's shops differ) when the
+            # report names it, each report judged on its own: shops report once or twice
+            # a day, so a wave of a day has one or two reports per shop
+            shop = e.entity_id
+            key = (("price", e.commodity, e.unit or "", shop) if shop
+                   else ("price", e.commodity, e.region, e.unit or ""))
             out = self._level(
-                ("price", e.commodity, e.region, e.unit or ""), e.price, t, source="market",
-                department=e.department, region=e.region, kind=kind,
-                signal=f"{kind}:{e.region}", event_id=e.event_id,
-            )
+                key, e.price, t, source="market", department=e.department, region=e.region,
+                kind=kind, signal=f"{kind}:{e.region}", event_id=e.event_id,
+                smooth=not shop)
             self._advance("market", t)
             return out
         if e.kind == "inspection":

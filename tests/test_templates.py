@@ -71,6 +71,7 @@ def test_an_edited_template_changes_what_the_correlator_opens(tmp_path: Path) ->
 
     d = _base()
     d["scenarios"]["pollution"]["kinds"] = ["env:water_cod", "complaint:noise"]
+    d["scenarios"]["pollution"].pop("groups")  # (they name kinds no longer listed)
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(d), encoding="utf-8")
     c = Correlator(templates=load_templates(path))
@@ -82,3 +83,35 @@ def test_an_edited_template_changes_what_the_correlator_opens(tmp_path: Path) ->
     out = c.process(f("b", "hotline", "complaint:noise", 60.0))
     assert [(v.status, v.scenario) for v in out] == [("new", "pollution")]
     assert "Keep windows closed" in out[0].explanation
+
+
+def test_groups_keep_unrelated_kinds_of_one_scenario_apart() -> None:
+    """A pollution incident opens on the air group's or the water group's evidence, never
+    on a PM plume corroborated by a tap-water complaint; an open incident still takes any
+    evidence of its scenario."""
+    from detectors.correlation import Correlator, Finding
+    from detectors.templates import DEFAULT_FILE, load_templates
+
+    def f(i: str, kind: str, t: float, p: float = 1e-7) -> Finding:
+        return Finding(i, kind.split(":")[0], kind.split(":")[0], "r1", kind, kind, "d",
+                       1.0, 0.0, p, t)
+
+    tpl = load_templates(DEFAULT_FILE)
+    assert len(tpl.get("pollution").opening_groups) == 2
+    c = Correlator(templates=tpl)
+    c.process(f("pm", "env:pm25", 0.0))
+    assert c.process(f("wq", "complaint:water_quality", 3600.0)) == []
+    opened = c.process(f("od", "complaint:odor", 7200.0))
+    assert [v.status for v in opened] == ["new"]
+    assert [v.status for v in c.process(f("cod", "env:water_cod", 9000.0))] == ["update"]
+
+
+def test_groups_must_name_the_templates_own_kinds() -> None:
+    import pytest
+
+    from detectors.templates import TemplateError, parse_templates
+
+    spec = {"scenarios": {"s": {"kinds": ["env:a", "complaint:b"],
+                                "groups": {"g": ["env:a", "complaint:zzz"]}}}}
+    with pytest.raises(TemplateError, match="groups"):
+        parse_templates(spec)
