@@ -178,6 +178,7 @@ class Correlator:
         open_p: float = 1e-6,
         weak_p: float = 0.05,
         strong_p: float = 1e-6,
+        strong_weak_p: float = 0.01,
         neighbour_decay: float = 1.0,
         feedback: FeedbackBar | None = None,
         city: CityView | None = None,
@@ -198,6 +199,7 @@ class Correlator:
         self.open_p = open_p
         self.weak_p = weak_p
         self.strong_p = strong_p
+        self.strong_weak_p = strong_weak_p
         self.neighbour_decay = neighbour_decay
         self.bar = feedback if feedback is not None else FeedbackBar()
         self.city = city if city is not None else CityView()
@@ -293,12 +295,16 @@ class Correlator:
             return []
         by_dept = self.department_p(ev)
         if len(by_dept) < departments:
-            start = self._pattern(ev, by_dept)
-            if start is None:
+            pattern = self._pattern(ev, by_dept)
+            if pattern is None:
                 return []
+            start, several = pattern
+            # a pattern of signals takes weak_p; one very strong signal only weak evidence
+            # at strong_weak_p (one stuck or spiking instrument is a single signal too)
+            weak_p = (self.weak_p if several else self.strong_weak_p) * scale
             weak: dict[str, Finding] = {}
             for g in findings:
-                if (support < g.p_value <= self.weak_p * scale and g.department not in by_dept
+                if (support < g.p_value <= weak_p and g.department not in by_dept
                         and g.t >= start - WEAK_LEAD_S and not g.via):
                     cur = weak.get(g.department)
                     if cur is None or g.p_value < cur.p_value:
@@ -323,16 +329,20 @@ class Correlator:
             return []
         return sorted(ev, key=lambda g: (g.t, g.anomaly_id))
 
-    def _pattern(self, ev: list[Finding], by_dept: dict[str, float]) -> float | None:
-        """When the leading department shows two or more distinct signals of its own, or
-        one own signal at ``strong_p`` or below, the time its first one began; else
-        None."""
+    def _pattern(self, ev: list[Finding], by_dept: dict[str, float]
+                 ) -> tuple[float, bool] | None:
+        """When the leading department shows two or more distinct signals of its own
+        (``True``), or one own signal at ``strong_p`` or below (``False``): the time its
+        first one began, and which; else None."""
         lead = min(by_dept, key=by_dept.__getitem__)
         own = [g for g in ev if g.department == lead and not g.via]
         if not own:
             return None
-        if len({g.signal for g in own}) >= 2 or min(g.p_value for g in own) <= self.strong_p:
-            return min(g.t for g in own)
+        start = min(g.t for g in own)
+        if len({g.signal for g in own}) >= 2:
+            return start, True
+        if min(g.p_value for g in own) <= self.strong_p:
+            return start, False
         return None
 
     def _strength(self, findings: list[Finding]) -> float:
