@@ -220,7 +220,7 @@ def pipeline(settings: TocsinSettings, n: int, workdir: Path, timeout: float = 3
 
 
 async def latency(bootstrap: str, partitions: int, workdir: Path, rate: float,
-                  lines: list[ReplayLine], seconds: float) -> dict[str, float]:
+                  lines: list[ReplayLine], seconds: float) -> dict[str, float | None]:
     """Produce ``lines`` at ``rate`` events/s to a worker and time each warning and anomaly
     from the production of the newest event it covers to its arrival at a consumer."""
     from aiokafka import AIOKafkaConsumer
@@ -307,13 +307,14 @@ async def latency(bootstrap: str, partitions: int, workdir: Path, rate: float,
     if os.environ.get("TOCSIN_BENCH_DEBUG"):
         print({k: [round(x, 2) for x in sorted(v)] for k, v in samples.items()},
               file=sys.stderr)
-    out: dict[str, float] = {"latency_rate_eps": rate}
+    out: dict[str, float | None] = {"latency_rate_eps": rate}
     for kind, key in (("warning", ""), ("anomaly", "anomaly_")):
         xs = sorted(samples[kind])
         out[f"{key}latency_samples"] = len(xs)
-        if xs:
-            out[f"{key}p50_latency_s"] = statistics.median(xs)
-            out[f"{key}p99_latency_s"] = xs[min(len(xs) - 1, int(0.99 * len(xs)))]
+        # null when nothing of that kind completed during the run (a short run may see no
+        # warning: the figure is then unknown, not zero)
+        out[f"{key}p50_latency_s"] = statistics.median(xs) if xs else None
+        out[f"{key}p99_latency_s"] = xs[min(len(xs) - 1, int(0.99 * len(xs)))] if xs else None
     return out
 
 
