@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REGISTRY = Path(__file__).parent / "data" / "regions.csv"
@@ -102,9 +102,11 @@ class TocsinSettings(BaseSettings):
         6 * 3600.0, gt=0, description="Anomalies of a region this close in event time correlate."
     )
     reorder_idle_s: float = Field(
-        10.0, gt=0,
+        30.0, gt=0,
         description="A source partition silent this long (wall clock) stops holding back the "
-        "event-time reorder buffer in front of the correlator; when all are silent, it flushes.",
+        "event-time reorder buffer in front of the correlator; when all are silent, it flushes. "
+        "Must exceed session_timeout_s + rebalance_timeout_s: the partitions of a worker that "
+        "died are silent until another takes them over, and must hold the buffer back till then.",
     )
     quiet_resolve_s: float = Field(
         12 * 3600.0, gt=0, description="An incident with no new evidence for this long resolves."
@@ -177,6 +179,17 @@ class TocsinSettings(BaseSettings):
             raise ValueError("a key must be at least 16 bytes; generate one with "
                              "`python -c 'import secrets; print(secrets.token_hex(32))'`")
         return v
+
+    @model_validator(mode="after")
+    def _idle_outlasts_a_takeover(self) -> TocsinSettings:
+        takeover = self.session_timeout_s + self.rebalance_timeout_s
+        if self.reorder_idle_s <= takeover:
+            raise ValueError(
+                f"TOCSIN_REORDER_IDLE_S ({self.reorder_idle_s:g}) must exceed "
+                f"TOCSIN_SESSION_TIMEOUT_S + TOCSIN_REBALANCE_TIMEOUT_S ({takeover:g}): a dead "
+                "worker's partitions are silent until another worker takes them over, and "
+                "releasing past them then reorders the warnings")
+        return self
 
     @field_validator("broker")
     @classmethod
