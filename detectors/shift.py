@@ -78,8 +78,8 @@ class SustainedShift:
     True
     """
 
-    __slots__ = ("_nums", "_prof", "accept_after_s", "direction", "guard_z", "level_tau_s",
-                 "min_readings", "season_tau_s", "seed", "var_tau_s")
+    __slots__ = ("_memo", "_nums", "_prof", "accept_after_s", "direction", "guard_z",
+                 "level_tau_s", "min_readings", "season_tau_s", "seed", "var_tau_s")
 
     def __init__(self, direction: str = "up", guard_z: float = 3.0,
                  accept_after_s: float = 48 * HOUR, season_tau_s: float = 10 * DAY,
@@ -98,6 +98,8 @@ class SustainedShift:
         # per slot: offset mean, weight, last update time
         self._prof = array("d", [0.0, 0.0, math.nan]) * 48
         self._nums = _INIT[:]
+        # the last look(): (x, t, expected, window means, z-scores), reused by learn_one
+        self._memo: tuple[float, float, float, list[float], list[float]] | None = None
 
     # -- model ----------------------------------------------------------------------------
     def expected(self, t: float) -> float:
@@ -135,14 +137,22 @@ class SustainedShift:
         return self._nums[_N] >= self.min_readings and self._nums[_VW] > 0.0
 
     # -- contract -------------------------------------------------------------------------
-    def explain_one(self, x: float, t: float = 0.0) -> Score:
+    def look(self, x: float, t: float) -> tuple[float, float]:
+        """(expected value, the strongest standardised window in the bad direction) for
+        ``x`` at ``t``: one computation, which the next ``learn_one(x, t)`` reuses; the z is
+        0 before warm-up."""
         e = self.expected(t)
         if not math.isfinite(x) or e != e:
+            return e, 0.0
+        means, zs = self._windows(x - e, t)
+        self._memo = (x, t, e, means, zs)
+        return e, (self._stat(zs) if self.warmed_up() else 0.0)
+
+    def explain_one(self, x: float, t: float = 0.0) -> Score:
+        e, z = self.look(x, t)
+        if not math.isfinite(x) or e != e or not self.warmed_up():
             return Score(x, e, 1.0)
-        _, zs = self._windows(x - e, t)
-        if not self.warmed_up():
-            return Score(x, e, 1.0)
-        return Score(x, e, self._p(self._stat(zs)))
+        return Score(x, e, self._p(z))
 
     def _p(self, stat: float) -> float:
         """The tail probability of ``stat``: the larger of the Gaussian one (Bonferroni over
@@ -170,12 +180,6 @@ class SustainedShift:
     def score_one(self, x: float, t: float = 0.0) -> float:
         return self.explain_one(x, t).likelihood
 
-    def z(self, x: float, t: float) -> float:
-        """The strongest standardised window with ``x`` at ``t`` (in the bad direction)."""
-        e = self.expected(t)
-        if not math.isfinite(x) or e != e or not self.warmed_up():
-            return 0.0
-        return self._stat(self._windows(x - e, t)[1])
 
     @property
     def in_excursion(self) -> bool:
@@ -197,9 +201,13 @@ class SustainedShift:
             nums[_TLAST] = t
             nums[_N] = 1.0
             return
-        e = self.expected(t)
+        memo, self._memo = self._memo, None
+        if memo is not None and memo[0] == x and memo[1] == t:
+            e, means, zs = memo[2], memo[3], memo[4]
+        else:
+            e = self.expected(t)
+            means, zs = self._windows(x - e, t)
         r = x - e
-        means, zs = self._windows(r, t)
         dt = max(0.0, t - nums[_TLAST])
         for k in range(len(TAUS)):
             d = math.exp(-dt / TAUS[k])
@@ -277,7 +285,8 @@ class FaultScreen:
     * ``stuck``: ``stuck_n`` or more identical readings in a row, on a series that varied
       before;
     * ``impossible``: a negative reading on a series that was never negative;
-    * ``unit_slip``: a reading about 1000 times (or a thousandth of) the learned level;
+    * ``unit_slip``: a reading about 1000 times the learned level (ug/m3 sent as mg/m3; a
+      thousandth is not told apart from a reading near zero, which noise can give);
     * ``erratic``: a spike of ``spike_ratio`` times the level or more while the last
       readings jump between spikes and the level (a burst of spikes, not a plume).
 
@@ -322,7 +331,7 @@ class FaultScreen:
         lvl = self._level
         if lvl == lvl and lvl > 0 and x > 0:
             ratio = x / lvl
-            if 300 <= ratio <= 3000 or 1 / 3000 <= ratio <= 1 / 300:
+            if 300 <= ratio <= 3000:
                 return "unit_slip"
             if ratio >= self.spike_ratio and self._erratic():
                 return "erratic"

@@ -111,6 +111,9 @@ SENSOR_DIRECTION: dict[str, str] = {"water_ph": "both", "dissolved_oxygen": "dow
 #: peers (stations of one metric) a common-mode reference needs, and how recent they must be
 MIN_PEERS = 3
 PEER_MAX_AGE_S = 3 * 3600.0
+#: below this sustained-shift z a reading cannot be a finding (p > alpha_shift even on the
+#: Gaussian tail): the peers' median is not looked up
+PEER_NEED_Z = 2.0
 #: a peer median at or above this z is a city-wide condition, not a local incident
 COMMON_MODE_Z = 3.0
 
@@ -221,12 +224,13 @@ class Detection:
             self.sensor_faults[fault] = self.sensor_faults.get(fault, 0) + 1
             return []
         fast = st.det.explain_one(x, t)
-        slow = st.shift.explain_one(x, t)
-        z = st.shift.z(x, t)
+        expected, z = st.shift.look(x, t)
         st.det.learn_one(x, t)
         st.shift.learn_one(x, t)
-        common = self._common_mode(r.metric, r.sensor_id, t, z)
-        self.signals[(r.region, "env", f"env:{r.metric}")] = (fast.observed, slow.expected)
+        # the peers' median is needed only when this station stands out
+        need = z >= PEER_NEED_Z or fast.p_value < self.p.alpha_level
+        common = self._common_mode(r.metric, r.sensor_id, t, z, need)
+        self.signals[(r.region, "env", f"env:{r.metric}")] = (fast.observed, expected)
         if st.faults.faulty(t):
             return []
         kind = f"env:{r.metric}"
@@ -234,11 +238,11 @@ class Detection:
         out: list[Finding] = []
         # the slow view: the shift beyond what the station's peers show at the same time,
         # reported once an hour for as long as it lasts
-        p_local = st.shift.p_of(z - max(0.0, common))
+        p_local = st.shift.p_of(z - max(0.0, common)) if z >= PEER_NEED_Z else 1.0
         bucket = int(t // 3600.0)
         if p_local < self.p.alpha_shift and bucket != st.shift_bucket:
             st.shift_bucket = bucket
-            s = Score(x, slow.expected, p_local)
+            s = Score(x, expected, p_local)
             out.append(self._finding(f"{signal}/shift@{bucket}", "env", r.department, r.region,
                                      kind, signal, "sustained_shift", s, t, (r.reading_id,)))
         # the fast view: a spike or an abrupt step in the bad direction, not city-wide
@@ -254,10 +258,15 @@ class Detection:
                                  kind, signal, "sensor_ensemble", fast, t, (r.reading_id,)))
         return out
 
-    def _common_mode(self, metric: str, sensor: str, t: float, z: float) -> float:
+    def _common_mode(self, metric: str, sensor: str, t: float, z: float,
+                     need: bool = True) -> float:
         """The median sustained-shift z of the other stations of ``metric`` that reported
-        within ``PEER_MAX_AGE_S`` (0 with fewer than ``MIN_PEERS``); records ``z``."""
+        within ``PEER_MAX_AGE_S`` (0 with fewer than ``MIN_PEERS``, or when not ``need``ed);
+        records ``z``."""
         peers = self._peers.setdefault(metric, {})
+        if not need:
+            peers[sensor] = (t, z)
+            return 0.0
         zs = sorted(pz for sid, (pt, pz) in peers.items()
                     if sid != sensor and t - pt <= PEER_MAX_AGE_S)
         peers[sensor] = (t, z)
