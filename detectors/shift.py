@@ -101,6 +101,15 @@ class SustainedShift:
         # the last look(): (x, t, expected, window means, z-scores), reused by learn_one
         self._memo: tuple[float, float, float, list[float], list[float]] | None = None
 
+    # the last look() is a cache, not state: left out of pickles (checkpoints, copies)
+    def __getstate__(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "_memo"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        self._memo = None
+
     # -- model ----------------------------------------------------------------------------
     def expected(self, t: float) -> float:
         lvl = self._nums[_LVL]
