@@ -18,6 +18,7 @@ from detectors.base import (
     poisson_sf,
     quasi_poisson_sf,
 )
+from detectors.checks.keyed_streams import poisson
 from detectors.counts import CountSurge
 from detectors.robust import RobustBaseline, kth_deviation
 
@@ -137,17 +138,10 @@ def _feed_counts(det: CountSurge, hours: int, rate: float, rng: random.Random,
     for h in range(start_h, start_h + hours):
         t = T0 + h * HOUR
         det.advance(t)
-        for _ in range(_poisson(rng, rate)):
+        for _ in range(poisson(rng, rate)):
             det.learn_one((key, 1), t + rng.uniform(0, HOUR))
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
-    k, p, limit = 0, 1.0, math.exp(-lam)
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
 
 
 def test_count_surge_quiet_on_poisson_noise_and_fires_on_surge() -> None:
@@ -158,7 +152,7 @@ def test_count_surge_quiet_on_poisson_noise_and_fires_on_surge() -> None:
     for h in range(96, 192):
         t = T0 + h * HOUR
         det.advance(t)
-        for _ in range(_poisson(rng, 0.5)):
+        for _ in range(poisson(rng, 0.5)):
             false += det.explain_one(("k", 1), t + 60).p_value < 1e-3
             det.learn_one(("k", 1), t + 60)
     assert false <= 1
@@ -190,7 +184,7 @@ def test_count_surge_rare_key_uses_pooled_prior() -> None:
         t = T0 + h * HOUR
         det.advance(t)
         for k in ("a", "b", "c"):
-            for _ in range(_poisson(rng, 0.3)):
+            for _ in range(poisson(rng, 0.3)):
                 det.learn_one((k, 1), t + 30)
     t = T0 + 72 * HOUR
     det.advance(t)

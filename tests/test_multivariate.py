@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.stats import chi2
 
+from detectors.checks.keyed_streams import poisson
 from detectors.multivariate import HalfSpaceTreesDetector, StationDetector
 from detectors.robust import RobustBaseline
 
@@ -236,7 +237,7 @@ def test_quantised_metrics() -> None:
     outs = []
     for k in range(3000):
         lam = 1.0 + (rng.random() < 0.3)
-        x = {"alarms": float(_poisson(rng, lam)), "level": float(round(rng.gauss(2, 0.3)))}
+        x = {"alarms": float(poisson(rng, lam)), "level": float(round(rng.gauss(2, 0.3)))}
         s = det.score_one(x, float(k))
         det.learn_one(x, float(k))
         assert 0.0 <= s <= 1.0
@@ -245,13 +246,6 @@ def test_quantised_metrics() -> None:
     assert sum(o > 0.99 for o in outs) / len(outs) < 0.05
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
-    k, p, limit = 0, 1.0, math.exp(-lam)
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
 
 
 def test_missing_is_the_same_as_nan_and_uses_the_observed_sub_vector() -> None:

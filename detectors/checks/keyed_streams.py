@@ -15,7 +15,8 @@ from .level_streams import irregular_times
 # -- counts per key ------------------------------------------------------------------------------
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
+def poisson(rng: random.Random, lam: float) -> int:
+    """A Poisson(lam) draw (Knuth; a normal approximation above 50)."""
     if lam <= 0:
         return 0
     if lam > 50:  # normal approximation; exact enough for synthetic counts
@@ -68,7 +69,7 @@ def count_events(
                 last_surge[i] = b
             if surging:
                 lam += max(surge_extra[0], surge_extra[1] * rate)
-            for _ in range(_poisson(rng, lam)):
+            for _ in range(poisson(rng, lam)):
                 events.append((bt + rng.uniform(0.0, bucket_s), key, surging))
         events.sort()
         out.extend(((key, 1), t, y) for t, key, y in events)
@@ -170,7 +171,7 @@ def inspection_events(
                 surge_left[i] = rng.randint(*surge_len) - 1
                 last_surge[i] = b
             p = min(fail_rates[i] + (surge_rate if surging else 0.0), 1.0)
-            for _ in range(_poisson(rng, trials[i] * wave)):
+            for _ in range(poisson(rng, trials[i] * wave)):
                 events.append((bt + rng.uniform(0.0, bucket_s), key, rng.random() < p, surging))
         events.sort()
         out.extend(((key, failed), t, y) for t, key, failed, y in events)
