@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from .base import P_FLOOR, fisher_combine
+from .citywide import CityView
 from .feedback import Decision, Entry, FeedbackBar, WarningHistory, combination
 from .templates import DEFAULT_FILE, GENERIC, Template, TemplateSet, kind_in, load_templates
 
@@ -84,57 +85,6 @@ class _Incident:
 
 #: weak supporting evidence counts from this long before the strong pattern's start
 WEAK_LEAD_S = 3600.0
-
-
-class CityView:
-    """Which signal kinds are anomalous in many regions at once: a common-mode condition
-    (haze over the whole city, a holiday price rise, a hotline backlog), not a local
-    incident. Fed with every anomaly of the city (``Finding.city`` copies), in event time.
-
-    A kind is city-wide at ``t`` when anomalies of it came from at least ``min_regions``
-    distinct regions within the last ``window_s`` (``market_window_s`` for market kinds).
-
-    >>> v = CityView(min_regions=3)
-    >>> for i, r in enumerate(["a", "b", "c"]):
-    ...     v.add(Finding(str(i), "env", "eco", r, "env:pm25", "env:pm25:" + r, "d",
-    ...                   1.0, 0.0, 1e-6, 100.0 * i, city=True))
-    >>> v.is_common("env:pm25", 300.0), v.is_common("env:so2", 300.0)
-    (True, False)
-    """
-
-    def __init__(self, min_regions: int = 4, window_s: float = 6 * 3600.0,
-                 market_window_s: float = 48 * 3600.0) -> None:
-        self.min_regions = min_regions
-        self.window_s = window_s
-        # prices are reported a few times a day, some shops only on working days: a
-        # city-wide rise shows up across regions over days, not hours
-        self.market_window_s = market_window_s
-        self._last: dict[str, dict[str, float]] = {}  # kind -> origin region -> last time
-        self.suppressed = 0  # local findings set aside as common-mode
-
-    def _window(self, kind: str) -> float:
-        return self.market_window_s if kind.startswith("market:") else self.window_s
-
-    def add(self, f: Finding) -> None:
-        by_region = self._last.setdefault(f.kind, {})
-        by_region[f.origin] = max(by_region.get(f.origin, f.t), f.t)
-        w = self._window(f.kind)
-        for r in [r for r, t in by_region.items() if t < f.t - 2 * w]:
-            del by_region[r]
-
-    def regions(self, kind: str, t: float) -> int:
-        """Distinct regions with an anomaly of ``kind`` within its window (``window_s``;
-        ``market_window_s`` for market kinds) before ``t``."""
-        by_region = self._last.get(kind, {})
-        w = self._window(kind)
-        return sum(1 for last in by_region.values() if t - w <= last <= t)
-
-    def is_common(self, kind: str, t: float) -> bool:
-        return self.regions(kind, t) >= self.min_regions
-
-    def active(self, t: float) -> dict[str, int]:
-        """Every kind city-wide at ``t`` and how many regions show it."""
-        return {k: n for k in self._last if (n := self.regions(k, t)) >= self.min_regions}
 
 
 class Correlator:
@@ -459,6 +409,7 @@ class Correlator:
         if watermark <= self.watermark:
             return []
         self.watermark = watermark
+        self.city.advance(watermark)
         out = []
         for region, incs in list(self._open.items()):
             keep = []
@@ -586,4 +537,4 @@ def explain(region: str, tpl: Template, ev: tuple[Finding, ...], p: float, statu
     )
 
 
-__all__ = ["Correlator", "Finding", "IncidentVersion", "Template"]
+__all__ = ["CityView", "Correlator", "Finding", "IncidentVersion", "Template"]

@@ -43,6 +43,7 @@ from .settings import TocsinSettings
 from .topics import (
     ANOMALIES,
     CHECKPOINTS,
+    CONDITIONS,
     DEADLETTER,
     FEEDBACK,
     RELEASES,
@@ -150,6 +151,7 @@ class Worker:
         self.deadletter_topic = topic(DEADLETTER)
         self.anomalies_topic = topic(ANOMALIES)
         self.warnings_topic = topic(WARNINGS)
+        self.conditions_topic = topic(CONDITIONS)
         self.cap_topic = topic(WARNINGS_CAP)
         self.feedback_topic = topic(FEEDBACK)
         # sharing grants (docs/sharing.md): unset, no views and no releases
@@ -615,6 +617,7 @@ class Worker:
             touched.add(m.partition)
         for part in sorted(touched):
             pending.extend(await self._publish(self.correlation.release(part, wall)))
+        pending.extend(await self._publish_conditions())
         if pending:
             await asyncio.gather(*pending)
         m = self.metrics
@@ -710,6 +713,17 @@ class Worker:
                     release_record(w, g, now)).encode()))
         return pending
 
+    async def _publish_conditions(self) -> list[Awaitable[Any]]:
+        """City-wide conditions (only partition 0's correlator publishes them)."""
+        pending: list[Awaitable[Any]] = []
+        for c in self.correlation.take_conditions():
+            log.info("city-wide condition %s v%d %s %s %s", c.condition_id, c.version,
+                     c.status, c.level, ",".join(c.kinds))
+            self.metrics.conditions.labels(c.level, c.status).inc()
+            pending.append(await self._send(self.conditions_topic, c.condition_id.encode(),
+                                            c.model_dump_json().encode()))
+        return pending
+
     async def _flush_idle(self) -> None:
         """Input stopped: correlate what the reorder buffers still hold."""
         if not self.correlation.held():
@@ -718,6 +732,7 @@ class Worker:
             held = {p: len(self.correlation.part(p).buffer)
                     for p in self.correlation.partitions()}
             pending = await self._publish(self.correlation.flush_idle(time.monotonic()))
+            pending.extend(await self._publish_conditions())
             self._dirty.update(p for p, n in held.items()
                                if len(self.correlation.part(p).buffer) != n)
             if pending:

@@ -236,6 +236,7 @@ def eval_replay(
     registry = RegionRegistry.from_csv(s.region_registry)
     incidents = load_truth(truth)
     t0 = time.perf_counter()
+    conditions: list[dict[str, Any]] = []
     if baseline == "naive":
         ing = ingest_replay(read_replay(events), registry, s.dedup_window)
         flags = naive_flags(ing.records)
@@ -250,6 +251,11 @@ def eval_replay(
         counts = {"events": sum(c.received.values()) + bad, "valid": sum(c.valid.values()),
                   "dead_letters": sum(c.dead.values()) + bad,
                   "duplicates": sum(c.duplicate.values()), "anomalies": c.anomalies}
+        # city-wide conditions are not incident warnings: listed, never scored as such
+        conditions = [{"condition_id": x.condition_id, "version": x.version,
+                       "status": x.status, "level": x.level, "kinds": x.kinds,
+                       "regions": len(x.regions), "first_seen": x.first_seen.isoformat()}
+                      for x in pipe.conditions if x.status != "update"]
     elapsed = time.perf_counter() - t0
     report = score(warnings, incidents, registry)
     weeks = span_weeks(incidents, warnings)
@@ -258,6 +264,8 @@ def eval_replay(
         "baseline": baseline, "warning_versions": len(warnings),
         "false_warnings_per_region_week": report["false_warnings"] / (len(registry) * weeks),
         "seconds": round(elapsed, 3),
+        "citywide_conditions": len({x["condition_id"] for x in conditions}),
+        "citywide_condition_versions": conditions,
     })
     if warnings_out is not None:
         with warnings_out.open("w", encoding="utf-8") as f:
@@ -265,7 +273,8 @@ def eval_replay(
                 f.write(w.model_dump_json() + "\n")
     _print_report(report, as_json, (
         "incidents", "detected", "recall", "warnings", "false_warnings", "precision",
-        "median_delay_s", "events", "dead_letters", "duplicates", "seconds"))
+        "median_delay_s", "citywide_conditions", "events", "dead_letters", "duplicates",
+        "seconds"))
 
 
 def _print_report(report: dict[str, Any], as_json: bool, keys: tuple[str, ...]) -> None:

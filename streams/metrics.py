@@ -168,6 +168,10 @@ class TocsinMetrics:
             "tocsin_common_mode_regions", "Regions in which a signal kind is anomalous at "
             "once, while it is a city-wide (common-mode) condition; local warnings of that "
             "kind are held back.", ["kind"], registry=r)
+        self.conditions = Counter(
+            "tocsin_citywide_conditions", "City-wide condition versions published on "
+            "tocsin.conditions, by level (notice: one department; warning: several) and "
+            "status.", ["level", "status"], registry=r)
         self.reorder_held = Gauge(
             "tocsin_reorder_buffer_records",
             "Anomalies held in event-time order in front of the correlator.", registry=r)

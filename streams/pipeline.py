@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from detectors.citywide import ConditionVersion
 from detectors.correlation import Correlator, Finding, IncidentVersion
 from detectors.feedback import Decision, InvalidDecision
 from detectors.reorder import EventTimeBuffer
@@ -21,6 +22,7 @@ from .regions import RegionRegistry
 from .schemas import (
     Anomaly,
     Audit,
+    Condition,
     DeadLetter,
     Evidence,
     Feedback,
@@ -90,6 +92,15 @@ def _audit(v: IncidentVersion, rule: str, parameters: dict[str, float]) -> Audit
         parameters=parameters,
         event_ids=sorted({e for g in v.evidence for e in g.event_ids}),
         feedback_bar=v.bar_note,
+    )
+
+
+def condition_to_record(c: ConditionVersion, sent_at: datetime | None = None) -> Condition:
+    return Condition(
+        condition_id=c.condition_id, version=c.version, status=c.status, level=c.level,
+        kinds=list(c.kinds), departments=list(c.departments), regions=list(c.regions),
+        first_seen=_dt(c.first_seen), last_seen=_dt(c.last_seen),
+        explanation=c.explanation, sent_at=sent_at,
     )
 
 
@@ -205,6 +216,18 @@ class CorrelationStage:
             c = p.correlator
             for kind, n in c.city.active(c.watermark).items():
                 out[kind] = max(out.get(kind, 0), n)
+        return out
+
+    def take_conditions(self) -> list[Condition]:
+        """City-wide condition versions since the last call. Every partition's correlator
+        sees the whole city (``city_copy``), so only partition 0's are published: one
+        condition, whichever worker holds that partition."""
+        out: list[Condition] = []
+        now = datetime.now(UTC)
+        for part, p in self._parts.items():
+            taken = p.correlator.city.take()
+            if part == 0:
+                out.extend(condition_to_record(c, now) for c in taken)
         return out
 
     def held(self) -> int:
@@ -398,6 +421,7 @@ class Pipeline:
         self.dead_letters: list[DeadLetter] = []
         self.anomalies: list[Anomaly] = []
         self.warnings: list[Warning] = []
+        self.conditions: list[Condition] = []
 
     def feed(self, source: str, raw: bytes, origin: Origin) -> list[Warning]:
         step = self.sources.process(source, raw, origin)
@@ -420,6 +444,7 @@ class Pipeline:
             for part in range(n):
                 self.correlation.watermark(part, source, origin.partition, wm, 0.0)
                 out.extend(self.correlation.release(part, 0.0))
+            self.conditions.extend(self.correlation.take_conditions())
         self.warnings.extend(out)
         return out
 
@@ -437,5 +462,6 @@ class Pipeline:
         for part in range(self.settings.partitions):
             out.extend(self.correlation.release(part, 0.0))
         out.extend(self.correlation.flush())
+        self.conditions.extend(self.correlation.take_conditions())
         self.warnings.extend(out)
         return out

@@ -277,6 +277,25 @@ class Warning(WireModel):
     audit: Audit | None = None
 
 
+class Condition(WireModel):
+    """Topic ``tocsin.conditions``: one version of a city-wide (common-mode) condition, a
+    signal kind anomalous in many regions at once (haze, a city-wide price move, a hotline
+    backlog). Local warnings of its kinds are held back while it lasts."""
+
+    condition_id: str = Field(description="Stable across all versions of one condition.")
+    version: int = Field(ge=1)
+    status: Literal["new", "update", "resolved"]
+    level: Literal["notice", "warning"] = Field(
+        description="notice: one department shows it; warning: two or more.")
+    kinds: list[str] = Field(description="Signal kinds city-wide in it, e.g. env:pm25.")
+    departments: list[str]
+    regions: list[str] = Field(description="Regions whose anomalies made it city-wide.")
+    first_seen: EventTime
+    last_seen: EventTime
+    explanation: str
+    sent_at: EventTime | None = None
+
+
 class DeadLetter(WireModel):
     """Topic ``tocsin.deadletter``: a record that failed ingest, with its original bytes."""
 
@@ -309,6 +328,7 @@ PUBLIC_SCHEMAS: dict[str, type[BaseModel]] = {
     "tocsin.market.events": MarketEvent,
     "tocsin.anomalies": Anomaly,
     "tocsin.warnings": Warning,
+    "tocsin.conditions": Condition,
     "tocsin.deadletter": DeadLetter,
     "tocsin.feedback": Feedback,
 }

@@ -32,6 +32,7 @@ COMPLAINTS = "tocsin.citizen.complaints"
 MARKET = "tocsin.market.events"
 ANOMALIES = "tocsin.anomalies"
 WARNINGS = "tocsin.warnings"
+CONDITIONS = "tocsin.conditions"
 DEADLETTER = "tocsin.deadletter"
 FEEDBACK = "tocsin.feedback"
 WARNINGS_CAP = "tocsin.warnings.cap"
@@ -48,6 +49,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(ANOMALIES, "Detector findings (internal, keyed by region).", 3 * DAY_MS),
     TopicSpec(WARNINGS, "Cross-department warnings, every version (keyed by warning_id).",
               30 * DAY_MS),
+    TopicSpec(CONDITIONS, "City-wide (common-mode) conditions, every version (keyed by "
+              "condition_id).", 30 * DAY_MS),
     TopicSpec(DEADLETTER, "Records that failed ingest: original bytes, origin and reason.",
               30 * DAY_MS),
     TopicSpec(FEEDBACK, "Duty officers' decisions on warnings (keyed by region).", 90 * DAY_MS),

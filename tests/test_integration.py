@@ -95,7 +95,7 @@ def test_cli_schema_and_topics_commands(isolated_settings: TocsinSettings) -> No
                          capture_output=True, text=True, env=env, check=True)
     from streams.topics import CATALOGUE
 
-    assert out.stdout.count("created") == len(CATALOGUE) == 10
+    assert out.stdout.count("created") == len(CATALOGUE) == 11
     assert f"{isolated_settings.topic_prefix}tocsin.feedback" in out.stdout
     bad = subprocess.run([sys.executable, "-m", "streams", "schema", "--topic", "nope"],
                          capture_output=True, text=True, env=env)
