@@ -130,6 +130,7 @@ class Correlator:
         strong_p: float = 1e-6,
         strong_weak_p: float = 0.01,
         neighbour_decay: float = 1.0,
+        lags: dict[str, float] | None = None,
         feedback: FeedbackBar | None = None,
         city: CityView | None = None,
     ) -> None:
@@ -151,6 +152,11 @@ class Correlator:
         self.strong_p = strong_p
         self.strong_weak_p = strong_weak_p
         self.neighbour_decay = neighbour_decay
+        # how long after other departments' evidence a source's own may come and still
+        # join it (complaints of a night incident come the next morning, market reports in
+        # office hours); never shorter than window_s
+        self.lags = {k: max(v, window_s) for k, v in (lags or {}).items()}
+        self._span = max([window_s, *self.lags.values()])
         self.bar = feedback if feedback is not None else FeedbackBar()
         self.city = city if city is not None else CityView()
         self.history = WarningHistory()
@@ -192,9 +198,10 @@ class Correlator:
                 return out
         buf = self._recent.setdefault(f.region, deque())
         buf.append(f)
-        while buf and buf[0].t < f.t - 2 * self.window_s:
+        while buf and buf[0].t < f.t - 2 * self._span:
             buf.popleft()
-        window = [g for g in buf if abs(g.t - f.t) <= self.window_s]
+        lag = self.lags.get(f.source, self.window_s)
+        window = [g for g in buf if -self.window_s <= f.t - g.t <= lag]
         if len({g.department for g in window}) >= self.min_departments:
             chosen = self._select(window, f)
             if not chosen:

@@ -164,7 +164,8 @@ class CorrelationStage:
             p = self._parts[partition] = _CorrelationPartition(
                 EventTimeBuffer(s.allowed_lateness_s, s.reorder_idle_s, self._expected, wall),
                 Correlator(window_s=s.correlation_window_s, quiet_s=s.quiet_resolve_s,
-                           templates=self.templates, neighbour_decay=s.neighbour_decay),
+                           templates=self.templates, neighbour_decay=s.neighbour_decay,
+                           lags=dict(s.department_lags_s)),
             )
         return p
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import typing
 from datetime import datetime
@@ -41,6 +42,9 @@ stop the worker at start with the variable's name and what is wrong.
 
 def _type(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
+    if origin is dict:
+        key, value = typing.get_args(annotation)
+        return f"JSON object: {_type(key)} to {_type(value)}"
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in typing.get_args(annotation))
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -53,7 +57,9 @@ def _type(annotation: Any) -> str:
 
 
 def _default(name: str, f: FieldInfo) -> str:
-    d = f.default
+    d = f.get_default(call_default_factory=True)
+    if isinstance(d, dict):
+        return f"`{json.dumps(d)}`" if d else "`{}` (none)"
     if d is None:
         return "unset"
     if isinstance(d, Path):

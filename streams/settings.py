@@ -101,6 +101,14 @@ class TocsinSettings(BaseSettings):
     correlation_window_s: float = Field(
         6 * 3600.0, gt=0, description="Anomalies of a region this close in event time correlate."
     )
+    department_lags_s: dict[Literal["env", "complaint", "market"], float] = Field(
+        default_factory=dict,
+        description="How long after other departments' anomalies a source's own may come "
+        "and still join them (JSON, seconds per source, e.g. {\"complaint\": 36000}; never "
+        "shorter than correlation_window_s). Empty by default: sustained sensor shifts are "
+        "re-reported hourly while they last, and longer lags measured more chance pairings "
+        "than late joins (docs/correlation.md).",
+    )
     reorder_idle_s: float = Field(
         30.0, gt=0,
         description="A source partition silent this long (wall clock) stops holding back the "
