@@ -11,14 +11,19 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any, ClassVar, TypeAlias
 
+from scipy.special import cython_special
+
 from .base import P_FLOOR, Score, gammainc_scalar
 from .buckets import BucketedDetector, add_cell, find_cell
+from .calendar import HolidayCalendar
 from .policy import fired
 
 #: one observation: ``(key, n)``, n events of ``key`` (n = 0: none, a question only)
 CountObs: TypeAlias = tuple[Hashable, int]
 #: what explain_one says about an observation it will not count
 _NOT_COUNTED = Score(0.0, 0.0, 1.0)
+#: the regularised incomplete beta function of scalars (a negative binomial's tail)
+_betainc = cython_special.betainc
 
 
 def _fields(x: CountObs) -> tuple[Hashable, int]:
@@ -30,7 +35,16 @@ def _fields(x: CountObs) -> tuple[Hashable, int]:
 
 PHI_PRIOR = 1.2
 PHI_PRIOR_WEIGHT = 3.0
+#: the prior of a window scale's extra dispersion ``alpha`` (see CountSurge._phis): 0 (the
+#: per-bucket phi), worth this many windows expecting one event per bucket
+SCALE_ALPHA_PRIOR_WINDOWS = 24.0
+#: the largest extra dispersion alpha (a negative binomial of size 1 / alpha >= 0.5)
+MAX_ALPHA = 2.0
 SHAPE_PRIOR_EVENTS = 5.0
+#: a day type's hour (working day, weekend or holiday) is shrunk towards the hour's shape
+#: over all days with this many pseudo-events (a first weekend starts from the hour's
+#: shape, not from flat)
+DAY_TYPE_PRIOR_EVENTS = 30.0
 
 
 @dataclass(slots=True)
@@ -51,6 +65,10 @@ class _KeyState:
     fired: tuple[int, ...] = ()
     fired_windows: tuple[int, ...] = ()  # windows that fired (see buckets.KeyMarks)
     outlier_run: int = 0
+    # per window scale longer than one bucket (``CountSurge._wide``), the decayed sums of
+    # (window count - expected)^2 and of expected: sq, exp, sq, exp, ... (empty until the
+    # first window is learned)
+    wdisp: array[float] = field(default_factory=lambda: array("d"))
 
     @property
     def open(self) -> dict[int, int]:
@@ -67,19 +85,23 @@ class _KeyState:
     def copy(self) -> _KeyState:
         return _KeyState(self.closed_through, array("q", self.opened), array("q", self.closed),
                          self.level_sum, self.level_n, self.disp_sum, self.disp_n, self.fired,
-                         self.fired_windows, self.outlier_run)
+                         self.fired_windows, self.outlier_run, array("d", self.wdisp))
 
     # pickled as plain values (small ints pickle in 2 to 5 bytes, an array's in 8)
     def __getstate__(self) -> tuple[Any, ...]:
         return (self.closed_through, tuple(self.opened), tuple(self.closed), self.level_sum,
                 self.level_n, self.disp_sum, self.disp_n, self.fired, self.fired_windows,
-                self.outlier_run)
+                self.outlier_run, tuple(self.wdisp))
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
+        if len(state) == 10:  # pickled before the per-scale dispersion
+            state = (*state, ())
         (self.closed_through, opened, closed, self.level_sum, self.level_n,
-         self.disp_sum, self.disp_n, self.fired, self.fired_windows, self.outlier_run) = state
+         self.disp_sum, self.disp_n, self.fired, self.fired_windows, self.outlier_run,
+         wdisp) = state
         self.opened = array("q", opened)
         self.closed = array("q", closed)
+        self.wdisp = array("d", wdisp)
 
 
 @dataclass(slots=True)
@@ -94,7 +116,11 @@ class _Windows:
     expected: list[float]  # expected events in the window, per scale
     scaled: list[float]  # expected / phi per scale (0 if nothing is expected)
     expected_here: float  # expected events in ``bucket``
-    phi: float  # dispersion as the quasi-Poisson tail takes it (at least 1)
+    phi: float  # per-bucket dispersion as the tails take it (at least 1)
+    # per scale, the negative binomial of the counts / phi: its size 1 / alpha (0: none,
+    # the quasi-Poisson tail) and success probability (see CountSurge._alphas)
+    sizes: list[float]
+    probs: list[float]
 
 
 class CountSurge(BucketedDetector[_KeyState]):
@@ -102,11 +128,16 @@ class CountSurge(BucketedDetector[_KeyState]):
 
     Baseline per key: a decayed mean of its de-seasonalised counts, shrunk towards the
     pooled mean of all keys (so a rare key has a sensible expectation), times an
-    hour-of-day shape pooled over all keys. Dispersion ``phi`` (variance / mean) is
-    estimated per key, at least 1. The tail p-value of the counts in the last 1, 3, 6
-    and 12 buckets is taken under a quasi-Poisson; the smallest, Bonferroni
-    corrected, is reported. A bucket joins the baseline only after it has left the longest
-    window (a guard band), and not at all if a window holding it fired.
+    hour-of-week shape pooled over all keys: one per hour of day and day type, working
+    day or weekend-or-holiday (``calendar``, a :class:`~detectors.calendar.HolidayCalendar`;
+    default: weekends in UTC, no holidays), each shrunk towards the hour's shape over all
+    days. Dispersion ``phi`` (variance / mean) is estimated per key and per window scale,
+    at least 1: counts summed over several buckets are more over-dispersed than one
+    bucket's when whole days run busy or quiet, so each scale learns its own phi from its
+    windows (shrunk towards the per-bucket phi). The tail p-value of the counts in the last
+    1, 3, 6 and 12 buckets is taken under a quasi-Poisson with that scale's phi; the
+    smallest, Bonferroni corrected, is reported. A bucket joins the baseline only after it
+    has left the longest window (a guard band), and not at all if a window holding it fired.
 
     An observation is ``(key, n)``: ``n`` events of ``key`` at event time ``t`` (see the
     contract in :mod:`detectors.base`). :meth:`explain_one` is the tail of the counts
@@ -145,6 +176,8 @@ class CountSurge(BucketedDetector[_KeyState]):
         seasonal_period: int = 24,
         hold_buckets: int = 48,
         seed: int = 0,
+        calendar: HolidayCalendar | None = None,
+        scale_half_life_buckets: float = 336.0,
     ) -> None:
         if bucket_s <= 0 or not scales or min(scales) < 1:
             raise ValueError("bucket_s must be > 0 and scales >= 1")
@@ -159,13 +192,19 @@ class CountSurge(BucketedDetector[_KeyState]):
         self.max_phi = max_phi
         self.seasonal_period = seasonal_period
         self.hold_buckets = hold_buckets
+        self.calendar = calendar if calendar is not None else HolidayCalendar()
+        self.scale_half_life_buckets = scale_half_life_buckets
         self._decay = 0.5 ** (1.0 / half_life_buckets)
+        # the wide scales' dispersion learns from day-to-day variation: a few days of
+        # memory would hold a handful of days, so it keeps longer (two weeks by default)
+        self._scale_decay = 0.5 ** (1.0 / scale_half_life_buckets)
         self._keys: dict[Hashable, _KeyState] = {}
         self._start_bucket: int | None = None
         self._closed_through: int | None = None
-        # pooled hour-of-day shape (decayed sums of counts and of buckets per slot)
-        self._slot_sum = [0.0] * seasonal_period
-        self._slot_n = [0.0] * seasonal_period
+        # pooled hour-of-week shape (decayed sums of counts and of buckets per slot): slot
+        # day_type * seasonal_period + bucket % seasonal_period (see _slot)
+        self._slot_sum = [0.0] * (2 * seasonal_period)
+        self._slot_n = [0.0] * (2 * seasonal_period)
         self._pool_sum = 0.0
         self._pool_n = 0.0
         self.late_events = 0
@@ -173,7 +212,7 @@ class CountSurge(BucketedDetector[_KeyState]):
 
     # caches derived from the state, valid until the next bucket closes (not pickled)
     _transient: ClassVar[tuple[str, ...]] = ("_windows_cache", "_shapes", "_first_scale",
-                                              "_memo")
+                                              "_memo", "_back", "_wide")
 
     def _reset_transient(self) -> None:
         self._windows_cache: dict[Hashable, _Windows] = {}
@@ -182,6 +221,10 @@ class CountSurge(BucketedDetector[_KeyState]):
         # judged, the copy the state it moves to); dropped by any change
         self._memo: tuple[Hashable, float, int, Score, CountSurge | None] | None = None
         self._shapes: list[float] | None = None
+        # bucket -> the shapes of it and the buckets before it, newest first (see _windows)
+        self._back: dict[int, list[float]] = {}
+        # the scales longer than one bucket: their dispersion is learned apart
+        self._wide = tuple(w for w in self.scales if w > 1)
         # index of the first (shortest) scale whose window holds a bucket of a given age
         self._first_scale = [next(i for i, w in enumerate(self.scales) if w > age)
                              for age in range(self.scales[-1])]
@@ -197,26 +240,45 @@ class CountSurge(BucketedDetector[_KeyState]):
 
     # -- time -------------------------------------------------------------------------
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "calendar" not in state:  # pickled before the hour-of-week shape
+            state = {**state, "calendar": HolidayCalendar(),
+                     "_slot_sum": state["_slot_sum"] * 2, "_slot_n": state["_slot_n"] * 2}
+        super().__setstate__(state)
+
     def _slot(self, bucket: int) -> int:
-        return bucket % self.seasonal_period
+        """Hour of day (bucket of the day cycle) on working days, the same plus
+        ``seasonal_period`` on weekends and holidays (the calendar's local day type of the
+        bucket's start)."""
+        period = self.seasonal_period
+        return self.calendar.day_type(bucket * self.bucket_s) * period + bucket % period
 
     def _shape(self, bucket: int) -> float:
         return self._shape_table()[self._slot(bucket)]
 
     def _shape_table(self) -> list[float]:
-        """The hour-of-day shape of every slot (from the current slot sums)."""
+        """The hour-of-week shape of every slot (from the current slot sums)."""
+        slots = len(self._slot_n)
         total_n = sum(self._slot_n)
         if total_n <= 0:
-            return [1.0] * self.seasonal_period
+            return [1.0] * slots
         mean_all = sum(self._slot_sum) / total_n
         if mean_all <= 0:
-            return [1.0] * self.seasonal_period
-        # events in this slot versus the events expected there at the overall rate, each
-        # side with SHAPE_PRIOR_EVENTS pseudo-events: a slot seen with a handful of events
-        # (a rare kind) keeps a shape near 1 instead of the noise of those few events
+            return [1.0] * slots
+        # the hour's shape over all days: events in the hour versus the events expected
+        # there at the overall rate, each side with SHAPE_PRIOR_EVENTS pseudo-events: an
+        # hour seen with a handful of events (a rare kind) keeps a shape near 1 instead of
+        # the noise of those few events
+        period = self.seasonal_period
         k = SHAPE_PRIOR_EVENTS
-        return [(s + k) / (n * mean_all + k) if n > 0 else 1.0
-                for s, n in zip(self._slot_sum, self._slot_n, strict=True)]
+        ss, sn = self._slot_sum, self._slot_n
+        hours = [(ss[h] + ss[h + period] + k) / ((sn[h] + sn[h + period]) * mean_all + k)
+                 if sn[h] + sn[h + period] > 0 else 1.0 for h in range(period)]
+        # each day type's hour, shrunk towards the hour's shape (a day type not seen yet
+        # takes the hour's shape)
+        kd = DAY_TYPE_PRIOR_EVENTS
+        return [(s + kd * hours[i % period]) / (n * mean_all + kd)
+                for i, (s, n) in enumerate(zip(ss, sn, strict=True))]
 
     def advance(self, watermark: float) -> None:
         """Close every bucket that ended ``lateness_s`` or more before ``watermark``."""
@@ -235,6 +297,7 @@ class CountSurge(BucketedDetector[_KeyState]):
         self._closed_through = last_closable
         self._windows_cache.clear()
         self._shapes = None
+        self._back.clear()
         self._memo = None
 
     def _close_bucket(self, b: int) -> None:
@@ -245,6 +308,10 @@ class CountSurge(BucketedDetector[_KeyState]):
         total = 0
         guard = max(self.scales)
         full = 2 * guard  # (bucket, count) pairs of the guard band
+        wide = self._wide
+        # the shapes of the buckets leaving the guard band now (the usual one, b - guard)
+        # and of the longest window they start: the same for every key
+        ahead = [shapes[self._slot(b - guard + i)] for i in range(guard)] if wide else []
         for st in self._keys.values():
             if b <= st.closed_through:
                 continue
@@ -269,7 +336,6 @@ class CountSurge(BucketedDetector[_KeyState]):
             if len(closed) >= full:
                 ob = closed[0]
                 oc = closed[1]
-                del closed[:2]
                 excluded = bool(st.fired_windows) and self.leaves_fired_window(st, ob)
                 if excluded and st.outlier_run < self.hold_buckets:
                     st.outlier_run += 1
@@ -277,10 +343,13 @@ class CountSurge(BucketedDetector[_KeyState]):
                     st.outlier_run = st.outlier_run + 1 if excluded else 0
                     oshape = shape if ob == b else shapes[self._slot(ob)]
                     exp = self._expected_one(st, ob, oshape)
+                    if wide and not excluded:
+                        self._learn_scales(st, ob, shapes, ahead if ob == b - guard else None)
                     st.level_sum = st.level_sum * d + oc / oshape
                     st.level_n = st.level_n * d + 1.0
                     st.disp_sum = st.disp_sum * d + (oc - exp) ** 2
                     st.disp_n = st.disp_n * d + exp
+                del closed[:2]
             closed.append(b)
             closed.append(c)
         # a bucket closed before any key was seen had zero events: it counts too, or the
@@ -290,6 +359,47 @@ class CountSurge(BucketedDetector[_KeyState]):
         self._slot_n[slot] = self._slot_n[slot] * d + 1.0
         self._pool_sum = self._pool_sum * d + total / nkeys
         self._pool_n = self._pool_n * d + 1.0
+
+    def _learn_scales(self, st: _KeyState, ob: int, shapes: list[float],
+                      ahead: list[float] | None) -> None:
+        """Learn each wide scale's extra dispersion from the window of that scale starting
+        at ``ob``, the closed bucket leaving the guard band (the oldest of ``st.closed``;
+        the rest of the window is in the guard band): decayed sums of
+        (count - expected)^2 - phi * expected (the variance beyond the per-bucket phi's)
+        and of expected^2 (see :meth:`_phis`). A window overlapping one that fired is left
+        out. ``ahead``: the shapes of ``ob`` and the buckets after it, if known."""
+        wide = self._wide
+        guard = self.scales[-1]
+        ends = st.fired_windows  # (those ending before ob are forgotten by now)
+        first_fired = ends[0] - guard + 1 if ends else None  # first bucket kept out
+        closed = st.closed
+        m = len(closed) // 2
+        counts = [0] * guard  # events of ob, ob + 1, ...
+        if m and closed[-2] - closed[0] == m - 1:  # consecutive (the rule)
+            counts[:m] = closed[1::2].tolist()[:guard]
+        else:
+            for i in range(0, len(closed), 2):
+                age = closed[i] - ob
+                if 0 <= age < guard:
+                    counts[age] = closed[i + 1]
+        if ahead is None:
+            ahead = [shapes[self._slot(ob + i)] for i in range(guard)]
+        level = self._level(st)
+        floor = self.min_expected
+        each = [floor if floor > (x := level * sh) else x for sh in ahead]
+        cum_c = list(accumulate(counts))
+        cum_e = list(accumulate(each))
+        phi = self._phi(st)
+        sums = st.wdisp
+        if not sums:
+            sums.extend([0.0] * (2 * len(wide)))
+        d = self._scale_decay
+        for j, w in enumerate(wide):
+            if first_fired is not None and first_fired <= ob + w - 1:
+                continue
+            e = cum_e[w - 1]
+            sums[2 * j] = sums[2 * j] * d + (cum_c[w - 1] - e) ** 2 - phi * e
+            sums[2 * j + 1] = sums[2 * j + 1] * d + e * e
 
     # -- state per key -------------------------------------------------------------------
     def _state(self, key: Hashable, t: float) -> _KeyState:
@@ -322,6 +432,35 @@ class CountSurge(BucketedDetector[_KeyState]):
         # PHI_PRIOR_WEIGHT expected events at PHI_PRIOR (stable for rare keys)
         phi = (st.disp_sum + PHI_PRIOR * PHI_PRIOR_WEIGHT) / (st.disp_n + PHI_PRIOR_WEIGHT)
         return min(max(phi, 1.0), self.max_phi)
+
+    def _alphas(self, st: _KeyState) -> list[float]:
+        """Each scale's extra dispersion ``alpha``: 0 for one bucket; for a window of
+        ``w`` buckets, the ratio of its decayed sums (see :meth:`_learn_scales`) with a
+        prior of SCALE_ALPHA_PRIOR_WINDOWS windows expecting ``w`` events at 0, within
+        [0, MAX_ALPHA]. A window expecting ``e`` events has variance
+        ``phi * e + alpha * e^2``: whole days running busy or quiet add variance in
+        proportion to e^2 (a negative binomial on top of the per-bucket phi)."""
+        sums = st.wdisp
+        out = []
+        j = 0
+        for w in self.scales:
+            if w == 1:
+                out.append(0.0)
+                continue
+            extra = sums[2 * j] if sums else 0.0
+            if extra > 0.0:
+                alpha = extra / (sums[2 * j + 1] + SCALE_ALPHA_PRIOR_WINDOWS * w * w)
+                out.append(MAX_ALPHA if alpha > MAX_ALPHA else alpha)
+            else:
+                out.append(0.0)
+            j += 1
+        return out
+
+    def _phis(self, st: _KeyState, expected: Sequence[float]) -> list[float]:
+        """Variance / mean of each scale's window, ``expected`` its expected events:
+        ``phi + alpha * e`` (see :meth:`_alphas`)."""
+        phi = self._phi(st)
+        return [phi + a * e for a, e in zip(self._alphas(st), expected, strict=True)]
 
     # -- contract ------------------------------------------------------------------------
     def accepts(self, x: CountObs, t: float) -> bool:
@@ -407,7 +546,7 @@ class CountSurge(BucketedDetector[_KeyState]):
 
     def _windows(self, st: _KeyState, b: int) -> _Windows:
         """Events, expectations and dispersion of the windows ending at bucket ``b``,
-        computed as :meth:`_expected_one` and :meth:`_phi` do (the same sums in the same
+        computed as :meth:`_expected_one` and :meth:`_phis` do (the same sums in the same
         order, so the same values)."""
         shapes = self._shapes
         if shapes is None:
@@ -415,9 +554,9 @@ class CountSurge(BucketedDetector[_KeyState]):
         level = self._level(st)
         scales = self.scales
         longest = scales[-1]
-        period = self.seasonal_period
-        r = b % period  # the slots of b, b - 1, ..., b - longest + 1
-        slots = ((shapes[r::-1] + shapes[:r:-1]) * (longest // period + 1))[:longest]
+        slots = self._back.get(b)  # the shapes of b, b - 1, ..., b - longest + 1
+        if slots is None:
+            slots = self._back[b] = [shapes[self._slot(b - i)] for i in range(longest)]
         # max(level * shape, floor), as _expected_one takes it
         floor = self.min_expected
         each = [floor if floor > (x := level * sh) else x for sh in slots]
@@ -452,9 +591,15 @@ class CountSurge(BucketedDetector[_KeyState]):
                     by_age[age] = opened[i + 1]
         cum = list(accumulate(by_age))
         phi = max(self._phi(st), 1.0)
-        return _Windows(b, [cum[w - 1] for w in scales], here,
-                        closed_here, expected, [0.0 if e <= 0 else e / phi for e in expected],
-                        each[0], phi)
+        scaled = [0.0 if e <= 0 else e / phi for e in expected]
+        # counts / phi as a negative binomial of mean m = e / phi and size r = 1 / alpha
+        # (variance m + alpha m^2, so counts have phi e + alpha e^2): P(X >= c) is
+        # I_q(c, r), q = m / (m + r), continuous in c as the quasi-Poisson tail is
+        sizes = [0.0 if a <= 0.0 or m <= 0.0 else 1.0 / a
+                 for a, m in zip(self._alphas(st), scaled, strict=True)]
+        probs = [m / (m + r) if r > 0.0 else 0.0 for m, r in zip(scaled, sizes, strict=True)]
+        return _Windows(b, [cum[w - 1] for w in scales], here, closed_here, expected,
+                        scaled, each[0], phi, sizes, probs)
 
     def _score(self, key: Hashable, t: float, n: int) -> Score:
         """Tail probability of the counts in the windows ending at ``t``'s bucket, ``n``
@@ -478,19 +623,25 @@ class CountSurge(BucketedDetector[_KeyState]):
             win = self._windows(st, b)
             if known:
                 self._windows_cache[key] = win
-        # quasi_poisson_sf(count, expected, phi) per window, inlined; the smallest p wins
-        # (the first of equals), p floored at P_FLOOR
+        # quasi_poisson_sf(count, expected, phi) per window, inlined (a wide window with a
+        # learned alpha: the negative binomial over it); the smallest p wins (the first of
+        # equals), p floored at P_FLOOR
         others = win.others
         here = win.here + n
         phi = win.phi
         scaled = win.scaled
+        sizes = win.sizes
         best_p = 1.0
         best = -1
         for i in range(len(others)):
             count = others[i] + here
             if count > 0:  # else P(X >= 0) = 1: never the smallest
                 # (a window expecting nothing has scaled 0: gammainc(a, 0) = 0, floored)
-                p = gammainc_scalar(count / phi, scaled[i])
+                r = sizes[i]
+                if r > 0.0:  # the negative binomial of a wide window (see _windows)
+                    p = _betainc(count / phi, r, win.probs[i])
+                else:
+                    p = gammainc_scalar(count / phi, scaled[i])
                 if p < best_p:
                     if p < P_FLOOR:
                         p = P_FLOOR

@@ -7,7 +7,8 @@ instead compares the recent *level* of the series, over windows that fit any cad
 (exponential windows of 30 min, 1 h and 3 h of event time), with a seasonal expectation
 learned from normal data only:
 
-* expectation = hour-of-day offset (weekdays and weekends apart) + a slow level, both
+* expectation = hour-of-day offset (working days apart from weekends and holidays, by the
+  ``calendar``'s local days) + a slow level, both
   time-decayed means, so a 1-minute and a 4-hour cadence learn at the same pace;
 * residual windows are standardised by their own learned spread (the spread of a 3 h mean
   of an autocorrelated series is learned as it is, never assumed from a single reading);
@@ -28,6 +29,7 @@ from array import array
 
 from . import calibration as _cal
 from .base import Score, normal_sf
+from .calendar import HolidayCalendar
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -78,13 +80,14 @@ class SustainedShift:
     True
     """
 
-    __slots__ = ("_memo", "_nums", "_prof", "accept_after_s", "direction", "guard_z",
-                 "level_tau_s", "min_readings", "season_tau_s", "seed", "var_tau_s")
+    __slots__ = ("_memo", "_nums", "_prof", "accept_after_s", "calendar", "direction",
+                 "guard_z", "level_tau_s", "min_readings", "season_tau_s", "seed", "var_tau_s")
 
     def __init__(self, direction: str = "up", guard_z: float = 3.0,
                  accept_after_s: float = 48 * HOUR, season_tau_s: float = 10 * DAY,
                  level_tau_s: float = 2 * DAY, var_tau_s: float = 7 * DAY,
-                 min_readings: int = 24, seed: int = 0) -> None:
+                 min_readings: int = 24, seed: int = 0,
+                 calendar: HolidayCalendar | None = None) -> None:
         if direction not in ("up", "down", "both"):
             raise ValueError(f"direction={direction!r}: use 'up', 'down' or 'both'")
         self.direction = direction
@@ -95,6 +98,9 @@ class SustainedShift:
         self.var_tau_s = var_tau_s
         self.min_readings = min_readings
         self.seed = seed  # no randomness enters
+        # which days are working days (None: weekends in UTC, no holidays); one object
+        # shared by every series (pickled once with them)
+        self.calendar = calendar
         # per slot: offset mean, weight, last update time
         self._prof = array("d", [0.0, 0.0, math.nan]) * 48
         self._nums = _INIT[:]
@@ -106,14 +112,22 @@ class SustainedShift:
         return {k: getattr(self, k) for k in self.__slots__ if k != "_memo"}
 
     def __setstate__(self, state: dict[str, object]) -> None:
+        self.calendar = None  # (pickled before the calendar: the default)
         for k, v in state.items():
             object.__setattr__(self, k, v)
         self._memo = None
 
+    def _slot(self, t: float) -> int:
+        """Hour of day, 0-23 on working days and 24-47 on weekends and holidays."""
+        cal = self.calendar
+        if cal is None:
+            return _slot(t)
+        return int(t % DAY // HOUR) + 24 * cal.day_type(t)
+
     # -- model ----------------------------------------------------------------------------
     def expected(self, t: float) -> float:
         lvl = self._nums[_LVL]
-        i = 3 * _slot(t)
+        i = 3 * self._slot(t)
         off = self._prof[i] if self._prof[i + 1] > 0 else 0.0
         return lvl + off if lvl == lvl else math.nan
 
@@ -248,7 +262,7 @@ class SustainedShift:
                       dt: float) -> None:
         nums = self._nums
         # the slow level follows the de-seasonalised reading
-        i = 3 * _slot(t)
+        i = 3 * self._slot(t)
         prof = self._prof
         off = prof[i] if prof[i + 1] > 0 else 0.0
         dl = math.exp(-dt / self.level_tau_s)

@@ -328,7 +328,8 @@ class SourceStage:
                                  max_ahead_s=settings.max_ahead_s,
                                  min_event_time=settings.min_event_time.timestamp())
         self.registry = registry
-        self._params = DetectParams(lateness_s=settings.allowed_lateness_s)
+        self._params = DetectParams(lateness_s=settings.allowed_lateness_s,
+                                    calendar=settings.holiday_calendar)
         self._detection: dict[int, Detection] = {}
         self.counters = Counters()
 

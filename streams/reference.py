@@ -25,7 +25,7 @@ CONFIGMAP = ROOT / "deploy" / "k8s" / "configmap-data.yaml"
 DATA = Path(__file__).resolve().parent / "data"
 #: ConfigMap key -> packaged file (mounted at /etc/tocsin in deploy/k8s/deployment.yaml)
 DATA_FILES = {"regions.csv": DATA / "regions.csv", "scenarios.yaml": DATA / "scenarios.yaml",
-              "grants.yaml": DATA / "grants.yaml"}
+              "grants.yaml": DATA / "grants.yaml", "holidays.yaml": DATA / "holidays.yaml"}
 
 HEADER = """\
 # Configuration reference

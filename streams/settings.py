@@ -11,6 +11,11 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from detectors.calendar import DEFAULT_FILE as DEFAULT_HOLIDAYS
+from detectors.calendar import CalendarError, HolidayCalendar, load_calendar
+
+from .errors import ConfigError
+
 DEFAULT_REGISTRY = Path(__file__).parent / "data" / "regions.csv"
 
 
@@ -136,6 +141,10 @@ class TocsinSettings(BaseSettings):
     scenarios: Path | None = Field(
         None, description="Scenario templates YAML (default: the packaged scenarios.yaml)."
     )
+    holidays: Path | None = Field(
+        None, description="Holiday calendar YAML: the city's UTC offset, public holidays and "
+        "make-up working days; the count baselines keep working days apart from weekends "
+        "and holidays (default: the packaged holidays.yaml, China 2024-2026).")
     grants: Path | None = Field(
         None, description="Sharing grants YAML: per-audience warning views on "
         "tocsin.warnings.view.<audience>, each release audited on tocsin.releases "
@@ -199,6 +208,18 @@ class TocsinSettings(BaseSettings):
                 "releasing past them then reorders the warnings")
         return self
 
+    @field_validator("holidays")
+    @classmethod
+    def _holidays_readable(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            load_holidays(v)  # a bad file fails at start, naming the file and the entry
+        return v
+
+    @cached_property
+    def holiday_calendar(self) -> HolidayCalendar:
+        """The calendar of ``holidays`` (or of the packaged file)."""
+        return load_holidays(self.holidays)
+
     @field_validator("broker")
     @classmethod
     def _broker_not_empty(cls, v: str) -> str:
@@ -256,6 +277,15 @@ def bootstrap_list(broker: str) -> list[str]:
         if part:
             out.append(part)
     return out
+
+
+def load_holidays(path: Path | None) -> HolidayCalendar:
+    """The holiday calendar in ``path`` (None: the packaged one); :class:`ConfigError`
+    names the file and the entry that is wrong."""
+    try:
+        return load_calendar(path or DEFAULT_HOLIDAYS)
+    except CalendarError as e:
+        raise ConfigError(f"TOCSIN_HOLIDAYS: {e}") from None
 
 
 def load_settings(**overrides: Any) -> TocsinSettings:

@@ -41,10 +41,6 @@ KNOWN_FAILURES: dict[str, str] = {
         "its CUSUM restarts after `reset` (8) sds of drift and its calibrated tail is "
         "heavy: a 15-sd spike and a 6-sd shift give p = 4e-5 at best, above the level "
         "policy's 1e-5 (a component of SensorEnsemble, not used alone)",
-    "CountSurge-check_false_alarm_rate":
-        "the level of each key is shrunk towards the mean of all keys (prior_buckets): "
-        "the busiest key's expectation is ~15 % low (10.2 for 12 an hour), so on null "
-        "counts 4-6 % of its events have p < 0.01 (2.5 % over all keys, seed 43)",
     "HalfSpaceTreesDetector-check_flags_clear_anomaly":
         "river's HST misses a broken correlation whose metrics each stay in range (score "
         "0.64 against 0.99 on null readings); documented: StationDetector is the one for "

@@ -226,15 +226,22 @@ def _reference_count_score(det: CountSurge, key: str, t: float) -> Score:
         return Score(float(counts.get(b, 0)), math.nan, 1.0)
 
     def shape(bucket: int) -> float:
-        slot = bucket % det.seasonal_period
-        total_n = sum(det._slot_n)
-        if total_n <= 0 or det._slot_n[slot] <= 0:
+        # hour-of-week: the hour's shape over all days (SHAPE_PRIOR_EVENTS), then the day
+        # type's hour shrunk towards it (DAY_TYPE_PRIOR_EVENTS)
+        period = det.seasonal_period
+        slot = det.calendar.day_type(bucket * det.bucket_s) * period + bucket % period
+        ss, sn = det._slot_sum, det._slot_n
+        total_n = sum(sn)
+        if total_n <= 0:
             return 1.0
-        mean_all = sum(det._slot_sum) / total_n
+        mean_all = sum(ss) / total_n
         if mean_all <= 0:
             return 1.0
+        h = slot % period
         k = 5.0  # SHAPE_PRIOR_EVENTS
-        return (det._slot_sum[slot] + k) / (det._slot_n[slot] * mean_all + k)
+        n_h = sn[h] + sn[h + period]
+        hour = (ss[h] + ss[h + period] + k) / (n_h * mean_all + k) if n_h > 0 else 1.0
+        return (ss[slot] + 30.0 * hour) / (sn[slot] * mean_all + 30.0)
 
     def expected_one(bucket: int) -> float:
         pooled = det._pool_sum / det._pool_n if det._pool_n > 0 else 0.0
@@ -244,20 +251,33 @@ def _reference_count_score(det: CountSurge, key: str, t: float) -> Score:
 
     phi = (st_.disp_sum + 1.2 * 3.0) / (st_.disp_n + 3.0)  # PHI_PRIOR, PHI_PRIOR_WEIGHT
     phi = min(max(phi, 1.0), det.max_phi)
+    wide = [w for w in det.scales if w > 1]
 
-    def tail(count: int, mu: float) -> float:
+    def alpha_of(w: int) -> float:  # a wide scale's extra dispersion (0: quasi-Poisson)
+        if w == 1 or not st_.wdisp:
+            return 0.0
+        j = wide.index(w)
+        extra = st_.wdisp[2 * j]
+        # SCALE_ALPHA_PRIOR_WINDOWS, MAX_ALPHA
+        return min(extra / (st_.wdisp[2 * j + 1] + 24.0 * w * w), 2.0) if extra > 0 else 0.0
+
+    def tail(count: int, mu: float, alpha: float) -> float:
         if count <= 0:
             return 1.0
         if mu <= 0:
             return P_FLOOR
-        return max(float(special.gammainc(count / max(phi, 1.0), mu / max(phi, 1.0))),
-                   P_FLOOR)
+        m = mu / max(phi, 1.0)
+        if alpha > 0:  # counts / phi: a negative binomial, mean m, size 1 / alpha
+            r = 1.0 / alpha
+            return max(float(special.betainc(count / max(phi, 1.0), r, m / (m + r))),
+                       P_FLOOR)
+        return max(float(special.gammainc(count / max(phi, 1.0), m)), P_FLOOR)
 
     best_p, best_obs, best_exp = 1.0, float(counts.get(b, 0)), expected_one(b)
     for w in det.scales:
         obs = sum(counts.get(b - i, 0) for i in range(w))
         exp = sum(expected_one(b - i) for i in range(w))
-        p = tail(obs, exp)
+        p = tail(obs, exp, alpha_of(w))
         if p < best_p:
             best_p, best_obs, best_exp = p, float(obs), exp
     return Score(best_obs, best_exp, min(1.0, best_p * len(det.scales)))
@@ -321,11 +341,20 @@ def test_count_shape_table_is_the_per_slot_formula() -> None:
     rng = random.Random(4)
     det = CountSurge(warmup_buckets=2)
     _feed_counts(det, 80, 3.0, rng)
-    for b in range(det.seasonal_period):
-        total_n = sum(det._slot_n)
-        mean_all = sum(det._slot_sum) / total_n
-        want = (det._slot_sum[b] + 5.0) / (det._slot_n[b] * mean_all + 5.0)
-        assert det._shape_table()[b] == want == det._shape(b + 7 * det.seasonal_period)
+    period = det.seasonal_period
+    ss, sn = det._slot_sum, det._slot_n
+    assert len(ss) == 2 * period  # hours of working days, then of weekends and holidays
+    mean_all = sum(ss) / sum(sn)
+    for slot in range(2 * period):
+        h = slot % period
+        hour = (ss[h] + ss[h + period] + 5.0) / ((sn[h] + sn[h + period]) * mean_all + 5.0)
+        want = (ss[slot] + 30.0 * hour) / (sn[slot] * mean_all + 30.0)
+        assert det._shape_table()[slot] == want
+    # 2026-03-02 is a Monday: hour h of it is slot h, of the Saturday after it 24 + h
+    monday = math.floor(T0 / det.bucket_s)
+    for h in range(period):
+        assert det._shape(monday + h) == det._shape_table()[h]
+        assert det._shape(monday + 5 * period + h) == det._shape_table()[period + h]
 
 
 @settings(max_examples=300, deadline=None)
