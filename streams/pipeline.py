@@ -165,7 +165,7 @@ class CorrelationStage:
                 EventTimeBuffer(s.allowed_lateness_s, s.reorder_idle_s, self._expected, wall),
                 Correlator(window_s=s.correlation_window_s, quiet_s=s.quiet_resolve_s,
                            templates=self.templates, neighbour_decay=s.neighbour_decay,
-                           lags=dict(s.department_lags_s)),
+                           lags={str(k): v for k, v in s.department_lags_s.items()}),
             )
         return p
 
