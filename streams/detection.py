@@ -14,6 +14,7 @@ from detectors.rates import RateSurge
 from detectors.robust import RobustBaseline
 from detectors.sensor import SensorEnsemble
 from detectors.shift import FaultScreen, SustainedShift
+from detectors.station_faults import ColocatedSite
 
 from .schemas import Complaint, MarketEvent, SensorReading
 
@@ -91,6 +92,8 @@ class _SensorState:
     faults: FaultScreen
     run: int = 0
     shift_bucket: int = -1  # the hour bucket of the last sustained-shift finding
+    # the stations of this metric in this region (shared): a step or drift one shows alone
+    site: ColocatedSite | None = None
 
 
 #: a price this many times the usual (or its inverse), to within ENTRY_TOLERANCE, is a
@@ -238,6 +241,18 @@ class Detection:
         self.signals[(r.region, "env", f"env:{r.metric}")] = (fast.observed, expected)
         if st.faults.faulty(t):
             return []
+        # a step or a drift this station shows and its co-located twins do not, or a drift
+        # slower than any incident: a fault for operators, never evidence
+        site: ColocatedSite | None = getattr(st, "site", None)  # (None: pickled before)
+        if site is None:
+            site = st.site = self._site(r.region, r.metric)
+        # (the peers' median only when they are enough to be a reference)
+        ref = common if len(self._peers.get(r.metric, ())) > MIN_PEERS else math.nan
+        local = (site.observe(r.sensor_id, x - expected, t, ref)
+                 if st.shift.warmed_up() and expected == expected else site.kind(r.sensor_id))
+        if local is not None:
+            self.sensor_faults[local] = self.sensor_faults.get(local, 0) + 1
+            return []
         kind = f"env:{r.metric}"
         signal = f"{kind}:{r.sensor_id}"
         out: list[Finding] = []
@@ -281,6 +296,15 @@ class Detection:
         med = zs[n // 2] if n % 2 else 0.5 * (zs[n // 2 - 1] + zs[n // 2])
         self.common_mode[metric] = med
         return med
+
+    def _site(self, region: str, metric: str) -> ColocatedSite:
+        """The co-located stations of ``metric`` in ``region`` (new if none yet; a scan,
+        once per station)."""
+        for other in self._sensors.values():
+            site: ColocatedSite | None = getattr(other, "site", None)
+            if site is not None and site.region == region and site.metric == metric:
+                return site
+        return ColocatedSite(region, metric)
 
     def _market(self, e: MarketEvent, t: float) -> list[Finding]:
         if e.kind == "price_report":

@@ -161,8 +161,8 @@ class TocsinMetrics:
             "tocsin_tracked_series", "Signal series the detectors hold state for.", registry=r)
         self.sensor_faults = Counter(
             "tocsin_sensor_fault_readings", "Sensor readings screened out as an instrument "
-            "fault (stuck, impossible, unit_slip, erratic): for operators, never incident "
-            "evidence.",
+            "fault (stuck, impossible, unit_slip, erratic, step, drift): for operators, "
+            "never incident evidence.",
             ["kind"], registry=r)
         self.common_mode = Gauge(
             "tocsin_common_mode_regions", "Regions in which a signal kind is anomalous at "
