@@ -1,6 +1,6 @@
 """Cost of a checkpoint: capture (pickle) and size for a partition holding N sensor series
 and a full de-duplication window, the way the worker captures it (streams/app.py:
-``_capture`` + ``streams.checkpoint.encode``), and the time to read it back.
+``_capture`` + ``streams.runtime.checkpoint.encode``), and the time to read it back.
 
     .venv/bin/python benchmarks/checkpoint.py [--series 1000 10000 100000] [--json]
 
@@ -23,10 +23,10 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
-from streams.bench_memory import replicate, warmed  # noqa: E402
-from streams.checkpoint import Assembler, PartitionSnapshot, encode  # noqa: E402
-from streams.detection import Detection, _SensorState  # noqa: E402
-from streams.ingest import Deduplicator  # noqa: E402
+from streams.bench.memory import replicate, warmed  # noqa: E402
+from streams.runtime.checkpoint import Assembler, PartitionSnapshot, encode  # noqa: E402
+from streams.pipeline.detection import Detection, _SensorState  # noqa: E402
+from streams.ingest.ingestor import Deduplicator  # noqa: E402
 
 
 def state(series: int, dedup: int) -> PartitionSnapshot:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.regions import RegionRegistry
-from streams.settings import DEFAULT_REGISTRY, TocsinSettings
+from streams.core.regions import RegionRegistry
+from streams.core.settings import DEFAULT_REGISTRY, TocsinSettings
 from tests.live import Scenario
 
 
@@ -38,7 +38,7 @@ def kafka_bootstrap() -> Iterator[str]:
         with KafkaContainer() as kafka:
             yield kafka.get_bootstrap_server()
         return
-    from streams.broker import EmbeddedBroker
+    from streams.tools.broker import EmbeddedBroker
 
     with EmbeddedBroker() as broker:
         yield broker.bootstrap
@@ -62,8 +62,8 @@ def registry() -> RegionRegistry:
 def scenario(tmp_path_factory: pytest.TempPathFactory, registry: RegionRegistry) -> Scenario:
     """Seed 16, 4.5 simulated days (22,526 records) and the in-process replay's warnings,
     made once for every live-worker test that compares against them."""
-    from streams.evaluate import read_replay, run_pipeline
-    from streams.simulate import SimConfig, simulate
+    from streams.evaluation.replay_score import read_replay, run_pipeline
+    from streams.tools.simulate import SimConfig, simulate
 
     tmp = tmp_path_factory.mktemp("scenario16")
     sim = simulate(SimConfig(seed=16, days=4.5), registry)

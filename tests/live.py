@@ -8,10 +8,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.kafka_util import read_topic
-from streams.schemas import Warning
-from streams.settings import TocsinSettings
-from streams.topics import SOURCE_TOPICS, WARNINGS, topic_name
+from streams.core.schemas import Warning
+from streams.core.settings import TocsinSettings
+from streams.core.topics import SOURCE_TOPICS, WARNINGS, topic_name
+from streams.runtime.kafka_util import read_topic
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from streams.broker import free_port
+from streams.tools.broker import free_port
 
 PACKAGES = {"prometheus": "prometheus", "promtool": "prometheus",
             "prometheus-alertmanager": "prometheus-alertmanager",

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from streams.app import Worker
-from streams.regions import RegionRegistry
-from streams.schemas import (
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import (
     ANOMALY_RECORD,
     Anomaly,
     DeadLetter,
@@ -25,7 +24,8 @@ from streams.schemas import (
     SourceWatermark,
     Warning,
 )
-from streams.settings import TocsinSettings
+from streams.core.settings import TocsinSettings
+from streams.runtime.worker import Worker
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 

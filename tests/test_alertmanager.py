@@ -19,7 +19,8 @@ from aiohttp import ClientSession, web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.alertmanager import (
+from streams.core.schemas import Certainty, Evidence, Severity, Urgency, Warning
+from streams.publish.alertmanager import (
     LABEL_KEYS,
     MAX_WARNINGS,
     SEVERITIES,
@@ -27,7 +28,6 @@ from streams.alertmanager import (
     label_value,
     warning_alerts,
 )
-from streams.schemas import Certainty, Evidence, Severity, Urgency, Warning
 from tests.services import alertmanager, ensure_binary, free_port
 
 ROOT = Path(__file__).resolve().parents[1]

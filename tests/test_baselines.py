@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from streams.baselines import (
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import Anomaly, Complaint, MarketEvent, SensorReading
+from streams.evaluation.baselines import (
     ingest_replay,
     naive_flags,
     naive_warnings,
     poisson_sf,
     single_warnings,
 )
-from streams.cli import app
-from streams.evaluate import TruthIncident, read_replay, score
-from streams.ingest import Record
-from streams.regions import RegionRegistry
-from streams.schemas import Anomaly, Complaint, MarketEvent, SensorReading
-from streams.simulate import SimConfig, simulate
+from streams.evaluation.replay_score import TruthIncident, read_replay, score
+from streams.ingest.ingestor import Record
+from streams.tools.cli import app
+from streams.tools.simulate import SimConfig, simulate
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 ENV, HOTLINE, MARKET = "ecology_bureau", "citizen_hotline", "market_regulation"
@@ -234,7 +234,7 @@ def test_single_warnings_score_like_tocsin_warnings(registry: RegionRegistry) ->
 # -- end to end -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sim_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from streams.settings import DEFAULT_REGISTRY
+    from streams.core.settings import DEFAULT_REGISTRY
 
     d = tmp_path_factory.mktemp("baselines")
     ev, tr = d / "e.jsonl", d / "t.json"

@@ -10,8 +10,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from streams.faust_tuning import BatchDrainConsumer, TunedApp
-from streams.settings import TocsinSettings
+from streams.core.settings import TocsinSettings
+from streams.runtime.faust_tuning import BatchDrainConsumer, TunedApp
 
 FIELDS = ("raw_limit_eps", "faust_default_eps", "faust_tuned_eps", "pipeline_eps",
           "pipeline_vs_tuned", "tuned_vs_default", "p50_latency_s", "p99_latency_s",
@@ -31,7 +31,7 @@ def test_tuned_app_uses_the_batch_drain_consumer_with_the_fetch_wait(tmp_path: o
 
 
 def test_memory_figure_counts_real_series() -> None:
-    out = subprocess.run([sys.executable, "-m", "streams.bench_memory", "2000"],
+    out = subprocess.run([sys.executable, "-m", "streams.bench.memory", "2000"],
                          capture_output=True, text=True, timeout=120, check=True)
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["series"] == 2000
@@ -42,7 +42,7 @@ def test_memory_figure_counts_real_series() -> None:
 @pytest.mark.integration
 def test_bench_measures_every_field(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
                                     ) -> None:
-    from streams.cli import app
+    from streams.tools.cli import app
 
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     result = CliRunner().invoke(app, ["bench", "--json", "--events", "6000", "--series",

@@ -23,9 +23,9 @@ from detectors.calendar import (
 )
 from detectors.counts import CountSurge
 from detectors.shift import SustainedShift
-from streams.errors import ConfigError
-from streams.settings import TocsinSettings, load_holidays
-from streams.world.catalog import HOLIDAYS, UTC_OFFSET_H
+from streams.core.errors import ConfigError
+from streams.core.settings import TocsinSettings, load_holidays
+from streams.evaluation.world.catalog import HOLIDAYS, UTC_OFFSET_H
 
 
 def _ts(y: int, m: int, d: int, h: int = 0, minute: int = 0) -> float:

@@ -15,7 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from streams.cap import (
+from streams.core.regions import Region, RegionRegistry
+from streams.core.schemas import Certainty, Complaint, Evidence, Severity, Urgency, Warning
+from streams.core.settings import DEFAULT_REGISTRY
+from streams.publish.cap import (
     DEFAULT_SENDER,
     HEADLINE_MAX,
     CapError,
@@ -23,9 +26,6 @@ from streams.cap import (
     to_cap,
     to_cap_series,
 )
-from streams.regions import Region, RegionRegistry
-from streams.schemas import Certainty, Complaint, Evidence, Severity, Urgency, Warning
-from streams.settings import DEFAULT_REGISTRY
 
 CAP_XSD = Path(__file__).resolve().parents[1].parent / "shared" / "cap" / "CAP-v1.2.xsd"
 NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.checkpoint import Assembler, Gate, PartitionSnapshot, encode
-from streams.regions import RegionRegistry
+from streams.core.regions import RegionRegistry
+from streams.runtime.checkpoint import Assembler, Gate, PartitionSnapshot, encode
 from tests.test_agents import _OFFSETS, T0, drive, make_worker, reading, topic_of
 
 

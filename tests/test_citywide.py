@@ -69,8 +69,8 @@ def test_correlator_holds_local_findings_of_a_city_wide_kind() -> None:
 
 
 def test_pipeline_publishes_each_condition_once_whatever_the_partitions() -> None:
-    from streams.pipeline import CorrelationStage, city_copy, finding_to_anomaly
-    from streams.settings import TocsinSettings
+    from streams.core.settings import TocsinSettings
+    from streams.pipeline.stages import CorrelationStage, city_copy, finding_to_anomaly
 
     s = TocsinSettings(partitions=3)
     stage = CorrelationStage(s, expect_all_sources=False)

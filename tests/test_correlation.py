@@ -78,7 +78,7 @@ def test_unrelated_scenario_in_same_region_is_a_new_incident() -> None:
 
 
 def copy(g: Finding, to: str) -> Finding:
-    """The neighbour copy the detect stage sends (see streams.pipeline.neighbour_copies)."""
+    """The neighbour copy the detect stage sends (see streams.pipeline.stages.neighbour_copies)."""
     from dataclasses import replace
 
     return replace(g, anomaly_id=f"{g.anomaly_id}~{to}", region=to, via=g.region)

@@ -28,7 +28,7 @@ from dashboards.build import (
     render,
 )
 from dashboards.common import walk_panels
-from streams.metrics import TocsinMetrics
+from streams.runtime.metrics import TocsinMetrics
 from tests.services import ensure_binary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,7 +129,7 @@ def test_panel_queries_include_collapsed_rows() -> None:
 
 
 def exported_metrics() -> tuple[set[str], set[str]]:
-    """(sample names, label names) a worker exports, from streams.metrics itself."""
+    """(sample names, label names) a worker exports, from streams.runtime.metrics itself."""
     registry = CollectorRegistry()
     metrics = TocsinMetrics(registry, regions=["a"], scenarios=["pollution"])
     metrics.add_signal_reader(lambda: [("a", "env", "env:pm25", 1.0, 1.0)])

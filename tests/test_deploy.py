@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streams import reference
-from streams.settings import TocsinSettings
+from streams.core.settings import TocsinSettings
+from streams.tools import reference
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -253,7 +253,7 @@ def test_k8s_deployment_is_sized_and_selected_consistently() -> None:
 
 # -- generated files ------------------------------------------------------------------------
 def test_settings_reference_and_configmap_are_current() -> None:
-    assert reference.main(["--check"]) == 0, "run: python -m streams.reference"
+    assert reference.main(["--check"]) == 0, "run: python -m streams.tools.reference"
     doc = (ROOT / "docs" / "settings.md").read_text()
     for name in SETTINGS:
         assert f"`{name}`" in doc, name
@@ -277,11 +277,11 @@ def test_entrypoint_runs_the_worker_with_the_documented_variables(
     files are the ConfigMap's own content. Bounds: the worker joins within 60 s, its
     HEALTHCHECK command passes, it processes records, and on SIGTERM it writes a final
     checkpoint and exits 0 within the pods' 30 s grace period."""
-    from streams.broker import free_port
-    from streams.evaluate import read_replay
-    from streams.regions import RegionRegistry
-    from streams.replay import produce
-    from streams.simulate import SimConfig, simulate
+    from streams.core.regions import RegionRegistry
+    from streams.evaluation.replay_score import read_replay
+    from streams.tools.broker import free_port
+    from streams.tools.replay import produce
+    from streams.tools.simulate import SimConfig, simulate
 
     (settings,) = [d for d in by_kind("ConfigMap") if d["metadata"]["name"] == "tocsin-settings"]
     (data,) = [d for d in by_kind("ConfigMap") if d["metadata"]["name"] == "tocsin-data"]
@@ -354,7 +354,7 @@ def test_entrypoint_runs_the_worker_with_the_documented_variables(
     assert re.search(r"checkpoint \(shutdown\): partitions \[0, 1, 2, 3, 4, 5\], \d+ bytes, "
                      r"offsets committed", text), text[-3000:]
     # everything it processed is committed: a successor would start where it stopped
-    from streams.demo import wait_drained
+    from streams.tools.demo import wait_drained
 
     assert asyncio.run(wait_drained(s.model_copy(update={"app_id": env["TOCSIN_APP_ID"]}), 5))
     for secret in ("entrypoint-test-pseudonym-key", "entrypoint-test-checkpoint-key"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from streams.detection import Detection
-from streams.schemas import Complaint
+from streams.core.schemas import Complaint
+from streams.pipeline.detection import Detection
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 

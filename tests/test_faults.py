@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.demo import start_worker, stop_process, wait_drained
-from streams.evaluate import read_replay
-from streams.regions import RegionRegistry
-from streams.replay import _event_time, produce
-from streams.schemas import Warning
-from streams.settings import TocsinSettings
-from streams.simulate import SimConfig, simulate
-from streams.topics import SOURCE_TOPICS, create_topics
-from streams.watchdog import EXIT_BROKER_UNAVAILABLE
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import Warning
+from streams.core.settings import TocsinSettings
+from streams.core.topics import SOURCE_TOPICS, create_topics
+from streams.evaluation.replay_score import read_replay
+from streams.runtime.watchdog import EXIT_BROKER_UNAVAILABLE
+from streams.tools.broker import EmbeddedBroker, free_port
+from streams.tools.demo import start_worker, stop_process, wait_drained
+from streams.tools.replay import _event_time, produce
+from streams.tools.simulate import SimConfig, simulate
 from tests.live import (
     Scenario,
     canon,

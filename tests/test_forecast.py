@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.forecast import MAX_PENDING, Forecast, Limit, LimitForecast, load_limits
-from streams.simulate import METRICS
-from streams.units import SENSOR_UNITS
+from streams.core.units import SENSOR_UNITS
+from streams.tools.simulate import METRICS
 
 T0 = 1_700_000_000.0
 STEP = 900.0

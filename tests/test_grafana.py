@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from streams.cli import app
-from streams.errors import InputFileError, TocsinError
-from streams.grafana import (
+from streams.core.errors import InputFileError, TocsinError
+from streams.core.schemas import Audit, Evidence, Warning
+from streams.publish.grafana import (
     AnnotationSink,
     GrafanaError,
     annotation_for,
@@ -33,7 +33,7 @@ from streams.grafana import (
     first_sentence,
     push_dashboards,
 )
-from streams.schemas import Audit, Evidence, Warning
+from streams.tools.cli import app
 from tests.services import free_port
 
 TOKEN = "glsa_test-token-0123456789abcdef"

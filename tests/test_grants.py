@@ -13,8 +13,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.errors import ConfigError
-from streams.grants import (
+from streams.core.errors import ConfigError
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import Anomaly, Audit, Evidence, HistoryEntry, SourceWatermark, Warning
+from streams.core.topics import CATALOGUE, RELEASES, grant_topics, view_topic
+from streams.publish.grants import (
     PACKAGED_SAMPLE,
     WARNING_FIELDS,
     Grant,
@@ -23,9 +26,6 @@ from streams.grants import (
     release_record,
     view,
 )
-from streams.regions import RegionRegistry
-from streams.schemas import Anomaly, Audit, Evidence, HistoryEntry, SourceWatermark, Warning
-from streams.topics import CATALOGUE, RELEASES, grant_topics, view_topic
 from tests.test_agents import T0, drive, make_worker, topic_of
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -246,7 +246,7 @@ def test_views_never_exceed_the_grant(w: Warning, g: Grant) -> None:
 
 # -- the worker -----------------------------------------------------------------------------
 def test_topic_catalogue_has_releases_and_grant_topics(tmp_path: Path) -> None:
-    from streams.settings import TocsinSettings
+    from streams.core.settings import TocsinSettings
 
     assert RELEASES in {t.name for t in CATALOGUE}
     assert view_topic("public_health") == "tocsin.warnings.view.public_health"
@@ -314,7 +314,7 @@ def test_correlate_agent_releases_views_under_valid_grants_only(
 
 
 def test_topics_create_makes_audience_topics_idempotently(isolated_settings: Any) -> None:
-    from streams.topics import create_topics, topic_name
+    from streams.core.topics import create_topics, topic_name
 
     s = isolated_settings.model_copy(update={"grants": PACKAGED_SAMPLE})
     first = create_topics(s)

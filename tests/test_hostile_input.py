@@ -12,10 +12,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.ingest import Origin
-from streams.pipeline import SourceStage
-from streams.regions import RegionRegistry
-from streams.settings import DEFAULT_REGISTRY, TocsinSettings
+from streams.core.regions import RegionRegistry
+from streams.core.settings import DEFAULT_REGISTRY, TocsinSettings
+from streams.ingest.ingestor import Origin
+from streams.pipeline.stages import SourceStage
 
 REGISTRY = RegionRegistry.from_csv(DEFAULT_REGISTRY)
 REGIONS = REGISTRY.ids()

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from streams.demo import start_worker, stop_process, wait_drained
-from streams.evaluate import load_truth, score
-from streams.kafka_util import read_topic
-from streams.regions import RegionRegistry
-from streams.replay import produce, start_producer
-from streams.schemas import DeadLetter
-from streams.settings import TocsinSettings
-from streams.topics import COMPLAINTS, DEADLETTER, ENV, create_topics, topic_name
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import DeadLetter
+from streams.core.settings import TocsinSettings
+from streams.core.topics import COMPLAINTS, DEADLETTER, ENV, create_topics, topic_name
+from streams.evaluation.replay_score import load_truth, score
+from streams.runtime.kafka_util import read_topic
+from streams.tools.demo import start_worker, stop_process, wait_drained
+from streams.tools.replay import produce, start_producer
 from tests.live import Scenario, canon, wait_for_warnings
 
 pytestmark = pytest.mark.integration
@@ -93,7 +93,7 @@ def test_cli_schema_and_topics_commands(isolated_settings: TocsinSettings) -> No
     assert "tocsin.warnings" in json.loads(out.stdout)
     out = subprocess.run([sys.executable, "-m", "streams", "topics", "create"],
                          capture_output=True, text=True, env=env, check=True)
-    from streams.topics import CATALOGUE
+    from streams.core.topics import CATALOGUE
 
     assert out.stdout.count("created") == len(CATALOGUE) == 11
     assert f"{isolated_settings.topic_prefix}tocsin.feedback" in out.stdout

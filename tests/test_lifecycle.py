@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from streams.cap import to_cap_series
-from streams.evaluate import read_replay, run_pipeline
-from streams.pipeline import CorrelationStage, Pipeline, partition_for
-from streams.regions import RegionRegistry
-from streams.schemas import Anomaly, Feedback, Warning
-from streams.settings import TocsinSettings
-from streams.simulate import SimConfig, simulate
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import Anomaly, Feedback, Warning
+from streams.core.settings import TocsinSettings
+from streams.evaluation.replay_score import read_replay, run_pipeline
+from streams.pipeline.stages import CorrelationStage, Pipeline, partition_for
+from streams.publish.cap import to_cap_series
+from streams.tools.simulate import SimConfig, simulate
 
 T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
 CAP_XSD = Path(__file__).resolve().parents[1].parent / "shared" / "cap" / "CAP-v1.2.xsd"
@@ -138,7 +138,7 @@ def test_replay_and_restart_produce_no_duplicate_warning(
 
 
 def _origin(ln, s):  # type: ignore[no-untyped-def]
-    from streams.ingest import Origin
+    from streams.ingest.ingestor import Origin
 
     part = partition_for(ln.key, s.partitions)
     return Origin(f"replay:{ln.source}", part, ln.lineno, ln.key)
@@ -163,7 +163,7 @@ def test_every_warning_of_the_demo_scenario_is_valid_cap(
 def test_explain_prints_versions_evidence_decisions_and_audit(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from streams.cli import app
+    from streams.tools.cli import app
 
     stage = CorrelationStage(TocsinSettings(), False)
     w = false_alarm(stage, "a", T0)
@@ -184,7 +184,7 @@ def test_explain_prints_versions_evidence_decisions_and_audit(tmp_path: Path) ->
 def test_feedback_command_refuses_a_dismissal_without_reason() -> None:
     from typer.testing import CliRunner
 
-    from streams.cli import app
+    from streams.tools.cli import app
 
     res = CliRunner().invoke(app, ["feedback", "tw-harbour-1", "dismiss", "--region",
                                    "harbour", "--by", "op-1"])
@@ -196,7 +196,7 @@ def test_feedback_command_refuses_a_dismissal_without_reason() -> None:
 
 def test_cap_check_finds_what_the_demo_must_not_publish(
         replay_file: tuple[Path, RegionRegistry]) -> None:
-    from streams.cap_check import check_alerts
+    from streams.publish.cap_check import check_alerts
 
     path, registry = replay_file
     pipe, _ = run_pipeline(read_replay(path), TocsinSettings(), registry)
@@ -258,7 +258,7 @@ def test_decisions_on_warnings_it_does_not_hold_are_ignored_and_corrections_work
 
 
 def test_feedback_checks_refuse_future_times_and_foreign_regions() -> None:
-    from streams.schemas import check_feedback
+    from streams.core.schemas import check_feedback
 
     now = datetime(2026, 3, 10, tzinfo=UTC)
     ok = Feedback(warning_id="tw-harbour-1", region="harbour", action="acknowledge",

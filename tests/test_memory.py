@@ -25,8 +25,8 @@ from typing import Any
 from detectors.counts import CountSurge
 from detectors.robust import RobustBaseline
 from detectors.sensor import SensorEnsemble
-from streams.detection import Detection
-from streams.schemas import Complaint, MarketEvent, SensorReading
+from streams.core.schemas import Complaint, MarketEvent, SensorReading
+from streams.pipeline.detection import Detection
 
 LIMIT = 2048
 SENSOR_LIMIT = 4096

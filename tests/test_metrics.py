@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
-from streams.metrics import SEVERITIES, TocsinMetrics
-from streams.regions import RegionRegistry
-from streams.schemas import Anomaly, Warning
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import Anomaly, Warning
+from streams.runtime.metrics import SEVERITIES, TocsinMetrics
 from tests.test_agents import T0, drive, make_worker, reading
 
 REGIONS = ["harbour", "oldtown"]

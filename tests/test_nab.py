@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.nab import ScoringFile, probation_rows, scaled_sigmoid, score_corpus
-from streams.nab_eval import evaluate, load_corpus, load_reference
+from streams.evaluation.nab import evaluate, load_corpus, load_reference
 
 NAB = Path(__file__).resolve().parents[1].parent / "shared" / "nab"
 

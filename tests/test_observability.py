@@ -21,15 +21,15 @@ import pytest
 import yaml
 
 from dashboards.build import all_dashboards, expand, panel_queries
-from streams.demo import start_worker, stop_process, wait_drained
-from streams.evaluate import read_replay
-from streams.kafka_util import read_topic
-from streams.regions import RegionRegistry
-from streams.replay import produce, start_producer
-from streams.schemas import Warning
-from streams.settings import TocsinSettings
-from streams.simulate import SimConfig, simulate
-from streams.topics import ENV, WARNINGS, create_topics, topic_name
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import Warning
+from streams.core.settings import TocsinSettings
+from streams.core.topics import ENV, WARNINGS, create_topics, topic_name
+from streams.evaluation.replay_score import read_replay
+from streams.runtime.kafka_util import read_topic
+from streams.tools.demo import start_worker, stop_process, wait_drained
+from streams.tools.replay import produce, start_producer
+from streams.tools.simulate import SimConfig, simulate
 from tests.services import alertmanager, ensure_binary, free_port, prometheus
 from tests.test_alertmanager import local_config
 from tests.test_grafana import TOKEN, FakeGrafana, serve
@@ -206,7 +206,7 @@ def test_no_personal_data_in_any_output(live: dict[str, Any]) -> None:
     /metrics, Alertmanager's alerts, Grafana's annotations, or the warnings, CAP and
     anomalies topics. (The dead-letter topic, a quarantine of original bytes, is not an
     output to any audience.)"""
-    from streams.topics import ANOMALIES, WARNINGS_CAP
+    from streams.core.topics import ANOMALIES, WARNINGS_CAP
 
     s: TocsinSettings = live["settings"]
     outputs = {
@@ -221,7 +221,7 @@ def test_no_personal_data_in_any_output(live: dict[str, Any]) -> None:
             for v in asyncio.run(read_topic(s, topic_name(s, base))))
     assert outputs["alertmanager"] != "[]" and outputs[WARNINGS]
     # the personal-data complaints were accepted and processed, not dead-lettered
-    from streams.topics import DEADLETTER
+    from streams.core.topics import DEADLETTER
 
     dead = "\n".join(v.decode(errors="replace")
                      for v in asyncio.run(read_topic(s, topic_name(s, DEADLETTER))))

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import ingest as ingest_mod
-from streams.cap import to_cap_series
-from streams.ingest import Ingestor, IngestResult, Origin
-from streams.pipeline import Pipeline, partition_for
-from streams.privacy import Pseudonymizer, id_check_char, luhn_ok, mask_text
-from streams.regions import RegionRegistry
-from streams.schemas import Complaint
-from streams.settings import TocsinSettings
-from streams.simulate import SimConfig, simulate
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import Complaint
+from streams.core.settings import TocsinSettings
+from streams.ingest import ingestor as ingest_mod
+from streams.ingest.ingestor import Ingestor, IngestResult, Origin
+from streams.ingest.privacy import Pseudonymizer, id_check_char, luhn_ok, mask_text
+from streams.pipeline.stages import Pipeline, partition_for
+from streams.publish.cap import to_cap_series
+from streams.tools.simulate import SimConfig, simulate
 
 ORIGIN = Origin("tocsin.citizen.complaints", 0, 7, b"harbour")
 ID_BODY = "11010519491231002"
@@ -233,7 +233,7 @@ def test_ingest_masks_complaint(registry: RegionRegistry) -> None:
 def test_ingest_without_key_warns_once(registry: RegionRegistry, monkeypatch: pytest.MonkeyPatch,
                                        caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(ingest_mod, "_process_pseudonymizer", None)
-    with caplog.at_level(logging.WARNING, logger="streams.ingest"):
+    with caplog.at_level(logging.WARNING, logger="streams.ingest.ingestor"):
         a, b = Ingestor(registry), Ingestor(registry)
     assert sum("TOCSIN_PSEUDONYM_KEY" in r.getMessage() for r in caplog.records) == 1
     # one random key per process: the two ingestors link, a keyed one does not

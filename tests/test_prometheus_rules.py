@@ -13,8 +13,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from streams.metrics import TocsinMetrics
-from streams.settings import TocsinSettings
+from streams.core.settings import TocsinSettings
+from streams.runtime.metrics import TocsinMetrics
 from tests.services import ensure_binary
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.demo import start_worker, stop_process, wait_drained
-from streams.replay import produce
-from streams.settings import TocsinSettings
-from streams.topics import SOURCE_TOPICS, create_topics
+from streams.core.settings import TocsinSettings
+from streams.core.topics import SOURCE_TOPICS, create_topics
+from streams.tools.demo import start_worker, stop_process, wait_drained
+from streams.tools.replay import produce
 from tests.live import Scenario, canon, owned_source_partitions, scrape, total, wait_for_warnings
 from tests.services import free_port
 

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.ingest import Deduplicator, Ingestor, Origin
-from streams.regions import RegionRegistry
-from streams.schemas import Complaint, MarketEvent, SensorReading, json_schemas
-from streams.units import normalise_price, normalise_sensor
-from streams.uscc import check_char, is_valid_uscc, uscc_error
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import Complaint, MarketEvent, SensorReading, json_schemas
+from streams.core.units import normalise_price, normalise_sensor
+from streams.core.uscc import check_char, is_valid_uscc, uscc_error
+from streams.ingest.ingestor import Deduplicator, Ingestor, Origin
 
 ORIGIN = Origin("tocsin.env.readings", 2, 41, b"harbour")
 
@@ -173,7 +173,7 @@ def test_a_dead_letter_fits_one_kafka_message_whatever_the_record(size: int) -> 
     SHA-256 of the whole record always travel with it."""
     import hashlib
 
-    from streams.ingest import dead_letter
+    from streams.ingest.ingestor import dead_letter
 
     raw = b'{"note": "' + b"a" * size + b'"}'
     d = dead_letter(raw, ORIGIN, "too long", "schema")

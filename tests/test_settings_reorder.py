@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from streams.settings import TocsinSettings
+from streams.core.settings import TocsinSettings
 
 
 def test_idle_limit_must_exceed_session_plus_rebalance_timeout() -> None:

@@ -217,7 +217,7 @@ def test_a_city_wide_rise_opens_no_local_incident() -> None:
 def reading(i: int, sensor: str, value: float, t: float, metric: str = "pm25"):  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
-    from streams.schemas import SensorReading
+    from streams.core.schemas import SensorReading
 
     return SensorReading(reading_id=f"{sensor}-{i}", sensor_id=sensor, metric=metric,
                          value=value, unit="ug/m3", region="r1",
@@ -229,8 +229,8 @@ def test_a_stuck_station_gives_no_evidence_and_is_counted_for_operators() -> Non
     (counted by kind, exported to Prometheus), never reported as a sustained shift."""
     from prometheus_client import CollectorRegistry
 
-    from streams.detection import Detection
-    from streams.metrics import TocsinMetrics
+    from streams.pipeline.detection import Detection
+    from streams.runtime.metrics import TocsinMetrics
 
     rng = random.Random(5)
     det = Detection()

@@ -5,11 +5,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from streams.cli import app
-from streams.evaluate import load_truth, read_replay, run_pipeline, score
-from streams.regions import RegionRegistry
-from streams.settings import TocsinSettings
-from streams.simulate import SimConfig, simulate
+from streams.core.regions import RegionRegistry
+from streams.core.settings import TocsinSettings
+from streams.evaluation.replay_score import load_truth, read_replay, run_pipeline, score
+from streams.tools.cli import app
+from streams.tools.simulate import SimConfig, simulate
 
 SEED = 14
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import detectors.station_faults as station_faults
 from detectors.station_faults import ColocatedSite, drifting
-from streams.schemas import SensorReading
+from streams.core.schemas import SensorReading
 
 H = 3600.0
 DAY = 86400.0
@@ -197,7 +197,7 @@ def test_detection_holds_a_stepped_station_out_and_counts_it() -> None:
     """In the detect stage: two co-located stations, one steps up by half its level after
     ten days; once the step is known its readings are counted as ``step`` faults and give
     no findings (until the slow view accepts the level), and the twin gives none either."""
-    from streams.detection import Detection
+    from streams.pipeline.detection import Detection
 
     rng = random.Random(7)
     det = Detection()

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.demo import start_worker, stop_process, wait_drained
-from streams.errors import BrokerError, BrokerStartError
-from streams.evaluate import read_replay, run_pipeline
-from streams.regions import RegionRegistry
-from streams.replay import produce
-from streams.settings import TocsinSettings
-from streams.simulate import SimConfig, simulate
-from streams.topics import create_topics
+from streams.core.errors import BrokerError, BrokerStartError
+from streams.core.regions import RegionRegistry
+from streams.core.settings import TocsinSettings
+from streams.core.topics import create_topics
+from streams.evaluation.replay_score import read_replay, run_pipeline
+from streams.tools.broker import EmbeddedBroker, free_port
+from streams.tools.demo import start_worker, stop_process, wait_drained
+from streams.tools.replay import produce
+from streams.tools.simulate import SimConfig, simulate
 from tests.live import canon, wait_for_warnings
 from tests.tls_proxy import make_cert, tls_proxy
 
@@ -65,7 +65,7 @@ def test_worker_over_tls_processes_a_scenario(tmp_path: Path, registry: RegionRe
 
 
 async def _probe(s: TocsinSettings) -> None:
-    from streams.replay import start_producer
+    from streams.tools.replay import start_producer
 
     producer = await start_producer(s, request_timeout_ms=3000)
     await producer.stop()

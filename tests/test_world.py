@@ -13,18 +13,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from streams.cli import app
-from streams.evaluate import load_truth
-from streams.ingest import Ingestor, Origin
-from streams.privacy import Pseudonymizer
-from streams.regions import RegionRegistry
-from streams.simulate import SimConfig, simulate
-from streams.units import PRICE_UNITS, SENSOR_UNITS
-from streams.world.catalog import CADENCES, CATEGORIES, CHANNELS
-from streams.world.draw import draw_world
-from streams.world.generate import WorldSim, simulate_world
-from streams.world.model import DAY, HOUR, ONSETS, World
-from streams.world.plan import burn_in
+from streams.core.regions import RegionRegistry
+from streams.core.units import PRICE_UNITS, SENSOR_UNITS
+from streams.evaluation.replay_score import load_truth
+from streams.evaluation.world.catalog import CADENCES, CATEGORIES, CHANNELS
+from streams.evaluation.world.draw import draw_world
+from streams.evaluation.world.generate import WorldSim, simulate_world
+from streams.evaluation.world.model import DAY, HOUR, ONSETS, World
+from streams.evaluation.world.plan import burn_in
+from streams.ingest.ingestor import Ingestor, Origin
+from streams.ingest.privacy import Pseudonymizer
+from streams.tools.cli import app
+from streams.tools.simulate import SimConfig, simulate
 
 SEEDS = (1000, 1001, 1002)
 

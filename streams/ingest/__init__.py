@@ -1,0 +1,1 @@
+"""Ingest: decode, validate, de-duplicate, dead-letter, protect personal data."""

@@ -1,0 +1,468 @@
+"""The whole processing path without Kafka: ingest -> detect -> correlate.
+
+The faust agents call these same stages, so ``tocsin eval replay`` (in-process) and a live
+worker give the same answers for the same events."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from detectors.citywide import ConditionVersion
+from detectors.correlation import Correlator, Finding, IncidentVersion
+from detectors.feedback import Decision, InvalidDecision
+from detectors.reorder import EventTimeBuffer
+from detectors.templates import DEFAULT_FILE, load_templates
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import (
+    Anomaly,
+    Audit,
+    Condition,
+    DeadLetter,
+    Evidence,
+    Feedback,
+    HistoryEntry,
+    SourceWatermark,
+    Warning,
+)
+from streams.core.settings import TocsinSettings
+from streams.ingest.ingestor import Ingestor, Origin
+from streams.ingest.privacy import Pseudonymizer
+from streams.pipeline.detection import Detection, DetectParams
+
+SOURCES = ("env", "complaint", "market")
+
+
+def _dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _num(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
+
+
+def finding_to_anomaly(f: Finding) -> Anomaly:
+    return Anomaly(
+        anomaly_id=f.anomaly_id, kind=f.kind, source=f.source,
+        department=f.department, region=f.region, signal=f.signal, detector=f.detector,
+        observed=_num(f.observed), expected=_num(f.expected), score=round(f.score, 3),
+        p_value=f.p_value, event_time=_dt(f.t), event_ids=list(f.event_ids),
+        via=f.via or None,
+    )
+
+
+def neighbour_copies(a: Anomaly, registry: RegionRegistry) -> list[Anomaly]:
+    """The copies of ``a`` sent to its region's neighbours (keyed, and so partitioned, by
+    the neighbour), so an incident straddling a boundary sees both sides."""
+    if a.via is not None or a.region not in registry:
+        return []
+    return [a.model_copy(update={"region": n, "via": a.region,
+                                 "anomaly_id": f"{a.anomaly_id}~{n}"})
+            for n in sorted(registry.neighbours(a.region))]
+
+
+def city_copy(a: Anomaly) -> Anomaly:
+    """The copy of ``a`` sent to every anomalies partition, so each correlator sees which
+    signal kinds are anomalous across the city at once (a common-mode condition)."""
+    return a.model_copy(update={"city": True, "anomaly_id": f"{a.anomaly_id}~city"})
+
+
+def anomaly_to_finding(a: Anomaly) -> Finding:
+    return Finding(
+        anomaly_id=a.anomaly_id, source=a.source, department=a.department, region=a.region,
+        kind=a.kind, signal=a.signal, detector=a.detector, observed=a.observed,
+        expected=a.expected, p_value=a.p_value, t=a.event_time.timestamp(),
+        event_ids=tuple(a.event_ids), via=a.via or "", city=a.city,
+    )
+
+
+#: detector name -> version, recorded in every warning's audit (bump on a behaviour change)
+DETECTOR_VERSIONS = {
+    "sensor_ensemble": "3", "sustained_shift": "1", "robust_baseline": "2",
+    "count_surge": "2", "rate_surge": "2",
+}
+
+
+def _audit(v: IncidentVersion, rule: str, parameters: dict[str, float]) -> Audit:
+    return Audit(
+        template=v.scenario, rule=rule,
+        detectors={g.detector: DETECTOR_VERSIONS.get(g.detector, "?") for g in v.evidence},
+        parameters=parameters,
+        event_ids=sorted({e for g in v.evidence for e in g.event_ids}),
+        feedback_bar=v.bar_note,
+    )
+
+
+def condition_to_record(c: ConditionVersion, sent_at: datetime | None = None) -> Condition:
+    return Condition(
+        condition_id=c.condition_id, version=c.version, status=c.status, level=c.level,
+        kinds=list(c.kinds), departments=list(c.departments), regions=list(c.regions),
+        first_seen=_dt(c.first_seen), last_seen=_dt(c.last_seen),
+        explanation=c.explanation, sent_at=sent_at,
+    )
+
+
+def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None,
+                       rule: str = "", parameters: dict[str, float] | None = None) -> Warning:
+    return Warning(
+        warning_id=v.warning_id, version=v.version, status=v.status,
+        region=v.region, scenario=v.scenario, severity=v.severity,
+        urgency=v.urgency, certainty=v.certainty, score=v.score,
+        departments=list(v.departments), first_seen=_dt(v.first_seen),
+        last_seen=_dt(v.last_seen),
+        evidence=[
+            Evidence(
+                source=g.source, department=g.department,
+                region=g.origin, signal=g.signal, detector=g.detector,
+                observed=_num(g.observed), expected=_num(g.expected), score=round(g.score, 3),
+                p_value=g.p_value, event_time=_dt(g.t), event_ids=list(g.event_ids),
+            )
+            for g in v.evidence
+        ],
+        explanation=v.explanation, sent_at=sent_at,
+        history=[
+            HistoryEntry(action=e.decision.action, by=e.decision.by, at=_dt(e.decision.at),
+                         reason=e.decision.reason, accepted=e.accepted,
+                         rejected_because=e.rejected_because)
+            for e in v.history
+        ],
+        audit=_audit(v, rule, parameters or {}),
+    )
+
+
+@dataclass
+class _CorrelationPartition:
+    buffer: EventTimeBuffer[Anomaly | Feedback]
+    correlator: Correlator
+    last_input: float = 0.0  # wall clock (monotonic) of the last record seen
+
+
+class CorrelationStage:
+    """Anomalies and source watermarks in, warnings out; one state per anomalies partition.
+
+    Anomalies of one region always share an anomalies partition. In front of each
+    partition's correlator an event-time buffer releases anomalies sorted by event time once
+    every source partition's watermark has passed them, so a live worker and an in-process
+    replay correlate the same sequence. ``wall`` arguments are a monotonic clock (seconds).
+    """
+
+    def __init__(self, settings: TocsinSettings, expect_all_sources: bool = True) -> None:
+        self.settings = settings
+        # a live worker waits for every source partition (or its idle timeout); the
+        # in-process replay, whose input is already in file order, for those seen so far
+        self._expected = [f"{src}/{p}" for src in SOURCES for p in range(settings.partitions)
+                          ] if expect_all_sources else []
+        self._parts: dict[int, _CorrelationPartition] = {}
+        self.templates = load_templates(settings.scenarios or DEFAULT_FILE)
+
+    def part(self, partition: int, wall: float = 0.0) -> _CorrelationPartition:
+        p = self._parts.get(partition)
+        if p is None:
+            s = self.settings
+            p = self._parts[partition] = _CorrelationPartition(
+                EventTimeBuffer(s.allowed_lateness_s, s.reorder_idle_s, self._expected, wall),
+                Correlator(window_s=s.correlation_window_s, quiet_s=s.quiet_resolve_s,
+                           templates=self.templates, neighbour_decay=s.neighbour_decay,
+                           lags={str(k): v for k, v in s.department_lags_s.items()}),
+            )
+        return p
+
+    def add(self, partition: int, rec: Anomaly | SourceWatermark | Feedback,
+            wall: float) -> None:
+        p = self.part(partition, wall)
+        p.last_input = wall
+        if isinstance(rec, Anomaly):
+            p.buffer.push(rec.event_time.timestamp(), rec.anomaly_id, rec)
+        elif isinstance(rec, Feedback):
+            # in event-time order with the anomalies: a replay applies it at the same point
+            p.buffer.push(rec.at.timestamp(), f"~fb|{rec.warning_id}|{rec.action}|{rec.by}",
+                          rec)
+        else:
+            p.buffer.watermark(f"{rec.source}/{rec.partition}", rec.watermark.timestamp(), wall)
+
+    def watermark(self, partition: int, source: str, src_partition: int, t: float,
+                  wall: float) -> None:
+        """Same as ``add`` of a ``SourceWatermark``, without building the record."""
+        p = self.part(partition)
+        p.last_input = wall
+        p.buffer.watermark(f"{source}/{src_partition}", t, wall)
+
+    def release(self, partition: int, wall: float) -> list[Warning]:
+        """Correlate every anomaly of ``partition`` that is final by now."""
+        p = self.part(partition)
+        return self._correlate(p, p.buffer.release(wall), p.buffer.released_until)
+
+    def flush_idle(self, wall: float) -> list[Warning]:
+        """Flush partitions with no input for ``reorder_idle_s``: the stream has stopped."""
+        out: list[Warning] = []
+        for p in self._parts.values():
+            if len(p.buffer) and wall - p.last_input > self.settings.reorder_idle_s:
+                out.extend(self._correlate(p, p.buffer.flush(), -math.inf))
+        return out
+
+    def flush(self) -> list[Warning]:
+        """Correlate everything still held (end of a replay)."""
+        out: list[Warning] = []
+        for p in self._parts.values():
+            out.extend(self._correlate(p, p.buffer.flush(), -math.inf))
+        return out
+
+    def common_mode(self) -> dict[str, int]:
+        """Signal kinds city-wide now (per the correlators' event time), and in how many
+        regions."""
+        out: dict[str, int] = {}
+        for p in self._parts.values():
+            c = p.correlator
+            for kind, n in c.city.active(c.watermark).items():
+                out[kind] = max(out.get(kind, 0), n)
+        return out
+
+    def take_conditions(self) -> list[Condition]:
+        """City-wide condition versions since the last call. Every partition's correlator
+        sees the whole city (``city_copy``), so only partition 0's are published: one
+        condition, whichever worker holds that partition."""
+        out: list[Condition] = []
+        now = datetime.now(UTC)
+        for part, p in self._parts.items():
+            taken = p.correlator.city.take()
+            if part == 0:
+                out.extend(condition_to_record(c, now) for c in taken)
+        return out
+
+    def held(self) -> int:
+        return sum(len(p.buffer) for p in self._parts.values())
+
+    def export(self, partition: int) -> _CorrelationPartition | None:
+        """Partition ``partition``'s reorder buffer and correlator (for a checkpoint)."""
+        return self._parts.get(partition)
+
+    def adopt(self, partition: int, state: _CorrelationPartition | None, wall: float) -> None:
+        """Take over ``partition`` from a checkpoint; ``wall`` restarts its idle clocks."""
+        self._parts.pop(partition, None)
+        if state is not None:
+            state.buffer.rebase(wall)
+            state.last_input = wall
+            # the templates this worker loaded, not the pickled copy
+            state.correlator.templates = self.templates.scenarios
+            state.correlator.generic = self.templates.generic
+            self._parts[partition] = state
+
+    def drop(self, partition: int) -> None:
+        self._parts.pop(partition, None)
+
+    def partitions(self) -> list[int]:
+        return sorted(self._parts)
+
+    def rule(self, c: Correlator) -> tuple[str, dict[str, float]]:
+        """The fusion rule and its parameters, for the audit trail."""
+        params = {"window_s": c.window_s, "quiet_s": c.quiet_s, "support_p": c.support_p,
+                  "open_p": c.open_p, "neighbour_decay": c.neighbour_decay,
+                  "min_departments": float(c.min_departments)}
+        return ("each of >= min_departments departments at support_p (Fisher over its "
+                "signals) and Fisher over those departments at open_p, both divided by "
+                "10**feedback_extra; lead evidence local; neighbours' p x "
+                "10**neighbour_decay"), params
+
+    def _correlate(
+        self, p: _CorrelationPartition, items: list[tuple[float, Anomaly | Feedback]],
+        until: float,
+    ) -> list[Warning]:
+        versions: list[IncidentVersion] = []
+        for _, a in items:
+            if isinstance(a, Feedback):
+                try:
+                    d = Decision(a.warning_id, a.action, a.by, a.at.timestamp(), a.reason)
+                except InvalidDecision:  # validated before it got here; never stop on it
+                    continue
+                versions.extend(p.correlator.feedback(d, a.region))
+                continue
+            versions.extend(p.correlator.process(anomaly_to_finding(a)))
+        if math.isfinite(until):
+            versions.extend(p.correlator.advance(until))  # resolve quiet incidents
+        if not versions:
+            return []
+        now = datetime.now(UTC)
+        rule, params = self.rule(p.correlator)
+        return [version_to_warning(v, now, rule, params) for v in versions]
+
+
+
+@dataclass
+class Counters:
+    received: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+    valid: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+    dead: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+    duplicate: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+    anomalies: int = 0
+
+
+
+@dataclass
+class StepResult:
+    dead: DeadLetter | None = None
+    anomalies: list[Anomaly] = field(default_factory=list)
+    duplicate: bool = False
+
+
+def partition_for(key: bytes | None, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for ``key`` (murmur2, positive)."""
+    if key is None:
+        return 0
+    from aiokafka.partitioner import murmur2
+
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class SourceStage:
+    """Ingest + detect for the three source topics (one instance per worker).
+
+    Detector state (and its event-time watermark) is kept per partition: a partition's
+    records arrive in producer order, so a replay and a live run see the same sequence."""
+
+    def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
+        key = settings.pseudonym_key
+        self.ingestor = Ingestor(registry, settings.dedup_window, None if key is None else
+                                 Pseudonymizer(key.get_secret_value().encode()),
+                                 max_ahead_s=settings.max_ahead_s,
+                                 min_event_time=settings.min_event_time.timestamp())
+        self.registry = registry
+        self._params = DetectParams(lateness_s=settings.allowed_lateness_s,
+                                    calendar=settings.holiday_calendar)
+        self._detection: dict[int, Detection] = {}
+        self.counters = Counters()
+
+    def detection(self, partition: int) -> Detection:
+        d = self._detection.get(partition)
+        if d is None:
+            d = self._detection[partition] = Detection(self._params)
+        return d
+
+    def watermark(self, source: str, partition: int) -> float | None:
+        """Largest event time of ``source`` processed on ``partition`` (None before any)."""
+        d = self._detection.get(partition)
+        return None if d is None else d.watermark.get(source)
+
+    def export(self, partition: int) -> dict[str, object]:
+        """Partition ``partition``'s detector and de-duplication state (for a checkpoint)."""
+        return {"detection": self._detection.get(partition),
+                "dedup": self.ingestor.dedup_state(partition)}
+
+    def adopt(self, partition: int, state: dict[str, object]) -> None:
+        """Take over ``partition`` from a checkpoint."""
+        self.drop(partition)
+        det, dedup = state.get("detection"), state.get("dedup")
+        if isinstance(det, Detection):
+            self._detection[partition] = det
+        if isinstance(dedup, dict):
+            self.ingestor.adopt_dedup(partition, dedup)
+
+    def drop(self, partition: int) -> None:
+        self._detection.pop(partition, None)
+        self.ingestor.drop_dedup(partition)
+
+    def partitions(self) -> list[int]:
+        return sorted(self._detection)
+
+    def late(self, source: str) -> int:
+        """Records of ``source`` later than the allowed lateness, over all partitions."""
+        return sum(d.late_events.get(source, 0) for d in self._detection.values())
+
+    @property
+    def n_series(self) -> int:
+        return sum(d.n_series for d in self._detection.values())
+
+    def sensor_faults(self) -> dict[str, int]:
+        """Readings screened out as instrument faults so far, by fault kind."""
+        out: dict[str, int] = {}
+        for d in list(self._detection.values()):
+            for kind, n in d.sensor_faults.items():
+                out[kind] = out.get(kind, 0) + n
+        return out
+
+    def signals(self) -> list[tuple[str, str, str, float, float]]:
+        """(region, source, signal kind, observed, expected), latest per partition."""
+        out = []
+        for d in list(self._detection.values()):
+            for (region, source, kind), (o, e) in list(d.signals.items()):
+                out.append((region, source, kind, o, e))
+        return out
+
+    def process(self, source: str, raw: bytes, origin: Origin) -> StepResult:
+        c = self.counters
+        c.received[source] += 1
+        res = self.ingestor.ingest(source, raw, origin)
+        if res.duplicate:
+            c.duplicate[source] += 1
+            return StepResult(duplicate=True)
+        if res.dead is not None:
+            c.dead[source] += 1
+            return StepResult(dead=res.dead)
+        assert res.record is not None
+        c.valid[source] += 1
+        found = self.detection(origin.partition).process(source, res.record)
+        c.anomalies += len(found)
+        out = []
+        for f in found:
+            a = finding_to_anomaly(f)
+            out.append(a)
+            out.extend(neighbour_copies(a, self.registry))
+            out.append(city_copy(a))
+        return StepResult(anomalies=out)
+
+
+class Pipeline:
+    """Everything in one process, for evaluation and tests."""
+
+    def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
+        self.settings = settings
+        self.sources = SourceStage(settings, registry)
+        self.correlation = CorrelationStage(settings, expect_all_sources=False)
+        self._wm: dict[tuple[str, int], float] = {}
+        self.dead_letters: list[DeadLetter] = []
+        self.anomalies: list[Anomaly] = []
+        self.warnings: list[Warning] = []
+        self.conditions: list[Condition] = []
+
+    def feed(self, source: str, raw: bytes, origin: Origin) -> list[Warning]:
+        step = self.sources.process(source, raw, origin)
+        if step.dead is not None:
+            self.dead_letters.append(step.dead)
+        n = self.settings.partitions
+        for a in step.anomalies:
+            if a.city:  # to every partition, as a live ingest agent sends it
+                for part in range(n):
+                    self.correlation.add(part, a, 0.0)
+                continue
+            if a.via is None:  # neighbour copies are routing, not new anomalies
+                self.anomalies.append(a)
+            self.correlation.add(partition_for(a.region.encode(), n), a, 0.0)
+        # a live ingest agent sends its watermark after each batch; here, after each record
+        wm = self.sources.watermark(source, origin.partition)
+        out: list[Warning] = []
+        if wm is not None and wm > self._wm.get((source, origin.partition), -math.inf):
+            self._wm[source, origin.partition] = wm
+            for part in range(n):
+                self.correlation.watermark(part, source, origin.partition, wm, 0.0)
+                out.extend(self.correlation.release(part, 0.0))
+            self.conditions.extend(self.correlation.take_conditions())
+        self.warnings.extend(out)
+        return out
+
+    def feedback(self, fb: Feedback) -> list[Warning]:
+        """A duty officer's decision, routed like the live worker routes it (by region)."""
+        part = partition_for(fb.region.encode(), self.settings.partitions)
+        self.correlation.add(part, fb, 0.0)
+        out = self.correlation.release(part, 0.0)
+        self.warnings.extend(out)
+        return out
+
+    def finish(self) -> list[Warning]:
+        """End of input: correlate whatever the reorder buffers still hold."""
+        out: list[Warning] = []
+        for part in range(self.settings.partitions):
+            out.extend(self.correlation.release(part, 0.0))
+        out.extend(self.correlation.flush())
+        self.conditions.extend(self.correlation.take_conditions())
+        self.warnings.extend(out)
+        return out

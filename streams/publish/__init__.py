@@ -1,0 +1,1 @@
+"""Outputs of warnings: CAP, Alertmanager, Grafana annotations, sharing grants."""

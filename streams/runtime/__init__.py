@@ -1,0 +1,1 @@
+"""The running worker: faust agents, checkpoints, faust tuning, watchdog, metrics."""

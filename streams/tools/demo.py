@@ -1,0 +1,273 @@
+"""``tocsin demo``: the whole path on the embedded broker, watched live, scored at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import Warning
+from streams.core.settings import TocsinSettings
+from streams.core.topics import (
+    ANOMALIES,
+    SOURCE_TOPICS,
+    WARNINGS,
+    WARNINGS_CAP,
+    create_topics,
+    topic_name,
+)
+from streams.evaluation.replay_score import TruthIncident, read_replay, score
+from streams.publish.cap_check import CapCheck, check_alerts
+from streams.runtime.kafka_util import assign_all, group_lag, read_topic
+from streams.tools.broker import EmbeddedBroker
+from streams.tools.replay import produce
+from streams.tools.simulate import SimConfig, simulate
+
+#: the OASIS CAP 1.2 schema, when the shared folder is beside the repository
+CAP_XSD = Path(__file__).resolve().parents[3] / "shared" / "cap" / "CAP-v1.2.xsd"
+
+SEVERITY_STYLE = {"Extreme": "bold red", "Severe": "red", "Moderate": "yellow", "Minor": "cyan"}
+
+
+@dataclass
+class DemoResult:
+    report: dict[str, Any]
+    warnings: list[Warning] = field(default_factory=list)
+    seconds: float = 0.0
+    cap: CapCheck | None = None
+
+    @property
+    def ok(self) -> bool:
+        cap_ok = self.cap is None or (self.cap.ok and self.cap.alerts == len(self.warnings))
+        return bool(self.report["detected"] == self.report["incidents"]) and cap_ok
+
+
+def start_worker(settings: TocsinSettings, log_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update({
+        "TOCSIN_BROKER": ",".join(settings.bootstrap_servers),
+        "TOCSIN_APP_ID": settings.app_id,
+        "TOCSIN_TOPIC_PREFIX": settings.topic_prefix,
+        "TOCSIN_PARTITIONS": str(settings.partitions),
+        "TOCSIN_DATA_DIR": str(settings.data_dir),
+        "TOCSIN_REGION_REGISTRY": str(settings.region_registry),
+        "TOCSIN_METRICS_PORT": str(settings.metrics_port),
+        "TOCSIN_METRICS_ADDR": settings.metrics_addr,
+        "TOCSIN_BATCH_WITHIN_S": str(settings.batch_within_s),
+        "TOCSIN_BROKER_UNAVAILABLE_LIMIT_S": str(settings.broker_unavailable_limit_s),
+        "TOCSIN_CHECKPOINT_INTERVAL_S": str(settings.checkpoint_interval_s),
+    })
+    for name in ("alertmanager_url", "grafana_url"):
+        value = getattr(settings, name)
+        if value:
+            env[f"TOCSIN_{name.upper()}"] = value
+    env["TOCSIN_SECURITY_PROTOCOL"] = settings.security_protocol
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_username"):
+        value = getattr(settings, name)
+        if value:
+            env[f"TOCSIN_{name.upper()}"] = str(value)
+    if settings.sasl_password is not None:  # handed to the child only, never printed
+        env["TOCSIN_SASL_PASSWORD"] = settings.sasl_password.get_secret_value()
+    if settings.checkpoint_key is not None:  # handed to the child only, never printed
+        env["TOCSIN_CHECKPOINT_KEY"] = settings.checkpoint_key.get_secret_value()
+    if settings.grafana_token is not None:  # handed to the child only, never printed
+        env["TOCSIN_GRAFANA_TOKEN"] = settings.grafana_token.get_secret_value()
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+async def _watch_warnings(settings: TocsinSettings, sink: list[Warning], progress: Progress,
+                          stop: asyncio.Event) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await assign_all(consumer, topic_name(settings, WARNINGS))
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=300)
+            for msgs in batch.values():
+                for m in msgs:
+                    w = Warning.model_validate_json(m.value)
+                    sink.append(w)
+                    style = SEVERITY_STYLE.get(w.severity, "white")
+                    progress.console.print(
+                        f"[{style}]⚠ {w.status.upper():8}[/] {w.warning_id} v{w.version} "
+                        f"[bold]{w.region}[/] {w.scenario} {w.severity}/{w.certainty} "
+                        f"score={w.score:.1f} depts={'+'.join(w.departments)} "
+                        f"first_seen={w.first_seen:%a %H:%M}"
+                    )
+    finally:
+        await consumer.stop()
+
+
+async def wait_drained(settings: TocsinSettings, timeout: float) -> bool:
+    topics = [topic_name(settings, t) for t in (*SOURCE_TOPICS.values(), ANOMALIES)]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lag = await group_lag(settings, settings.app_id, topics)
+        if lag == 0:
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def run_pipeline_live(
+    settings: TocsinSettings, events_path: Path, truth: list[TruthIncident],
+    registry: RegionRegistry, speed: float, console: Console, n_lines: int,
+    workdir: Path, drain_timeout: float = 120.0,
+) -> DemoResult:
+    """Start a worker, replay the file into the topics, collect warnings, score them."""
+    t0 = time.monotonic()
+    worker = start_worker(settings, workdir / "worker.log")
+    warnings: list[Warning] = []
+    stop = asyncio.Event()
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("{task.fields[clock]}"),
+                        TimeElapsedColumn(), console=console, transient=False)
+    try:
+        with progress:
+            task = progress.add_task("replaying", total=n_lines, clock="")
+            watcher = asyncio.create_task(_watch_warnings(settings, warnings, progress, stop))
+
+            def on_sent(n: int, et: float | None) -> None:
+                clock = f"{datetime.fromtimestamp(et, UTC):%a %d %b %H:%M}" if et else None
+                if clock:
+                    progress.update(task, advance=n, clock=clock)
+                else:
+                    progress.advance(task, n)
+
+            await produce(settings, read_replay(events_path), speed, on_sent)
+            progress.update(task, description="draining")
+            drained = await wait_drained(settings, drain_timeout)
+            if worker.poll() is not None:
+                console.print(f"[red]the worker exited early (code {worker.returncode}); "
+                              f"see {workdir / 'worker.log'}[/]")
+            elif not drained:
+                console.print("[yellow]the worker did not catch up in time; scoring what "
+                              "arrived[/]")
+            await asyncio.sleep(1.5)
+            stop.set()
+            await watcher
+    finally:
+        stop_process(worker)
+    report = score(warnings, truth, registry)
+    cap = check_alerts(await read_topic(settings, topic_name(settings, WARNINGS_CAP)), CAP_XSD)
+    return DemoResult(report, warnings, time.monotonic() - t0, cap)
+
+
+def print_report(console: Console, result: DemoResult) -> None:
+    r = result.report
+    t = Table(title="Injected incidents")
+    for col in ("incident", "scenario", "region", "kind", "start (UTC)", "detected", "delay",
+                "warning"):
+        t.add_column(col)
+    for p in r["per_incident"]:
+        kind = "cross-dept" if p["cross_department"] else "single-dept noise"
+        if p["cross_department"]:
+            det = "[green]yes[/]" if p["detected"] else "[red]NO[/]"
+        else:
+            det = "[red]warned[/]" if p["detected"] else "[green]quiet[/]"
+        delay = "" if p["delay_s"] is None else f"{p['delay_s'] / 3600:.1f} h"
+        t.add_row(p["id"], p["scenario"], p["region"], kind, p["start"][:16].replace("T", " "),
+                  det, delay, ", ".join(p["warnings"]))
+    console.print(t)
+    u = Table(title="Warnings that matched no incident")
+    for col in ("warning", "region", "scenario", "first seen", "departments"):
+        u.add_column(col)
+    firsts: dict[str, Warning] = {}
+    for w in result.warnings:
+        firsts.setdefault(w.warning_id, w)
+    for wid in r["false_warning_ids"]:
+        w = firsts[wid]
+        u.add_row(wid, w.region, w.scenario, f"{w.first_seen:%Y-%m-%d %H:%M}",
+                  ", ".join(w.departments))
+    if not r["false_warning_ids"]:
+        u.add_row("(none)", "", "", "", "")
+    console.print(u)
+    med = r["median_delay_s"]
+    console.print(
+        f"recall {r['recall']:.2f} ({r['detected']}/{r['incidents']} cross-department), "
+        f"precision {r['precision']:.2f}, {r['warnings']} warnings, "
+        f"{r['false_warnings']} unmatched, median delay "
+        f"{'n/a' if med is None else f'{med / 3600:.1f} h'} of event time, "
+        f"{result.seconds:.0f} s wall clock"
+    )
+    c = result.cap
+    if c is not None:
+        how = "valid against the OASIS XSD" if c.schema_validated else "well-formed"
+        if c.ok and c.alerts == len(result.warnings):
+            console.print(f"CAP 1.2: {c.alerts} alerts on {WARNINGS_CAP}, one per warning "
+                          f"version, all {how}, every Update/Cancel referencing all earlier "
+                          "versions")
+        else:
+            console.print(f"[red]CAP 1.2: {c.alerts} alerts for {len(result.warnings)} warning "
+                          f"versions; problems: {'; '.join(c.problems[:5]) or 'count differs'}[/]")
+
+
+def run_demo(seed: int, speed: float, days: float, broker: str | None,
+             console: Console) -> DemoResult:
+    base = TocsinSettings()
+    registry = RegionRegistry.from_csv(base.region_registry)
+    sim = simulate(SimConfig(seed=seed, days=days), registry)
+    with tempfile.TemporaryDirectory(prefix="tocsin-demo-") as tmp:
+        workdir = Path(tmp)
+        events_path = workdir / "events.jsonl"
+        sim.write(events_path, workdir / "truth.json")
+        truth = [TruthIncident.model_validate(i) for i in sim.truth()]
+        console.print(f"[bold]Tocsin demo[/]: seed {seed}, {days:g} simulated days, "
+                      f"{len(sim.events)} records ({sim.n_malformed} malformed, "
+                      f"{sim.n_duplicates} re-delivered), {len(registry)} regions, "
+                      f"{sum(i.cross_department for i in sim.incidents)} cross-department and "
+                      f"{sum(not i.cross_department for i in sim.incidents)} single-department "
+                      "incidents injected")
+        ctx: Any = contextlib.nullcontext() if broker else EmbeddedBroker(
+            log_path=workdir / "tansu.log")
+        with ctx as emb:
+            bootstrap = broker or emb.bootstrap
+            settings = base.model_copy(update={
+                "broker": bootstrap, "app_id": f"tocsin-demo-{uuid.uuid4().hex[:8]}",
+                "data_dir": workdir / "data",
+                # the demo waits for the committed offsets: commit (with a checkpoint) often
+                "checkpoint_interval_s": min(base.checkpoint_interval_s, 2.0),
+            })
+            console.print(f"broker {bootstrap} ({'external' if broker else 'embedded Tansu'}), "
+                          f"app id {settings.app_id}")
+            create_topics(settings)
+            result: DemoResult = run_async(run_pipeline_live(
+                settings, events_path, truth, registry, speed, console, len(sim.events),
+                workdir))
+        print_report(console, result)
+    return result
+
+
+def run_async(coro: Any) -> Any:
+    return asyncio.run(coro)
