@@ -69,6 +69,55 @@ betaln_scalar = cython_special.betaln
 #: smallest p-value reported; keeps -log10(p) finite
 P_FLOOR = 1e-300
 
+#: a warning version's status (the wire schema's ``Warning.status`` mirrors it)
+STATUSES = ("new", "update", "resolved", "cancelled")
+#: the statuses that end a warning
+CLOSED_STATUSES = frozenset({"resolved", "cancelled"})
+#: every warning id starts with this, then its region
+WARNING_ID_PREFIX = "tw-"
+
+
+def warning_id(region: str, digest: str) -> str:
+    """The id of a warning of ``region`` (``digest``: a stable hash of what opened it)."""
+    return f"{WARNING_ID_PREFIX}{region}-{digest}"
+
+
+def warning_region_of(wid: str, region: str) -> bool:
+    """Whether Tocsin warning id ``wid`` names ``region`` (ids of other systems: True)."""
+    return not wid.startswith(WARNING_ID_PREFIX) or wid.startswith(warning_id(region, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One anomaly as the correlator sees it (times are epoch seconds, event time)."""
+
+    anomaly_id: str
+    source: str  # env | complaint | market
+    department: str
+    region: str
+    kind: str  # e.g. "env:water_cod", "complaint:odor", "market:price:pork"
+    signal: str  # kind plus instance, e.g. "env:water_cod:S-harbour-w"
+    detector: str
+    observed: float
+    expected: float
+    p_value: float
+    t: float
+    event_ids: tuple[str, ...] = ()
+    via: str = ""  # set on a neighbour's copy: the region it was observed in
+    city: bool = False  # the city-wide view's copy: never local evidence
+
+    @property
+    def score(self) -> float:
+        return -math.log10(max(self.p_value, P_FLOOR))
+
+    @property
+    def origin(self) -> str:
+        """The region the anomaly was observed in."""
+        return self.via or self.region
+
+
+
+
 
 @dataclass(frozen=True, slots=True)
 class Score:

@@ -9,39 +9,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from .base import P_FLOOR, fisher_combine
+from .base import CLOSED_STATUSES, P_FLOOR, Finding, fisher_combine, warning_id
 from .citywide import CityView
 from .feedback import Decision, Entry, FeedbackBar, WarningHistory, combination
 from .templates import DEFAULT_FILE, GENERIC, Template, TemplateSet, kind_in, load_templates
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One anomaly as the correlator sees it (times are epoch seconds, event time)."""
-
-    anomaly_id: str
-    source: str  # env | complaint | market
-    department: str
-    region: str
-    kind: str  # e.g. "env:water_cod", "complaint:odor", "market:price:pork"
-    signal: str  # kind plus instance, e.g. "env:water_cod:S-harbour-w"
-    detector: str
-    observed: float
-    expected: float
-    p_value: float
-    t: float
-    event_ids: tuple[str, ...] = ()
-    via: str = ""  # set on a neighbour's copy: the region it was observed in
-    city: bool = False  # the city-wide view's copy: never local evidence
-
-    @property
-    def score(self) -> float:
-        return -math.log10(max(self.p_value, P_FLOOR))
-
-    @property
-    def origin(self) -> str:
-        """The region the anomaly was observed in."""
-        return self.via or self.region
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,7 +417,7 @@ class Correlator:
         first = chosen[0]
         digest = hashlib.sha1(f"{region}|{first.anomaly_id}".encode()).hexdigest()[:16]
         inc = _Incident(
-            warning_id=f"tw-{region}-{digest}", region=region, version=1,
+            warning_id=warning_id(region, digest), region=region, version=1,
             first_seen=first.t, last_seen=max(g.t for g in chosen),
         )
         for g in chosen:
@@ -501,7 +472,7 @@ class Correlator:
         certainty = tpl.certainty_for(score, nd)
         # urgency from the trend: a new incident or growing evidence needs action now; an
         # update that adds no strength (a decision, a weaker signal) can be planned for
-        if status in ("resolved", "cancelled"):
+        if status in CLOSED_STATUSES:
             urgency = "Past"
         elif status == "new" or score >= inc.last_score + 1.0:
             urgency = "Immediate"
@@ -540,7 +511,7 @@ def explain(region: str, tpl: Template, ev: tuple[Finding, ...], p: float, statu
         + "; ".join(parts)
         + f". Combined chance of this by coincidence: p={p:.1e}."
         + (f" Recommended: {tpl.instruction}"
-           if tpl.instruction and status not in ("resolved", "cancelled") else "")
+           if tpl.instruction and status not in CLOSED_STATUSES else "")
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.base import Finding
 from detectors.citywide import NOTICE, WARNING, CityView, ConditionVersion
-from detectors.correlation import Correlator, Finding
+from detectors.correlation import Correlator
 
 H = 3600.0
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from detectors.correlation import Correlator, Finding
+from detectors.base import Finding
+from detectors.correlation import Correlator
 from detectors.templates import DEFAULT_FILE, load_templates
 
 H = 3600.0

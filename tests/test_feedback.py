@@ -272,7 +272,8 @@ def test_bad_parameters_rejected() -> None:
 
 
 def test_combination_of_a_correlator_incident() -> None:
-    from detectors.correlation import Correlator, Finding
+    from detectors.base import Finding
+    from detectors.correlation import Correlator
 
     c = Correlator()
     c.process(Finding("a", "env", "eco", "r1", "env:water_cod", "env:water_cod:s1", "d",

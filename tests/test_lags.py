@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from detectors.correlation import Correlator, Finding
+from detectors.base import Finding
+from detectors.correlation import Correlator
 
 H = 3600.0
 

@@ -9,7 +9,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.correlation import CityView, Correlator, Finding
+from detectors.base import Finding
+from detectors.correlation import CityView, Correlator
 from detectors.policy import ALPHA_SHIFT
 from detectors.sensor import SensorEnsemble
 from detectors.shift import FaultScreen, SustainedShift

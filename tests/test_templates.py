@@ -67,7 +67,8 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 
 
 def test_an_edited_template_changes_what_the_correlator_opens(tmp_path: Path) -> None:
-    from detectors.correlation import Correlator, Finding
+    from detectors.base import Finding
+    from detectors.correlation import Correlator
 
     d = _base()
     d["scenarios"]["pollution"]["kinds"] = ["env:water_cod", "complaint:noise"]
@@ -89,7 +90,8 @@ def test_groups_keep_unrelated_kinds_of_one_scenario_apart() -> None:
     """A pollution incident opens on the air group's or the water group's evidence, never
     on a PM plume corroborated by a tap-water complaint; an open incident still takes any
     evidence of its scenario."""
-    from detectors.correlation import Correlator, Finding
+    from detectors.base import Finding
+    from detectors.correlation import Correlator
     from detectors.templates import DEFAULT_FILE, load_templates
 
     def f(i: str, kind: str, t: float, p: float = 1e-7) -> Finding:

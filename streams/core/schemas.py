@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from detectors.base import STATUSES, warning_region_of
 from streams.core.uscc import uscc_error
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
@@ -149,7 +150,13 @@ class MarketEvent(WireModel):
         return self.occurred_at
 
 
+#: the three source departments' record streams
+Source = Literal["env", "complaint", "market"]
+SOURCES: tuple[Source, ...] = get_args(Source)
+Status = Literal["new", "update", "resolved", "cancelled"]
+assert get_args(Status) == STATUSES  # the correlator's statuses, on the wire
 Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
 Urgency = Literal["Immediate", "Expected", "Future", "Past", "Unknown"]
 Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
 
@@ -157,7 +164,7 @@ Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
 class Evidence(WireModel):
     """One anomaly behind a warning."""
 
-    source: Literal["env", "complaint", "market"]
+    source: Source
     department: str
     region: str
     signal: str = Field(description="Signal key, e.g. 'env:water_cod:S-harbour-1'.")
@@ -190,7 +197,7 @@ class SourceWatermark(WireModel):
     lateness. Sent to every anomalies partition once per batch."""
 
     record: Literal["watermark"] = "watermark"
-    source: Literal["env", "complaint", "market"]
+    source: Source
     partition: int = Field(ge=0)
     watermark: EventTime
 
@@ -221,7 +228,7 @@ def check_feedback(fb: Feedback, now: datetime | None = None) -> Feedback:
     if (fb.at - now).total_seconds() > FEEDBACK_MAX_AHEAD_S:
         raise ValueError(f"decision time {fb.at.isoformat()} is in the future; send the "
                          "time the decision was taken")
-    if fb.warning_id.startswith("tw-") and not fb.warning_id.startswith(f"tw-{fb.region}-"):
+    if not warning_region_of(fb.warning_id, fb.region):
         raise ValueError(f"warning {fb.warning_id} does not belong to region {fb.region!r}; "
                          "send the warning's own region")
     return fb
@@ -260,7 +267,7 @@ class Warning(WireModel):
 
     warning_id: str = Field(description="Stable across all versions of one incident.")
     version: int = Field(ge=1)
-    status: Literal["new", "update", "resolved", "cancelled"]
+    status: Status
     region: str
     scenario: str
     severity: Severity

@@ -53,16 +53,22 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
-from detectors.base import normal_sf, poisson_sf
+from detectors.base import P_FLOOR, normal_sf, poisson_sf
 from streams.core.regions import RegionRegistry
-from streams.core.schemas import Anomaly, Complaint, Evidence, MarketEvent, SensorReading, Warning
+from streams.core.schemas import (
+    Anomaly,
+    Complaint,
+    Evidence,
+    MarketEvent,
+    SensorReading,
+    Source,
+    Warning,
+)
 from streams.evaluation.replay_score import ReplayLine
 from streams.ingest.ingestor import Ingestor, Origin, Record
 
 BASELINES = ("tocsin", "single", "naive")
-Source = Literal["env", "complaint", "market"]
 
 HOUR_S = 3600.0
 SINGLE_EPISODE_GAP_S = 6 * 3600.0
@@ -73,7 +79,7 @@ MIN_COMPLAINTS = 2
 MIN_MARKET_COUNT = 1
 PAIR_WINDOW_S = 6 * 3600.0
 QUIET_S = 12 * 3600.0
-P_FLOOR = 1e-300
+
 
 
 def _dt(t: float) -> datetime:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from streams.core.errors import InputFileError
 from streams.core.regions import RegionRegistry
-from streams.core.schemas import EventTime, Warning
+from streams.core.schemas import SOURCES, EventTime, Warning
 from streams.core.settings import TocsinSettings
 from streams.ingest.ingestor import Origin
 from streams.pipeline.stages import Pipeline, partition_for
@@ -60,7 +60,6 @@ class ReplayLine:
     error: str | None = None
 
 
-SOURCE_NAMES = ("env", "complaint", "market")
 
 
 def read_replay(path: Path) -> Iterator[ReplayLine]:
@@ -80,9 +79,9 @@ def read_replay(path: Path) -> Iterator[ReplayLine]:
             except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
                 yield ReplayLine(lineno, None, line, None, f"line {lineno}: not JSON ({e})")
                 continue
-            if not isinstance(obj, dict) or obj.get("source") not in SOURCE_NAMES:
+            if not isinstance(obj, dict) or obj.get("source") not in SOURCES:
                 yield ReplayLine(lineno, None, line, None,
-                                 f"line {lineno}: needs a 'source' of {', '.join(SOURCE_NAMES)}")
+                                 f"line {lineno}: needs a 'source' of {', '.join(SOURCES)}")
                 continue
             source = obj.pop("source")
             region = obj.get("region")

@@ -9,13 +9,15 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from detectors.base import Finding
 from detectors.citywide import ConditionVersion
-from detectors.correlation import Correlator, Finding, IncidentVersion
+from detectors.correlation import Correlator, IncidentVersion
 from detectors.feedback import Decision, InvalidDecision
 from detectors.reorder import EventTimeBuffer
 from detectors.templates import DEFAULT_FILE, load_templates
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
+    SOURCES,
     Anomaly,
     Audit,
     Condition,
@@ -30,8 +32,6 @@ from streams.core.settings import TocsinSettings
 from streams.ingest.ingestor import Ingestor, Origin
 from streams.ingest.privacy import Pseudonymizer
 from streams.pipeline.detection import Detection, DetectParams
-
-SOURCES = ("env", "complaint", "market")
 
 
 def _dt(t: float) -> datetime:
@@ -302,7 +302,6 @@ class Counters:
 class StepResult:
     dead: DeadLetter | None = None
     anomalies: list[Anomaly] = field(default_factory=list)
-    duplicate: bool = False
 
 
 def partition_for(key: bytes | None, partitions: int) -> int:
@@ -361,9 +360,6 @@ class SourceStage:
         self._detection.pop(partition, None)
         self.ingestor.drop_dedup(partition)
 
-    def partitions(self) -> list[int]:
-        return sorted(self._detection)
-
     def late(self, source: str) -> int:
         """Records of ``source`` later than the allowed lateness, over all partitions."""
         return sum(d.late_events.get(source, 0) for d in self._detection.values())
@@ -394,7 +390,7 @@ class SourceStage:
         res = self.ingestor.ingest(source, raw, origin)
         if res.duplicate:
             c.duplicate[source] += 1
-            return StepResult(duplicate=True)
+            return StepResult()
         if res.dead is not None:
             c.dead[source] += 1
             return StepResult(dead=res.dead)

@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from streams.core.errors import BrokerUnavailableError
+from streams.core.errors import EXIT_UNAVAILABLE, BrokerUnavailableError
 from streams.core.settings import TocsinSettings
 
 log = logging.getLogger("tocsin.watchdog")
 
 #: exit status of a worker whose broker stayed unreachable (sysexits' EX_UNAVAILABLE)
-EXIT_BROKER_UNAVAILABLE = 69
+EXIT_BROKER_UNAVAILABLE = EXIT_UNAVAILABLE
 
 
 class BrokerWatchdog:

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,12 +98,3 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def embedded_broker(port: int = 0) -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker(port=port).start()
-    try:
-        yield b
-    finally:
-        b.stop()

@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from streams.core.errors import TocsinError
+from streams.core.errors import EXIT_USAGE, TocsinError
 
 app = typer.Typer(help="Tocsin: cross-department early warning on Kafka.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -60,7 +60,7 @@ def grafana_push(
         from rich.markup import escape
 
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
-        raise typer.Exit(2) from e
+        raise typer.Exit(EXIT_USAGE) from e
     for path, where in zip(files, pushed, strict=True):
         typer.echo(f"pushed {path.name} -> {where}")
 
@@ -458,7 +458,7 @@ def main() -> None:
         app()
     except TocsinError as e:
         err.print(f"[red]error:[/] {e}")
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
     except ValidationError as e:
         err.print(f"[red]configuration error:[/] {e}")
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)

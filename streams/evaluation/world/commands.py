@@ -13,6 +13,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from streams.core.errors import EXIT_USAGE
 from streams.evaluation.world.zoo import METHODS, ZooConfig, fmt, run_zoo
 
 WORLDS = ("classic", "random")
@@ -20,7 +21,7 @@ WORLDS = ("classic", "random")
 
 def fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(EXIT_USAGE)
 
 
 def simulate_world(world: str, seed: int, days: float | None, out: Path | None,
