@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -17,9 +17,7 @@ from streams.core.errors import EXIT_USAGE, TocsinError
 app = typer.Typer(help="Tocsin: cross-department early warning on Kafka.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 topics_app = typer.Typer(help="Topic catalogue.", no_args_is_help=True)
-eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
-app.add_typer(eval_app, name="eval")
 console = Console()
 err = Console(stderr=True)
 
@@ -204,133 +202,6 @@ def replay(
     console.print(f"sent {stats.sent}, {stats.bad_lines} bad line(s) to the dead-letter topic")
 
 
-@eval_app.command("replay")
-def eval_replay(
-    events: Annotated[Path, typer.Option(help="Replay JSONL file.")],
-    truth: Annotated[Path, typer.Option(help="Ground-truth JSON list of incidents.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    warnings_out: Annotated[Path | None, typer.Option(help="Write every warning version.")
-                            ] = None,
-    regions: Annotated[Path | None, typer.Option(help="Region registry CSV.")] = None,
-    baseline: Annotated[str, typer.Option(
-        metavar="[tocsin|single|naive]",
-        help="What to score: tocsin (the pipeline), single (a warning per anomaly episode) "
-             "or naive (hourly z-scores / Poisson tails, two departments within 6 h); "
-             "see streams/baselines.py.")] = "tocsin",
-) -> None:
-    """Run detection and correlation in-process over a replay file and score it."""
-    from streams.core.regions import RegionRegistry
-    from streams.evaluation.baselines import (
-        BASELINES,
-        ingest_replay,
-        naive_flags,
-        naive_warnings_from_flags,
-        single_warnings,
-    )
-    from streams.evaluation.replay_score import (
-        load_truth,
-        read_replay,
-        run_pipeline,
-        score,
-        span_weeks,
-    )
-
-    if baseline not in BASELINES:
-        raise typer.BadParameter(f"{baseline!r} is not one of {', '.join(BASELINES)}",
-                                 param_hint="'--baseline'")
-    s = _settings(region_registry=regions)
-    registry = RegionRegistry.from_csv(s.region_registry)
-    incidents = load_truth(truth)
-    t0 = time.perf_counter()
-    conditions: list[dict[str, Any]] = []
-    if baseline == "naive":
-        ing = ingest_replay(read_replay(events), registry, s.dedup_window)
-        flags = naive_flags(ing.records)
-        warnings = naive_warnings_from_flags(flags)
-        counts = {"events": ing.received + ing.bad_lines, "valid": len(ing.records),
-                  "dead_letters": ing.dead_letters + ing.bad_lines,
-                  "duplicates": ing.duplicates, "anomalies": len(flags)}  # naive flags
-    else:
-        pipe, bad = run_pipeline(read_replay(events), s, registry)
-        warnings = single_warnings(pipe.anomalies) if baseline == "single" else pipe.warnings
-        c = pipe.sources.counters
-        counts = {"events": sum(c.received.values()) + bad, "valid": sum(c.valid.values()),
-                  "dead_letters": sum(c.dead.values()) + bad,
-                  "duplicates": sum(c.duplicate.values()), "anomalies": c.anomalies}
-        # city-wide conditions are not incident warnings: listed, never scored as such
-        conditions = [{"condition_id": x.condition_id, "version": x.version,
-                       "status": x.status, "level": x.level, "kinds": x.kinds,
-                       "regions": len(x.regions), "first_seen": x.first_seen.isoformat()}
-                      for x in pipe.conditions if x.status != "update"]
-    elapsed = time.perf_counter() - t0
-    report = score(warnings, incidents, registry)
-    weeks = span_weeks(incidents, warnings)
-    report.update(counts)
-    report.update({
-        "baseline": baseline, "warning_versions": len(warnings),
-        "false_warnings_per_region_week": report["false_warnings"] / (len(registry) * weeks),
-        "seconds": round(elapsed, 3),
-        "citywide_conditions": len({x["condition_id"] for x in conditions}),
-        "citywide_condition_versions": conditions,
-    })
-    if warnings_out is not None:
-        with warnings_out.open("w", encoding="utf-8") as f:
-            for w in warnings:
-                f.write(w.model_dump_json() + "\n")
-    _print_report(report, as_json, (
-        "incidents", "detected", "recall", "warnings", "false_warnings", "precision",
-        "median_delay_s", "citywide_conditions", "events", "dead_letters", "duplicates",
-        "seconds"))
-
-
-def _print_report(report: dict[str, Any], as_json: bool, keys: tuple[str, ...]) -> None:
-    """One JSON object on stdout, or the chosen keys as a two-column listing."""
-    if as_json:
-        print(json.dumps(report))
-        return
-    for k in keys:
-        console.print(f"{k:24} {report[k]}")
-
-
-@eval_app.command("nab")
-def eval_nab(
-    data: Annotated[Path, typer.Option(help="NAB data directory (<category>/<file>.csv).")],
-    labels: Annotated[Path, typer.Option(help="NAB labels/combined_windows.json.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    out: Annotated[Path | None, typer.Option(
-        help="Write NAB-layout results: DIR/<category>/tocsin_<file>.csv.")] = None,
-) -> None:
-    """Score the sensor detector on a NAB corpus (each point scored before it is learned)."""
-    from detectors.sensor import SensorEnsemble
-    from streams.evaluation.nab import evaluate, load_corpus, run_detector, write_results
-
-    files = load_corpus(data, labels)
-    scores, cost = run_detector(files, SensorEnsemble)
-    report = evaluate(files, scores)
-    report.update({"us_per_event": round(cost["us_per_event"], 2),
-                   "bytes_per_series": int(cost["bytes_per_series"])})
-    if out is not None:
-        write_results(out, files, scores)
-    _print_report(report, as_json, ("standard", "reward_low_fp", "reward_low_fn", "files",
-                                    "us_per_event", "bytes_per_series"))
-
-
-@eval_app.command("zoo")
-def eval_zoo(
-    worlds: Annotated[int, typer.Option(help="How many random worlds (seeds seed-base...).")],
-    seed_base: Annotated[int, typer.Option(help="Seed of the first world.")] = 1000,
-    effect_scale: Annotated[float, typer.Option(help="Scale every incident's strength.")
-                            ] = 1.0,
-    days: Annotated[float, typer.Option(help="Simulated days per world.")] = 14.0,
-    jobs: Annotated[int, typer.Option(help="Worlds run in parallel processes.")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Score Tocsin and the naive and single baselines on random worlds (streams/world/)."""
-    from streams.evaluation.world.commands import eval_zoo as run
-
-    run(worlds, seed_base, effect_scale, days, jobs, as_json)
-
-
 @app.command()
 def explain(
     warning_id: Annotated[str, typer.Argument(help="The warning's id (tw-<region>-...).")],
@@ -450,7 +321,18 @@ def bench(
     if as_json:
         print(json.dumps(res, indent=2, sort_keys=True))
     else:
-        _print_report(res, False, tuple(k for k in res if not isinstance(res[k], dict)))
+        from streams.tools.eval_cli import print_report
+
+        print_report(res, False, tuple(k for k in res if not isinstance(res[k], dict)))
+
+
+def _add_eval() -> None:
+    from streams.tools.eval_cli import eval_app
+
+    app.add_typer(eval_app, name="eval")
+
+
+_add_eval()
 
 
 def main() -> None:

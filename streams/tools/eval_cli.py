@@ -1,0 +1,100 @@
+"""``tocsin eval``: score detection offline (replay files, NAB, the world zoo)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True)
+console = Console()
+
+
+@eval_app.command("replay")
+def eval_replay(
+    events: Annotated[Path, typer.Option(help="Replay JSONL file.")],
+    truth: Annotated[Path, typer.Option(help="Ground-truth JSON list of incidents.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    warnings_out: Annotated[Path | None, typer.Option(help="Write every warning version.")
+                            ] = None,
+    regions: Annotated[Path | None, typer.Option(help="Region registry CSV.")] = None,
+    baseline: Annotated[str, typer.Option(
+        metavar="[tocsin|single|naive]",
+        help="What to score: tocsin (the pipeline), single (a warning per anomaly episode) "
+             "or naive (hourly z-scores / Poisson tails, two departments within 6 h); "
+             "see streams/evaluation/baselines.py.")] = "tocsin",
+) -> None:
+    """Run detection and correlation in-process over a replay file and score it."""
+    from streams.core.regions import RegionRegistry
+    from streams.core.settings import load_settings
+    from streams.evaluation.baselines import BASELINES
+    from streams.evaluation.replay_score import evaluate_replay, load_truth
+
+    if baseline not in BASELINES:
+        raise typer.BadParameter(f"{baseline!r} is not one of {', '.join(BASELINES)}",
+                                 param_hint="'--baseline'")
+    s = load_settings(region_registry=regions)
+    registry = RegionRegistry.from_csv(s.region_registry)
+    report, warnings = evaluate_replay(events, load_truth(truth), s, registry, baseline)
+    if warnings_out is not None:
+        with warnings_out.open("w", encoding="utf-8") as f:
+            for w in warnings:
+                f.write(w.model_dump_json() + "\n")
+    print_report(report, as_json, (
+        "incidents", "detected", "recall", "warnings", "false_warnings", "precision",
+        "median_delay_s", "citywide_conditions", "events", "dead_letters", "duplicates",
+        "seconds"))
+
+
+def print_report(report: dict[str, Any], as_json: bool, keys: tuple[str, ...]) -> None:
+    """One JSON object on stdout, or the chosen keys as a two-column listing."""
+    if as_json:
+        print(json.dumps(report))
+        return
+    for k in keys:
+        console.print(f"{k:24} {report[k]}")
+
+
+@eval_app.command("nab")
+def eval_nab(
+    data: Annotated[Path, typer.Option(help="NAB data directory (<category>/<file>.csv).")],
+    labels: Annotated[Path, typer.Option(help="NAB labels/combined_windows.json.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="Write NAB-layout results: DIR/<category>/tocsin_<file>.csv.")] = None,
+) -> None:
+    """Score the sensor detector on a NAB corpus (each point scored before it is learned)."""
+    from detectors.sensor import SensorEnsemble
+    from streams.evaluation.nab import evaluate, load_corpus, run_detector, write_results
+
+    files = load_corpus(data, labels)
+    scores, cost = run_detector(files, SensorEnsemble)
+    report = evaluate(files, scores)
+    report.update({"us_per_event": round(cost["us_per_event"], 2),
+                   "bytes_per_series": int(cost["bytes_per_series"])})
+    if out is not None:
+        write_results(out, files, scores)
+    print_report(report, as_json, ("standard", "reward_low_fp", "reward_low_fn", "files",
+                                    "us_per_event", "bytes_per_series"))
+
+
+@eval_app.command("zoo")
+def eval_zoo(
+    worlds: Annotated[int, typer.Option(help="How many random worlds (seeds seed-base...).")],
+    seed_base: Annotated[int, typer.Option(help="Seed of the first world.")] = 1000,
+    effect_scale: Annotated[float, typer.Option(help="Scale every incident's strength.")
+                            ] = 1.0,
+    days: Annotated[float, typer.Option(help="Simulated days per world.")] = 14.0,
+    jobs: Annotated[int, typer.Option(help="Worlds run in parallel processes.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score Tocsin and the naive and single baselines on random worlds
+    (streams/evaluation/world/)."""
+    from streams.evaluation.world.commands import eval_zoo as run
+
+    run(worlds, seed_base, effect_scale, days, jobs, as_json)
+
+
