@@ -66,20 +66,26 @@ def check_call_shapes(spec: DetectorSpec, seed: int = 3) -> None:
 
 
 def check_clone_and_pickle(spec: DetectorSpec, seed: int = 7) -> None:
-    """A deep copy and a pickle round trip taken mid-stream score the rest of the stream
-    exactly as the original does."""
+    """A deep copy, a pickle round trip and (for the detectors a worker checkpoints, those
+    registered in :mod:`detectors.state`) a snapshot round trip taken mid-stream score the
+    rest of the stream exactly as the original does."""
+    from detectors import state
+
     stream = spec.stream(seed, spec.check_events)
     half = len(stream) // 2
     det = spec.make(seed)
     run(det, stream[:half])
     try:
-        deep = copy.deepcopy(det)
-        pickled = pickle.loads(pickle.dumps(det, protocol=pickle.HIGHEST_PROTOCOL))
+        copies = [("copy.deepcopy", copy.deepcopy(det)), ("pickle round trip", pickle.loads(
+            pickle.dumps(det, protocol=pickle.HIGHEST_PROTOCOL)))]
+        if state.is_registered(det):
+            copies.append(("snapshot round trip", state.loads(state.dumps(det))))
     except Exception as e:  # the message names the detector
-        raise AssertionError(f"{spec.name}: cannot copy or pickle mid-stream: {e!r}") from e
+        raise AssertionError(f"{spec.name}: cannot copy, pickle or snapshot mid-stream: "
+                             f"{e!r}") from e
     rest = stream[half:]
     want = run(det, rest)
-    for how, other in (("copy.deepcopy", deep), ("pickle round trip", pickled)):
+    for how, other in copies:
         got = run(other, rest)
         assert same(got, want), (
             f"{spec.name}: after a {how} at event {half} the outputs differ from the "

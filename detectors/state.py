@@ -1,0 +1,286 @@
+"""Snapshots of detector and correlator state: plain, versioned trees, never pickles.
+
+A *snapshot* is a tree of plain values (``None``, bools, ints, floats, strings, bytes,
+lists and string-keyed dicts) that :func:`to_state` makes of an object and
+:func:`from_state` turns back into one; :func:`dumps` / :func:`loads` carry it as msgpack.
+Containers Python needs back exactly are tagged: a tuple is ``{"~": "t", "v": [...]}``,
+an ``array`` keeps its type code and bytes, a dict whose keys are not all strings is a list
+of pairs, and so on (see ``_TAGS``).
+
+Objects are snapshotted only if their class is **registered** under a stable name and a
+version (:func:`register`): the name, not the module path, is written, so moving or
+renaming a class leaves old snapshots readable. Their state is what ``__getstate__``
+returns (the default gives the instance's attributes; a class leaves caches out by
+overriding it), restored through ``__setstate__`` like pickle would. A class whose state
+changes shape bumps its version and registers an upgrade from the old version
+(:func:`register_upgrade`); a snapshot of an unknown class, of a newer version, or of an
+older one without an upgrade is refused with :class:`StateError`, never silently misread.
+The same object reached twice is written once. Objects that are configuration, not
+state (the scenario templates, a holiday calendar), are passed as *externals*: written as
+their key only, and supplied again (the worker's current ones) on restore.
+
+>>> from detectors.robust import RobustBaseline
+>>> b = RobustBaseline(window=16)
+>>> for i in range(40):
+...     b.learn_one(10.0 + (i % 5), float(i))
+>>> c = loads(dumps(b))
+>>> c.explain_one(30.0, 40.0) == b.explain_one(30.0, 40.0)
+True
+>>> to_state((1, "a"))
+{'~': 't', 'v': [1, 'a']}
+"""
+
+from __future__ import annotations
+
+import array
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+#: the snapshot tree format itself (the tags below); classes carry their own versions
+TREE_FORMAT = 1
+
+
+class StateError(ValueError):
+    """A snapshot cannot be taken or read; the message says which class and why."""
+
+
+_NAMES: dict[type, tuple[str, int]] = {}
+_CLASSES: dict[str, tuple[type, int]] = {}
+_UPGRADES: dict[tuple[str, int], Callable[[Any], Any]] = {}
+
+
+def register(name: str, cls: type, version: int = 1) -> None:
+    """Snapshot instances of ``cls`` under ``name`` at ``version``."""
+    known = _CLASSES.get(name)
+    if known is not None and known[0] is not cls:
+        raise StateError(f"snapshot name {name!r} is taken by {known[0].__qualname__}")
+    _NAMES[cls] = (name, version)
+    _CLASSES[name] = (cls, version)
+
+
+def register_upgrade(name: str, from_version: int, fn: Callable[[Any], Any]) -> None:
+    """``fn`` turns the state of ``name`` at ``from_version`` into its state at
+    ``from_version + 1`` (chained up to the registered version)."""
+    _UPGRADES[name, from_version] = fn
+
+
+def is_registered(obj: Any) -> bool:
+    """Whether ``obj``'s class is snapshotted (registered)."""
+    return type(obj) in _NAMES
+
+
+def registered() -> dict[str, int]:
+    """Every registered name and its version."""
+    return {n: v for n, (_, v) in _CLASSES.items()}
+
+
+class _Ctx:
+    def __init__(self, externals: dict[str, Any] | None) -> None:
+        self.memo: dict[int, int] = {}
+        self.keep: list[Any] = []  # keeps memoised objects alive (ids stay unique)
+        self.external = {id(v): k for k, v in (externals or {}).items()}
+
+
+def _encode_obj(obj: Any, memo: _Ctx) -> Any:
+    cls = type(obj)
+    entry = _NAMES.get(cls)
+    if entry is None:
+        raise StateError(f"cannot snapshot a {cls.__module__}.{cls.__qualname__}: register "
+                         "its class (detectors.state.register) or leave it out of the state")
+    ref = memo.memo.get(id(obj))
+    if ref is not None:
+        return {"~": "r", "i": ref}
+    memo.memo[id(obj)] = ref = len(memo.memo)
+    memo.keep.append(obj)
+    name, version = entry
+    return {"~": "o", "c": name, "n": version, "i": ref,
+            "s": _encode(obj.__getstate__(), memo)}
+
+
+def _encode(x: Any, memo: _Ctx) -> Any:
+    if x is None or isinstance(x, (bool, int, float, str, bytes)):
+        if type(x) not in (bool, int, float, str, bytes, type(None)):
+            return _encode_obj(x, memo)  # a registered subclass of a plain type
+        return x
+    key = memo.external.get(id(x))
+    if key is not None:
+        return {"~": "x", "k": key}
+    t = type(x)
+    if t is list:
+        return [_encode(v, memo) for v in x]
+    if t is tuple:
+        return {"~": "t", "v": [_encode(v, memo) for v in x]}
+    if t is dict:
+        if all(type(k) is str and not k.startswith("~") for k in x):
+            return {k: _encode(v, memo) for k, v in x.items()}
+        return {"~": "d", "v": [[_encode(k, memo), _encode(v, memo)] for k, v in x.items()]}
+    if t is OrderedDict:
+        return {"~": "od", "v": [[_encode(k, memo), _encode(v, memo)] for k, v in x.items()]}
+    if t is deque:
+        return {"~": "q", "v": [_encode(v, memo) for v in x], "m": x.maxlen}
+    if t is set or t is frozenset:
+        return {"~": "s" if t is set else "fs", "v": [_encode(v, memo) for v in x]}
+    if t is array.array:
+        return {"~": "a", "c": x.typecode, "b": x.tobytes()}
+    if t is bytearray:
+        return {"~": "ba", "b": bytes(x)}
+    return _encode_obj(x, memo)
+
+
+def to_state(obj: Any, externals: dict[str, Any] | None = None) -> Any:
+    """The snapshot tree of ``obj``; objects in ``externals`` are written as their key."""
+    return _encode(obj, _Ctx(externals))
+
+
+def _restore(cls: type, state: Any) -> Any:
+    obj: Any = object.__new__(cls)
+    setstate = getattr(obj, "__setstate__", None)
+    if setstate is not None:
+        setstate(state)
+        return obj
+    attrs, slots = (state if isinstance(state, tuple) else (state, None))
+    for k, v in (attrs or {}).items():
+        object.__setattr__(obj, k, v)
+    for k, v in (slots or {}).items():
+        object.__setattr__(obj, k, v)
+    return obj
+
+
+def _decode_obj(x: dict[str, Any], memo: dict[Any, Any]) -> Any:
+    name, version = x.get("c"), x.get("n")
+    if not isinstance(name, str) or not isinstance(version, int):
+        raise StateError("a snapshot object without a class name and version")
+    known = _CLASSES.get(name)
+    if known is None:
+        raise StateError(f"the snapshot holds a {name!r}, which this version of Tocsin "
+                         "does not know (written by a newer version?)")
+    cls, current = known
+    if version > current:
+        raise StateError(f"the snapshot's {name!r} is version {version}; this version of "
+                         f"Tocsin reads up to {current}: upgrade the worker")
+    state = _decode(x.get("s"), memo)
+    for v in range(version, current):
+        up = _UPGRADES.get((name, v))
+        if up is None:
+            raise StateError(f"the snapshot's {name!r} is version {version} and no upgrade "
+                             f"from version {v} is known: the partition starts cold")
+        state = up(state)
+    obj = _restore(cls, state)
+    memo[int(x.get("i", -1))] = obj
+    return obj
+
+
+def _decode(x: Any, memo: dict[Any, Any]) -> Any:
+    if isinstance(x, list):
+        return [_decode(v, memo) for v in x]
+    if not isinstance(x, dict):
+        return x
+    tag = x.get("~")
+    if tag is None:
+        return {k: _decode(v, memo) for k, v in x.items()}
+    if tag == "o":
+        return _decode_obj(x, memo)
+    if tag == "r":
+        return memo[x["i"]]
+    if tag == "x":
+        ext = memo.get(("x", x["k"]))
+        if ext is None:
+            raise StateError(f"the snapshot needs the external {x['k']!r}, not supplied")
+        return ext
+    if tag == "a":
+        return array.array(x["c"], x["b"])
+    if tag == "ba":
+        return bytearray(x["b"])
+    v = [_decode(i, memo) for i in x["v"]]
+    if tag == "t":
+        return tuple(v)
+    if tag == "d":
+        return {_hashable(k): val for k, val in v}
+    if tag == "od":
+        return OrderedDict((_hashable(k), val) for k, val in v)
+    if tag == "q":
+        return deque(v, x.get("m"))
+    if tag in ("s", "fs"):
+        items = [_hashable(i) for i in v]
+        return set(items) if tag == "s" else frozenset(items)
+    raise StateError(f"unknown snapshot tag {tag!r}")
+
+
+def _hashable(k: Any) -> Any:
+    return tuple(_hashable(i) for i in k) if isinstance(k, list) else k
+
+
+def from_state(tree: Any, externals: dict[str, Any] | None = None) -> Any:
+    """The object a snapshot tree describes, with ``externals`` for the keys written as
+    such (:class:`StateError` if it cannot be read)."""
+    memo: dict[Any, Any] = {("x", k): v for k, v in (externals or {}).items()}
+    try:
+        return _decode(tree, memo)
+    except StateError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StateError(f"a malformed snapshot ({type(exc).__name__}: {exc})") from exc
+
+
+def dumps(obj: Any, externals: dict[str, Any] | None = None) -> bytes:
+    """``obj``'s snapshot as msgpack bytes."""
+    return msgpack.packb({"format": TREE_FORMAT, "state": to_state(obj, externals)},
+                         use_bin_type=True)
+
+
+def loads(blob: bytes, externals: dict[str, Any] | None = None) -> Any:
+    """The object of :func:`dumps` bytes."""
+    try:
+        doc = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise StateError(f"not a snapshot ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") != TREE_FORMAT:
+        got = doc.get("format") if isinstance(doc, dict) else "?"
+        raise StateError(f"snapshot tree format {got} (this version reads {TREE_FORMAT})")
+    return from_state(doc["state"], externals)
+
+
+def _register_detectors() -> None:
+    """The detectors' own stateful classes, each under a stable name (version 1)."""
+    from . import (
+        base,
+        calibration,
+        citywide,
+        correlation,
+        counts,
+        feedback,
+        rates,
+        reorder,
+        robust,
+        sensor,
+        shift,
+    )
+
+    names: dict[str, type] = {
+        "finding": base.Finding, "score": base.Score,
+        "sensor_ensemble": sensor.SensorEnsemble, "robust_level": sensor.RobustLevel,
+        "ewma_variance": sensor.EwmaVariance, "page_hinkley": sensor.PageHinkley,
+        "seasonal_baseline": sensor.SeasonalBaseline,
+        "tail_calibrator": calibration.TailCalibrator,
+        "sustained_shift": shift.SustainedShift, "fault_screen": shift.FaultScreen,
+        "robust_baseline": robust.RobustBaseline, "rolling_window": robust.RollingWindow,
+        "count_surge": counts.CountSurge, "count_key": counts._KeyState,
+        "rate_surge": rates.RateSurge, "rate_key": rates._RateState,
+        "event_time_buffer": reorder.EventTimeBuffer,
+        "correlator": correlation.Correlator, "incident": correlation._Incident,
+        "city_view": citywide.CityView, "city_condition": citywide._Condition,
+        "feedback_bar": feedback.FeedbackBar, "feedback_level": feedback._Bar,
+        "warning_history": feedback.WarningHistory, "warning_decisions": feedback._Warning,
+        "decision": feedback.Decision, "history_entry": feedback.Entry,
+    }
+    for name, cls in names.items():
+        register(name, cls)
+
+
+_register_detectors()
+
+__all__ = ["StateError", "dumps", "from_state", "is_registered", "loads", "register",
+           "register_upgrade", "registered", "to_state"]
