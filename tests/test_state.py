@@ -70,7 +70,7 @@ def test_objects_are_written_by_name_and_shared_once() -> None:
 
 
 def test_an_unregistered_class_is_refused_by_name() -> None:
-    with pytest.raises(StateError, match="cannot snapshot a .*_Later: register"):
+    with pytest.raises(StateError, match=r"cannot snapshot a .*_Later: register"):
         to_state(_Later(1.0))
 
 
