@@ -1,0 +1,82 @@
+"""The citizen hotline's complaints: hourly Poisson counts per region and category, more by
+day and at weekends, more where (and next to where) an incident is active."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from streams.tools.simulation.context import SimContext
+from streams.tools.simulation.model import (
+    COMMODITIES,
+    COMPLAINT_RATES,
+    HOTLINE_DEPT,
+    PLACES,
+    TEXTS,
+    diurnal_activity,
+    iso,
+    poisson,
+)
+
+#: scenario -> extra complaints per region-hour, by category, at full effect
+COMPLAINT_EFFECTS: dict[str, dict[str, float]] = {
+    "chemical_leak": {"odor": 2.5, "illness": 0.6, "water_quality": 1.0},
+    "food_safety": {"illness": 1.0, "food_safety": 1.5},
+    "price_gouging": {"price": 1.5},
+    "waterlogging": {"flooding": 2.0, "water_quality": 0.4},
+    "noise_event": {"noise": 3.0},
+}
+
+
+def complaints(ctx: SimContext) -> None:
+    """Every complaint of the run, hour by hour."""
+    cfg, rng = ctx.cfg, ctx.rng
+    n = 0
+    t = cfg.start
+    while t < ctx.end:
+        hour = t.hour + 0.5
+        act = diurnal_activity(hour) * (1.15 if t.weekday() >= 5 else 1.0)
+        for r in ctx.regions:
+            for cat, lam in _rates(ctx, r, t, act).items():
+                for _ in range(poisson(rng, lam)):
+                    ts = t + timedelta(seconds=rng.uniform(0, 3600))
+                    n += 1
+                    ctx.emit("complaint", ts, _complaint(ctx, f"cp-{cfg.seed}-{n:07d}", cat, r,
+                                                         ts))
+        t += timedelta(hours=1)
+
+
+def _rates(ctx: SimContext, region: str, t: datetime, act: float) -> dict[str, float]:
+    """Expected complaints per category in ``region`` in the hour from ``t``: odour drifts
+    to the neighbours of a chemical leak."""
+    rates = {c: base * act for c, base in COMPLAINT_RATES.items()}
+    for inc, a in ctx.effects(region, t):
+        for cat, extra in COMPLAINT_EFFECTS.get(inc.scenario, {}).items():
+            rates[cat] += a * extra * ctx.cfg.effect_scale * max(act, 0.8)
+    for nb_inc in ctx.incidents:
+        if nb_inc.scenario == "chemical_leak" and region in ctx.registry.neighbours(
+            nb_inc.region
+        ) and (a := nb_inc.active(t)) > 0:
+            rates["odor"] += 0.4 * a * ctx.cfg.effect_scale * max(act, 0.5)
+    return rates
+
+
+def _complaint(ctx: SimContext, complaint_id: str, cat: str, region: str,
+               ts: datetime) -> dict[str, Any]:
+    """One complaint record, with a text that may hold personal data."""
+    rng = ctx.rng
+    channel = rng.choice(["hotline", "hotline", "app", "web", "wechat"])
+    text = rng.choice(TEXTS[cat]).format(
+        place=rng.choice(PLACES), phone=f"138{rng.randrange(10**8):08d}",
+        email=f"user{rng.randrange(1000)}@example.com",
+        idno="11010519491231002X",
+        goods=rng.choice(sorted(COMMODITIES)).replace("_", " "),
+    )
+    rec: dict[str, Any] = {
+        "complaint_id": complaint_id, "channel": channel,
+        "category": cat, "text": text, "region": region,
+        "received_at": iso(ts), "department": HOTLINE_DEPT,
+    }
+    if channel == "hotline":
+        rec["reporter_phone"] = f"+86 139 {rng.randrange(10**8):08d}"
+    return rec
