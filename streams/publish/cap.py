@@ -39,43 +39,52 @@ warning id, shared by all versions.
   uses the id as ``areaDesc``, without a circle.
 * Only aggregated evidence leaves Tocsin (signal keys, observed/expected values, p-values):
   no event ids and no complaint text or phone numbers, which a ``Warning`` never carries.
+
+This module builds the alert; ``cap_info`` builds its ``info`` block (area, categories,
+headline, parameters), ``cap_scenarios`` holds what is said per scenario and ``cap_values``
+the CAP value rules (times, identifiers, XML-safe text). Their public names are importable
+from here.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Literal, TypedDict, Unpack
-from urllib.parse import quote
 
-from cap_tools.models import (
-    Alert,
-    Area,
-    Category,
-    Certainty,
-    Geocode,
-    Info,
-    MsgType,
-    Parameter,
-    Reference,
-    ResponseType,
-    Scope,
-    Severity,
-    Status,
-    Urgency,
-    Value,
-    ValueName,
-)
+from cap_tools.models import Alert, MsgType, Reference, Scope, Status
 from xsdata.formats.dataclass.serializers import XmlSerializer
 from xsdata.formats.dataclass.serializers.config import SerializerConfig
 from xsdata.formats.dataclass.serializers.writers import XmlEventWriter
-from xsdata.models.datatype import XmlDateTime
 
-from streams.core.errors import RegistryError, TocsinError
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Warning
+from streams.publish.cap_info import HEADLINE_MAX, REGION_GEOCODE, build_info, headline
+from streams.publish.cap_scenarios import (
+    CANCELLED_INSTRUCTION,
+    GENERIC_INSTRUCTION,
+    RESOLVED_INSTRUCTION,
+    SCENARIO_CATEGORIES,
+    SCENARIO_EVENTS,
+    SCENARIO_INSTRUCTIONS,
+    CapCategory,
+    cap_categories,
+    cap_event,
+    default_instruction,
+)
+from streams.publish.cap_values import (
+    CapDateTime,
+    CapError,
+    cap_datetime,
+    cap_identifier,
+    cap_time_text,
+    cap_token,
+    check_token,
+    whole_seconds,
+    xml_text,
+)
 
 CAP_NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 DEFAULT_SENDER = "tocsin@example.org"
@@ -86,135 +95,11 @@ DEFAULT_RESTRICTION = (
 )
 DEFAULT_RADIUS_KM = 3.0
 DEFAULT_EXPIRES_AFTER = timedelta(hours=12)
-HEADLINE_MAX = 160
-REGION_GEOCODE = "tocsin-region"
 
-CapCategory = Literal[
-    "Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport", "Infra",
-    "CBRNE", "Other",
-]
 CapScope = Literal["Public", "Restricted"]
 CapStatus = Literal["Actual", "Exercise", "System", "Test", "Draft"]
 
-#: scenario -> CAP categories (CAP 1.2 3.2.2: "Met" includes flood; there is no economic
-#: category, so price gouging is "Other").
-SCENARIO_CATEGORIES: Mapping[str, tuple[CapCategory, ...]] = {
-    "pollution": ("Env",),
-    "chemical_leak": ("Env",),
-    "food_safety": ("Health",),
-    "product_quality": ("Safety",),
-    "price_gouging": ("Other",),
-    "flood": ("Met",),
-    "waterlogging": ("Met",),
-    "cross_department": ("Other",),
-}
-
-SCENARIO_EVENTS: Mapping[str, str] = {
-    "pollution": "Environmental pollution",
-    "chemical_leak": "Chemical leak",
-    "food_safety": "Food safety incident",
-    "product_quality": "Unsafe product",
-    "price_gouging": "Price gouging",
-    "flood": "Flooding",
-    "waterlogging": "Waterlogging",
-    "cross_department": "Cross-department anomaly",
-}
-
-SCENARIO_INSTRUCTIONS: Mapping[str, str] = {
-    "pollution": (
-        "Verify the listed sensor readings and complaints on site, locate and stop the source; "
-        "if confirmed, advise residents to avoid contact with affected water and to limit "
-        "outdoor activity where air quality is affected."
-    ),
-    "chemical_leak": (
-        "Send an inspection team to locate the leak and check nearby facilities; if confirmed, "
-        "keep people away from the area and advise them to close windows."
-    ),
-    "food_safety": (
-        "Inspect the implicated food businesses, take samples and trace the products; if "
-        "confirmed, order the products withdrawn and inform local health services."
-    ),
-    "product_quality": (
-        "Check the implicated products and recalls, trace distribution and consider a "
-        "withdrawal from sale."
-    ),
-    "price_gouging": (
-        "Check prices at the market stalls and shops reporting the increase and review "
-        "complaints; act against unjustified price increases under the price law."
-    ),
-    "flood": (
-        "Check drainage and water levels on site, prepare pumps and barriers, and warn "
-        "residents of low-lying streets if levels keep rising."
-    ),
-    "waterlogging": (
-        "Check drainage and water levels on site, prepare pumps and barriers, and warn "
-        "residents of low-lying streets if levels keep rising."
-    ),
-}
-GENERIC_INSTRUCTION = (
-    "Review the evidence with the departments involved and decide whether an on-site "
-    "inspection is needed."
-)
-RESOLVED_INSTRUCTION = (
-    "The incident is over: no further action is required. Close open field tasks and keep "
-    "monitoring as usual."
-)
-CANCELLED_INSTRUCTION = (
-    "This warning has been withdrawn: disregard it and stand down any action taken on it."
-)
-
-_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _LANGUAGE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
-# characters kept as they are in identifiers: printable ASCII except space , < & % " > \
-_ID_SAFE = "!#$'()*+-./:;=?@[]^_`{|}~"
-
-
-class CapError(TocsinError, ValueError):
-    """A warning cannot be rendered as a valid CAP message (the message says why)."""
-
-
-class CapDateTime(XmlDateTime):
-    """``xs:dateTime`` in the CAP profile: UTC is written ``+00:00``, never ``Z``."""
-
-    __slots__ = ()
-
-    def __str__(self) -> str:
-        text = XmlDateTime.__str__(self)
-        return text[:-1] + "+00:00" if text.endswith("Z") else text
-
-
-def cap_datetime(dt: datetime) -> CapDateTime:
-    """A timezone-aware time as a CAP time, in UTC, truncated to whole seconds.
-
-    >>> str(cap_datetime(datetime(2026, 11, 23, 10, 15, 0, 123456, tzinfo=UTC)))
-    '2026-11-23T10:15:00+00:00'
-    """
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise CapError(f"time {dt.isoformat()} has no time zone: CAP needs an explicit offset")
-    u = dt.astimezone(UTC)
-    if not 1000 <= u.year <= 9999:
-        raise CapError(f"time {u.isoformat()} is outside the years 1000-9999 CAP can express")
-    return CapDateTime(u.year, u.month, u.day, u.hour, u.minute, u.second, 0, 0)
-
-
-def cap_time_text(dt: datetime) -> str:
-    """``cap_datetime`` as text, e.g. for comparing with a rendered alert."""
-    return str(cap_datetime(dt))
-
-
-def cap_identifier(warning_id: str, version: int) -> str:
-    """The CAP identifier of one version of a warning: unique per (warning, version).
-
-    >>> cap_identifier("tw-harbour-0a1b2c3d4e5f6789", 3)
-    'tw-harbour-0a1b2c3d4e5f6789.v3'
-    >>> cap_identifier("a b,c<&", 1)
-    'a%20b%2Cc%3C%26.v1'
-    """
-    if not warning_id:
-        raise CapError("the warning id is empty: a CAP identifier needs one")
-    if version < 1:
-        raise CapError(f"version {version} is not a warning version (they start at 1)")
-    return f"{_token(warning_id)}.v{version}"
 
 
 def cap_msg_type(warning: Warning) -> Literal["Alert", "Update", "Cancel"]:
@@ -226,46 +111,11 @@ def cap_msg_type(warning: Warning) -> Literal["Alert", "Update", "Cancel"]:
     return "Update"
 
 
-def cap_categories(scenario: str) -> tuple[CapCategory, ...]:
-    """CAP categories of a Tocsin scenario; ``Other`` for an unknown one."""
-    return SCENARIO_CATEGORIES.get(scenario, ("Other",))
-
-
-def cap_event(scenario: str) -> str:
-    """Human-readable event type of a scenario."""
-    known = SCENARIO_EVENTS.get(scenario)
-    if known:
-        return known
-    text = _clean(scenario.replace("_", " ")).strip()
-    return text[:1].upper() + text[1:] if text else "Tocsin early warning"
-
-
-def default_instruction(warning: Warning) -> str:
-    """What the recipient should do, by status and scenario."""
-    if warning.status == "resolved":
-        return RESOLVED_INSTRUCTION
-    if warning.status == "cancelled":
-        return CANCELLED_INSTRUCTION
-    return SCENARIO_INSTRUCTIONS.get(warning.scenario, GENERIC_INSTRUCTION)
-
-
 def sent_time(warning: Warning, previous: Sequence[Warning] = ()) -> datetime:
     """The ``sent`` time of a version: its own (``sent_at``, else ``last_seen``) in whole
     seconds, but not earlier than that of any earlier version, so ``sent`` never goes back."""
-    own = _whole_seconds(warning.sent_at or warning.last_seen)
-    return max([own, *(_whole_seconds(p.sent_at or p.last_seen) for p in previous)])
-
-
-def headline(warning: Warning, area_name: str) -> str:
-    """At most ``HEADLINE_MAX`` characters (CAP recommends 160 for text-messaging)."""
-    suffix = {
-        "new": "",
-        "update": f" (version {warning.version})",
-        "resolved": " - resolved",
-        "cancelled": " - withdrawn",
-    }[warning.status]
-    text = f"{warning.severity}: {cap_event(warning.scenario)} in {_clean(area_name)}{suffix}"
-    return text if len(text) <= HEADLINE_MAX else text[: HEADLINE_MAX - 1].rstrip() + "…"
+    own = whole_seconds(warning.sent_at or warning.last_seen)
+    return max([own, *(whole_seconds(p.sent_at or p.last_seen) for p in previous)])
 
 
 def build_alert(
@@ -286,14 +136,7 @@ def build_alert(
     web: str | None = None,
 ) -> Alert:
     """The ``cap_tools.models.Alert`` of one warning version; see ``to_cap``."""
-    _check_token("sender", sender)
-    if not _LANGUAGE.match(language):
-        raise CapError(f"language {language!r} is not an RFC 3066 tag such as 'en' or 'zh-CN'")
-    if not (math.isfinite(radius_km) and radius_km > 0):
-        raise CapError(f"radius_km must be a positive number of kilometres, not {radius_km}")
-    if expires_after is not None and expires_after <= timedelta(0):
-        raise CapError(f"expires_after must be positive, not {expires_after}")
-
+    _check_options(sender, language, radius_km, expires_after)
     earlier = _earlier_versions(warning, previous)
     msg_type = cap_msg_type(warning)
     if msg_type != "Alert" and not earlier:
@@ -302,66 +145,12 @@ def build_alert(
             "a CAP Update or Cancel must reference the earlier versions, and there are none; "
             "the first version of a warning must have status 'new'"
         )
-
     sent = sent_time(warning, earlier)
-    references = [
-        Reference(sender, cap_identifier(p.warning_id, p.version),
-                  cap_datetime(sent_time(p, earlier[:i])))
-        for i, p in enumerate(earlier)
-    ]
-
-    try:
-        region = registry.get(warning.region)
-    except RegistryError:
-        area_name, circles = warning.region, []
-    else:
-        area_name = region.name
-        circles = [f"{region.lat:.5f},{region.lon:.5f} {radius_km:g}"]
-    area = Area(
-        area_desc=_clean(area_name) or warning.region,
-        circles=circles,
-        geocodes=[Geocode(ValueName(REGION_GEOCODE), Value(_clean(warning.region)))],
-    )
-
-    if warning.status == "resolved":
-        response, urgency = ResponseType.ALL_CLEAR, Urgency.PAST
-    elif warning.status == "cancelled":
-        response, urgency = ResponseType.NONE, Urgency.PAST
-    else:
-        response, urgency = ResponseType.ASSESS, Urgency(warning.urgency)
-
-    if category is None:
-        categories: Sequence[str] = cap_categories(warning.scenario)
-    elif isinstance(category, str):
-        categories = [category]
-    else:
-        categories = list(category)
-    if not categories:
-        raise CapError("a CAP info needs at least one category")
-    try:
-        cats = [Category(c) for c in dict.fromkeys(categories)]
-    except ValueError as e:
-        raise CapError(f"{e}; CAP categories are {', '.join(c.value for c in Category)}") from e
-
-    info = Info(
-        language=language,
-        categories=cats,
-        event=cap_event(warning.scenario),
-        response_types=[response],
-        urgency=urgency,
-        severity=Severity(warning.severity),
-        certainty=Certainty(warning.certainty),
-        effective=cap_datetime(sent),
-        onset=cap_datetime(warning.first_seen),
-        expires=None if expires_after is None else cap_datetime(sent + expires_after),
-        sender_name=_clean(sender_name) or None,
-        headline=headline(warning, area_name),
-        description=_clean(warning.explanation) or None,
-        instruction=_clean(instruction if instruction is not None else
-                           default_instruction(warning)) or None,
-        web=web,
-        parameters=[Parameter(ValueName(k), Value(_clean(v))) for k, v in _parameters(warning)],
-        areas=[area],
+    references = _references(sender, earlier)
+    info = build_info(
+        warning, registry, sent, instruction=instruction, category=category,
+        sender_name=sender_name, language=language, radius_km=radius_km,
+        expires_after=expires_after, web=web,
     )
     alert = Alert(
         identifier=cap_identifier(warning.warning_id, warning.version),
@@ -371,8 +160,8 @@ def build_alert(
         msg_type=MsgType(msg_type),
         source="Tocsin",
         scope=Scope(scope),
-        restriction=_clean(restriction) if scope == "Restricted" else None,
-        incidents=_token(warning.warning_id),
+        restriction=xml_text(restriction) if scope == "Restricted" else None,
+        incidents=cap_token(warning.warning_id),
         infos=[info],
     )
     if references:
@@ -436,27 +225,24 @@ def _serializer() -> XmlSerializer:
     )
 
 
-def _whole_seconds(dt: datetime) -> datetime:
-    return dt.astimezone(UTC).replace(microsecond=0)
+def _check_options(sender: str, language: str, radius_km: float,
+                   expires_after: timedelta | None) -> None:
+    check_token("sender", sender)
+    if not _LANGUAGE.match(language):
+        raise CapError(f"language {language!r} is not an RFC 3066 tag such as 'en' or 'zh-CN'")
+    if not (math.isfinite(radius_km) and radius_km > 0):
+        raise CapError(f"radius_km must be a positive number of kilometres, not {radius_km}")
+    if expires_after is not None and expires_after <= timedelta(0):
+        raise CapError(f"expires_after must be positive, not {expires_after}")
 
 
-def _clean(text: str) -> str:
-    """Text that XML 1.0 can carry: characters it forbids (control characters, lone
-    surrogates, U+FFFE/U+FFFF) become U+FFFD."""
-    return _XML_INVALID.sub("\ufffd", text)
-
-
-def _token(text: str) -> str:
-    """Percent-encode what CAP forbids in identifiers, senders and incident ids."""
-    return quote(text, safe=_ID_SAFE)
-
-
-def _check_token(what: str, text: str) -> None:
-    if not text or _token(text) != text:
-        raise CapError(
-            f"{what} {text!r} is not a valid CAP {what}: use printable ASCII without spaces, "
-            "',', '<', '&', '>', '\"', '\\' or '%', e.g. 'tocsin@alerts.example.gov'"
-        )
+def _references(sender: str, earlier: list[Warning]) -> list[Reference]:
+    """``sender,identifier,sent`` of every earlier version, as each was rendered."""
+    return [
+        Reference(sender, cap_identifier(p.warning_id, p.version),
+                  cap_datetime(sent_time(p, earlier[:i])))
+        for i, p in enumerate(earlier)
+    ]
 
 
 def _earlier_versions(warning: Warning, previous: Iterable[Warning] | None) -> list[Warning]:
@@ -484,40 +270,34 @@ def _earlier_versions(warning: Warning, previous: Iterable[Warning] | None) -> l
     return [by_version[v] for v in range(1, warning.version)]
 
 
-def _parameters(warning: Warning) -> list[tuple[str, str]]:
-    params = [
-        ("warning_id", warning.warning_id),
-        ("version", str(warning.version)),
-        ("tocsin_status", warning.status),
-        ("scenario", warning.scenario),
-        ("score", f"{warning.score:.3f}"),
-        ("departments", ",".join(warning.departments)),
-        ("first_seen", cap_time_text(warning.first_seen)),
-        ("last_seen", cap_time_text(warning.last_seen)),
-        ("evidence_count", str(len(warning.evidence))),
-    ]
-    for e in warning.evidence:
-        params.append((
-            "evidence",
-            f"{e.signal} ({e.department}) observed {e.observed:.4g} vs expected "
-            f"{e.expected:.4g}, p={e.p_value:.1e}, at {cap_time_text(e.event_time)}",
-        ))
-    return params
-
-
 __all__ = [
+    "CANCELLED_INSTRUCTION",
     "CAP_NAMESPACE",
+    "DEFAULT_EXPIRES_AFTER",
+    "DEFAULT_RADIUS_KM",
+    "DEFAULT_RESTRICTION",
     "DEFAULT_SENDER",
+    "DEFAULT_SENDER_NAME",
+    "GENERIC_INSTRUCTION",
+    "HEADLINE_MAX",
+    "REGION_GEOCODE",
+    "RESOLVED_INSTRUCTION",
     "SCENARIO_CATEGORIES",
+    "SCENARIO_EVENTS",
+    "SCENARIO_INSTRUCTIONS",
     "CapCategory",
     "CapDateTime",
     "CapError",
+    "CapOptions",
+    "CapScope",
+    "CapStatus",
     "build_alert",
     "cap_categories",
     "cap_datetime",
     "cap_event",
     "cap_identifier",
     "cap_msg_type",
+    "cap_time_text",
     "default_instruction",
     "headline",
     "sent_time",
