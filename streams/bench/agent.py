@@ -22,22 +22,43 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 
 def main(argv: list[str]) -> None:
     cfg: dict[str, Any] = json.loads(argv[0])
+    _prepare_runtime(cfg)
+    import faust
+
+    app = _app(cfg)
+    # one agent per source topic, as the Tocsin worker has
+    topic_kw: dict[str, Any] = {"value_serializer": "raw" if cfg.get("raw") else "json",
+                                "key_serializer": "raw" if cfg.get("raw") else None,
+                                "partitions": int(cfg["partitions"])}
+    topics = [app.topic(t, **topic_kw) for t in cfg["topics"]]
+    noop = _noop_agent(int(cfg["n"]), int(cfg.get("batch") or 0), bool(cfg.get("trace")))
+    for i, topic in enumerate(topics):
+        app.agent(topic, name=f"noop{i}")(noop)
+    sys.argv = [sys.argv[0]]
+    worker = faust.Worker(app, loglevel="error", quiet=True)
+    worker.execute_from_commandline()
+
+
+def _prepare_runtime(cfg: dict[str, Any]) -> None:
+    """What must be set before faust is imported: ``NO_CYTHON`` and uvloop's event loop."""
     if not cfg.get("cython", True):
         os.environ["NO_CYTHON"] = "1"
     if cfg.get("uvloop"):
         import uvloop
 
         uvloop.install()
-    import faust
 
+
+def _app_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The faust app's settings: the broker, a fast group join and the consumer knobs."""
     from streams.runtime.monitor import NoopMonitor
 
-    n_target = int(cfg["n"])
     kw: dict[str, Any] = {
         "broker": cfg["broker"],
         "broker_session_timeout": 8.0, "broker_rebalance_timeout": 8.0,
@@ -55,27 +76,31 @@ def main(argv: list[str]) -> None:
         kw["stream_buffer_maxsize"] = int(cfg["buffer"])
     if cfg.get("fetch_max_bytes") is not None:
         kw["consumer_max_fetch_size"] = int(cfg["fetch_max_bytes"])
-    raw = bool(cfg.get("raw"))
-    if raw:
+    if cfg.get("raw"):
         kw["value_serializer"] = "raw"
         kw["key_serializer"] = "raw"
-    app: Any
+    return kw
+
+
+def _app(cfg: dict[str, Any]) -> Any:
+    """A plain ``faust.App``, or ``TunedApp`` for the batch-drain and fetch-wait options."""
+    import faust
+
+    kw = _app_settings(cfg)
     if cfg.get("batch_drain") or cfg.get("fetch_max_wait_ms"):
         from streams.runtime.faust_tuning import TunedApp
 
-        app = TunedApp(cfg["app_id"], batch_drain=bool(cfg.get("batch_drain")),
-                       fetch_max_wait_ms=int(cfg.get("fetch_max_wait_ms") or 1500),
-                       poll_timeout_s=float(cfg.get("poll_timeout_s") or 1.0), **kw)
-    else:
-        app = faust.App(cfg["app_id"], **kw)
-    topic_kw: dict[str, Any] = {"value_serializer": "raw" if raw else "json",
-                                "key_serializer": "raw" if raw else None,
-                                "partitions": int(cfg["partitions"])}
-    # one agent per source topic, as the Tocsin worker has
-    topics = [app.topic(t, **topic_kw) for t in cfg["topics"]]
+        return TunedApp(cfg["app_id"], batch_drain=bool(cfg.get("batch_drain")),
+                        fetch_max_wait_ms=int(cfg.get("fetch_max_wait_ms") or 1500),
+                        poll_timeout_s=float(cfg.get("poll_timeout_s") or 1.0), **kw)
+    return faust.App(cfg["app_id"], **kw)
+
+
+def _noop_agent(n_target: int, batch: int, trace: bool
+                ) -> Callable[[Any], Coroutine[Any, Any, None]]:
+    """An agent that counts events (in batches of ``batch`` decoded at once, if set) and
+    reports and exits at the ``n_target``-th; ``trace`` logs the count per batch."""
     state = {"n": 0, "first": 0.0}
-    batch = int(cfg.get("batch") or 0)
-    trace = bool(cfg.get("trace"))
 
     def done() -> None:
         seconds = time.perf_counter() - state["first"]
@@ -104,11 +129,7 @@ def main(argv: list[str]) -> None:
                 if state["n"] >= n_target:
                     done()
 
-    for i, topic in enumerate(topics):
-        app.agent(topic, name=f"noop{i}")(noop)
-    sys.argv = [sys.argv[0]]
-    worker = faust.Worker(app, loglevel="error", quiet=True)
-    worker.execute_from_commandline()
+    return noop
 
 
 if __name__ == "__main__":

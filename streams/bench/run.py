@@ -10,7 +10,7 @@ messages (a simulated realistic mix in the three source topics), then:
 * ``pipeline_eps``: the full worker (ingest, detect, correlate, publish);
 * ``p50_latency_s``/``p99_latency_s``: production of an event to the warning it completes,
   with events produced at half of ``pipeline_eps`` (``anomaly_p50/p99_latency_s`` likewise for
-  anomalies, which are far more numerous);
+  anomalies, which are far more numerous; ``streams.bench.latency``);
 * ``rss_mb``/``bytes_per_series`` at 10k, 100k and 1M tracked series (``streams.bench.memory``).
 """
 
@@ -19,12 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,10 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.core.errors import TocsinError
+from streams.bench.common import BenchError, bench_settings, metric_sum
+from streams.bench.latency import latency
 from streams.core.regions import RegionRegistry
 from streams.core.settings import TocsinSettings
-from streams.core.topics import ANOMALIES, SOURCE_TOPICS, WARNINGS, create_topics, topic_name
+from streams.core.topics import SOURCE_TOPICS, create_topics, topic_name
 from streams.evaluation.replay_score import ReplayLine, read_replay
 from streams.tools.broker import free_port
 
@@ -59,10 +58,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-class BenchError(TocsinError):
-    """A benchmark step failed; the message says which and why."""
-
-
 @dataclass
 class BenchConfig:
     events: int = 120_000
@@ -84,13 +79,6 @@ def _broker() -> Iterator[str]:
 
     with EmbeddedBroker() as b:
         yield b.bootstrap
-
-
-def _settings(bootstrap: str, partitions: int, workdir: Path, **kw: Any) -> TocsinSettings:
-    tag = uuid.uuid4().hex[:8]
-    return TocsinSettings(broker=bootstrap, app_id=f"tocsin-bench-{tag}",
-                          topic_prefix=kw.pop("prefix", f"b{tag}."), partitions=partitions,
-                          data_dir=workdir / f"data-{tag}", **kw)
 
 
 def _lines(seed: int, events: int, workdir: Path, registry: RegionRegistry) -> list[ReplayLine]:
@@ -172,16 +160,6 @@ def faust_noop(settings: TocsinSettings, n: int, options: dict[str, Any],
 
 
 # -- Tocsin ------------------------------------------------------------------------------------
-def _metric_sum(port: int, name: str, prefix: str = "") -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-        text = r.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and (not prefix or prefix in line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def pipeline(settings: TocsinSettings, n: int, workdir: Path, timeout: float = 300.0
              ) -> dict[str, float]:
     """Events/s of the full worker over the pre-produced records (first to last ingested)."""
@@ -201,7 +179,7 @@ def pipeline(settings: TocsinSettings, n: int, workdir: Path, timeout: float = 3
                 raise BenchError("the worker exited: "
                                  + (workdir / "pipeline-worker.log").read_text()[-1500:])
             try:
-                seen = _metric_sum(port, "tocsin_events_received_total")
+                seen = metric_sum(port, "tocsin_events_received_total")
             except OSError:
                 seen = 0.0
             now = time.perf_counter()
@@ -214,125 +192,9 @@ def pipeline(settings: TocsinSettings, n: int, workdir: Path, timeout: float = 3
         if not last or last == first:
             raise BenchError(f"the worker ingested {seen:.0f} of {n} records in {timeout} s")
         return {"pipeline_eps": (n - seen0) / (last - first),
-                "pipeline_anomalies": _metric_sum(port, "tocsin_anomalies_total")}
+                "pipeline_anomalies": metric_sum(port, "tocsin_anomalies_total")}
     finally:
         stop_process(worker)
-
-
-async def latency(bootstrap: str, partitions: int, workdir: Path, rate: float,
-                  lines: list[ReplayLine], seconds: float) -> dict[str, float | None]:
-    """Produce ``lines`` at ``rate`` events/s to a worker and time each warning and anomaly
-    from the production of the newest event it covers to its arrival at a consumer."""
-    from aiokafka import AIOKafkaConsumer
-
-    from streams.runtime.kafka_util import assign_topics
-    from streams.tools.demo import start_worker, stop_process
-    from streams.tools.replay import start_producer
-
-    port = free_port()
-    s = _settings(bootstrap, partitions, workdir, metrics_port=port, metrics_addr="127.0.0.1")
-    create_topics(s)
-    worker = start_worker(s, workdir / "latency-worker.log")
-    produced: dict[str, float] = {}
-    samples: dict[str, list[float]] = {"warning": [], "anomaly": []}
-    stop = asyncio.Event()
-
-    def event_id(raw: bytes) -> str | None:
-        d = json.loads(raw)
-        for k in ("reading_id", "complaint_id", "event_id"):
-            if k in d:
-                return str(d[k])
-        return None
-
-    async def consume() -> None:
-        consumer = AIOKafkaConsumer(**s.kafka_client_kwargs(), enable_auto_commit=False,
-                                    fetch_max_wait_ms=20)
-        await consumer.start()
-        try:
-            await assign_topics(consumer, [topic_name(s, WARNINGS), topic_name(s, ANOMALIES)])
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=100)
-                now = time.perf_counter()
-                for tp, msgs in batches.items():
-                    kind = "warning" if tp.topic.endswith(WARNINGS) else "anomaly"
-                    for m in msgs:
-                        d = json.loads(m.value)
-                        if kind == "warning":
-                            if d.get("status") not in ("new", "update"):
-                                continue  # resolved by time passing, not by an event
-                            ids = (d.get("audit") or {}).get("event_ids") or []
-                        elif d.get("record") == "anomaly" and not d.get("via"):
-                            ids = d.get("event_ids") or []
-                        else:
-                            continue
-                        t = max((produced[i] for i in ids if i in produced), default=None)
-                        if t is not None:
-                            samples[kind].append(now - t)
-        finally:
-            await consumer.stop()
-
-    try:
-        producer = await start_producer(s, linger_ms=2)
-        topics = {src: topic_name(s, t) for src, t in SOURCE_TOPICS.items()}
-        # warm-up: the first records wait for the group to join; time only what follows
-        first = lines[: max(1, partitions * 4)]
-        for ln in first:
-            assert ln.source is not None
-            await producer.send_and_wait(topics[ln.source], ln.raw, key=ln.key)
-        await _wait_ingested(port, worker, workdir, len(first))
-        lines = lines[len(first):]
-        reader = asyncio.create_task(consume())
-        t0 = time.perf_counter()
-        total = min(len(lines), int(rate * seconds))
-        step = max(1, int(rate / 100))  # 100 sends per second, paced
-        for i in range(0, total, step):
-            due = t0 + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            now = time.perf_counter()
-            for ln in lines[i:i + step]:
-                eid = event_id(ln.raw)
-                if eid is not None:
-                    produced[eid] = now
-                assert ln.source is not None
-                await producer.send(topics[ln.source], ln.raw, key=ln.key)
-        await producer.flush()
-        await producer.stop()
-        await asyncio.sleep(3.0)
-        stop.set()
-        await reader
-    finally:
-        stop_process(worker)
-    if os.environ.get("TOCSIN_BENCH_DEBUG"):
-        print({k: [round(x, 2) for x in sorted(v)] for k, v in samples.items()},
-              file=sys.stderr)
-    out: dict[str, float | None] = {"latency_rate_eps": rate}
-    for kind, key in (("warning", ""), ("anomaly", "anomaly_")):
-        xs = sorted(samples[kind])
-        out[f"{key}latency_samples"] = len(xs)
-        # null when nothing of that kind completed during the run (a short run may see no
-        # warning: the figure is then unknown, not zero)
-        out[f"{key}p50_latency_s"] = statistics.median(xs) if xs else None
-        out[f"{key}p99_latency_s"] = xs[min(len(xs) - 1, int(0.99 * len(xs)))] if xs else None
-    return out
-
-
-async def _wait_ingested(port: int, worker: subprocess.Popen[bytes], workdir: Path, n: int,
-                         timeout: float = 60.0) -> None:
-    """Wait until the worker has ingested ``n`` records (it has joined the group)."""
-    log = workdir / "latency-worker.log"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise BenchError("latency worker exited: " + log.read_text()[-1500:])
-        try:
-            if _metric_sum(port, "tocsin_events_received_total") >= n:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.2)
-    raise BenchError("latency worker did not start consuming: " + log.read_text()[-1500:])
 
 
 def memory(series: tuple[int, ...]) -> dict[str, dict[str, float]]:
@@ -353,7 +215,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     res: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp, _broker() as bootstrap:
         workdir = Path(tmp)
-        s = _settings(bootstrap, cfg.partitions, workdir)
+        s = bench_settings(bootstrap, cfg.partitions, workdir)
         create_topics(s)
         cfg.log(f"simulating and producing {cfg.events} records")
         lines = _lines(cfg.seed, cfg.events, workdir, registry)
