@@ -172,14 +172,14 @@ def test_state_carried_through_a_checkpoint_continues_exactly(
                         T0 + timedelta(minutes=15 * i)) for i in range(200)]
     a, _ = make_worker(tmp_path / "a", registry)
     asyncio.run(drive(a, "ingest_env", readings[:120], b"harbour"))
-    blob = encode(a._capture(1, 1), a.settings.app_id)
+    blob = encode(a.checkpointer.capture(1, 1), a.settings.app_id)
     asm = Assembler(a.settings.app_id)
     feed(asm, blob)
     restored = asm.latest(1)
     assert restored is not None and restored.offsets == {"tocsin.env.readings": 120}
 
     b, b_sent = make_worker(tmp_path / "b", registry)
-    b._adopt(restored)
+    b.checkpointer.adopt(restored)
     _OFFSETS[id(b), "ingest_env"] = 100  # re-delivered from before the checkpoint
     asyncio.run(drive(b, "ingest_env", readings[100:], b"harbour"))
     c, c_sent = make_worker(tmp_path / "c", registry)
@@ -217,7 +217,7 @@ def test_cold_partition_state_would_differ(tmp_path: Path, registry: RegionRegis
 def test_capture_of_an_untouched_partition_is_empty(
         tmp_path: Path, registry: RegionRegistry, n: int) -> None:
     w, _ = make_worker(tmp_path, registry)
-    sn = w._capture(n, 1)
+    sn = w.checkpointer.capture(n, 1)
     assert sn.offsets == {} and sn.state["sources"]["detection"] is None
     assert sn.state["correlation"] is None and sn.gen == 1
 
@@ -337,17 +337,17 @@ def test_a_batch_failing_half_way_stops_the_worker_and_any_later_checkpoint(
     replacement resumes from the last good one."""
     w, _ = make_worker(tmp_path, registry)
     died: list[int] = []
-    w._die = died.append  # type: ignore[method-assign]
-    w._dirty.add(1)
+    w.checkpointer.die = died.append
+    w.checkpointer.mark_dirty([1])
 
     async def main() -> int:
         with pytest.raises(RuntimeError):
-            async with w._batch("ingest.env"):
+            async with w.checkpointer.batch("ingest.env"):
                 raise RuntimeError("send failed")
-        return await w.checkpoint()
+        return await w.checkpointer.checkpoint()
 
     assert asyncio.run(main()) == 0
-    assert died == [70] and "send failed" in (w._inconsistent or "")
+    assert died == [70] and "send failed" in (w.checkpointer.inconsistent or "")
 
 
 def test_a_failed_write_keeps_the_generation_number(
@@ -362,10 +362,10 @@ def test_a_failed_write_keeps_the_generation_number(
         raise OSError("broker gone")
 
     w._send = failing  # type: ignore[method-assign,assignment]
-    assert asyncio.run(w.checkpoint(commit=False)) == 0
-    assert w._gen.get(1, 0) == 0 and 1 in w._dirty
+    assert asyncio.run(w.checkpointer.checkpoint(commit=False)) == 0
+    assert w.checkpointer.generation(1) == 0 and 1 in w.checkpointer.dirty
     w._send = real_send  # type: ignore[method-assign]
-    assert asyncio.run(w.checkpoint(commit=False)) == 1
+    assert asyncio.run(w.checkpointer.checkpoint(commit=False)) == 1
     keys = [k for name, (k, _, _) in sent if name.endswith("checkpoints")]
     assert keys and all(k.split(b"/")[2] == b"1" for k in keys)  # gen 1 -> slot 1
-    assert w._gen[1] == 1
+    assert w.checkpointer.generation(1) == 1

@@ -22,7 +22,7 @@ from array import array
 from detectors.calibration import TailCalibrator
 from detectors.sensor import SensorEnsemble
 from detectors.shift import FaultScreen, SustainedShift
-from streams.pipeline.detection import Detection, _SensorState
+from streams.pipeline.detection import Detection
 
 
 def rss_bytes() -> int:
@@ -68,8 +68,8 @@ def main(n: int) -> None:
     gc.collect()
     before = rss_bytes()
     for i in range(n):
-        d._sensors[(f"S-{i:07d}", "pm25")] = _SensorState(
-            replicate(src, learning), SustainedShift(), FaultScreen())
+        d.track_sensor(f"S-{i:07d}", "pm25", replicate(src, learning), SustainedShift(),
+                       FaultScreen())
     gc.collect()
     after = rss_bytes()
     print(json.dumps({"series": n, "rss_mb": after / 2**20,

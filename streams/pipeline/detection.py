@@ -418,3 +418,9 @@ class Detection:
     def n_series(self) -> int:
         counts = sum(c.det.n_keys for by_kind in self._counts.values() for c in by_kind.values())
         return len(self._levels) + len(self._sensors) + counts + self._rates.n_keys
+
+    def track_sensor(self, sensor_id: str, metric: str, det: SensorEnsemble,
+                     shift: SustainedShift, faults: FaultScreen) -> None:
+        """Hold ``det``, ``shift`` and ``faults`` as the series of ``sensor_id``'s ``metric``
+        (the memory benchmark builds series in steady state without feeding readings)."""
+        self._sensors[(sensor_id, metric)] = _SensorState(det, shift, faults)

@@ -9,8 +9,6 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from detectors.base import Finding
-from detectors.citywide import ConditionVersion
 from detectors.correlation import Correlator, IncidentVersion
 from detectors.feedback import Decision, InvalidDecision
 from detectors.reorder import EventTimeBuffer
@@ -19,12 +17,9 @@ from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
     SOURCES,
     Anomaly,
-    Audit,
     Condition,
     DeadLetter,
-    Evidence,
     Feedback,
-    HistoryEntry,
     SourceWatermark,
     Warning,
 )
@@ -32,103 +27,14 @@ from streams.core.settings import TocsinSettings
 from streams.ingest.ingestor import Ingestor, Origin
 from streams.ingest.privacy import Pseudonymizer
 from streams.pipeline.detection import Detection, DetectParams
-
-
-def _dt(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
-
-
-def _num(x: float) -> float:
-    return x if math.isfinite(x) else 0.0
-
-
-def finding_to_anomaly(f: Finding) -> Anomaly:
-    return Anomaly(
-        anomaly_id=f.anomaly_id, kind=f.kind, source=f.source,
-        department=f.department, region=f.region, signal=f.signal, detector=f.detector,
-        observed=_num(f.observed), expected=_num(f.expected), score=round(f.score, 3),
-        p_value=f.p_value, event_time=_dt(f.t), event_ids=list(f.event_ids),
-        via=f.via or None,
-    )
-
-
-def neighbour_copies(a: Anomaly, registry: RegionRegistry) -> list[Anomaly]:
-    """The copies of ``a`` sent to its region's neighbours (keyed, and so partitioned, by
-    the neighbour), so an incident straddling a boundary sees both sides."""
-    if a.via is not None or a.region not in registry:
-        return []
-    return [a.model_copy(update={"region": n, "via": a.region,
-                                 "anomaly_id": f"{a.anomaly_id}~{n}"})
-            for n in sorted(registry.neighbours(a.region))]
-
-
-def city_copy(a: Anomaly) -> Anomaly:
-    """The copy of ``a`` sent to every anomalies partition, so each correlator sees which
-    signal kinds are anomalous across the city at once (a common-mode condition)."""
-    return a.model_copy(update={"city": True, "anomaly_id": f"{a.anomaly_id}~city"})
-
-
-def anomaly_to_finding(a: Anomaly) -> Finding:
-    return Finding(
-        anomaly_id=a.anomaly_id, source=a.source, department=a.department, region=a.region,
-        kind=a.kind, signal=a.signal, detector=a.detector, observed=a.observed,
-        expected=a.expected, p_value=a.p_value, t=a.event_time.timestamp(),
-        event_ids=tuple(a.event_ids), via=a.via or "", city=a.city,
-    )
-
-
-#: detector name -> version, recorded in every warning's audit (bump on a behaviour change)
-DETECTOR_VERSIONS = {
-    "sensor_ensemble": "3", "sustained_shift": "1", "robust_baseline": "2",
-    "count_surge": "2", "rate_surge": "2",
-}
-
-
-def _audit(v: IncidentVersion, rule: str, parameters: dict[str, float]) -> Audit:
-    return Audit(
-        template=v.scenario, rule=rule,
-        detectors={g.detector: DETECTOR_VERSIONS.get(g.detector, "?") for g in v.evidence},
-        parameters=parameters,
-        event_ids=sorted({e for g in v.evidence for e in g.event_ids}),
-        feedback_bar=v.bar_note,
-    )
-
-
-def condition_to_record(c: ConditionVersion, sent_at: datetime | None = None) -> Condition:
-    return Condition(
-        condition_id=c.condition_id, version=c.version, status=c.status, level=c.level,
-        kinds=list(c.kinds), departments=list(c.departments), regions=list(c.regions),
-        first_seen=_dt(c.first_seen), last_seen=_dt(c.last_seen),
-        explanation=c.explanation, sent_at=sent_at,
-    )
-
-
-def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None,
-                       rule: str = "", parameters: dict[str, float] | None = None) -> Warning:
-    return Warning(
-        warning_id=v.warning_id, version=v.version, status=v.status,
-        region=v.region, scenario=v.scenario, severity=v.severity,
-        urgency=v.urgency, certainty=v.certainty, score=v.score,
-        departments=list(v.departments), first_seen=_dt(v.first_seen),
-        last_seen=_dt(v.last_seen),
-        evidence=[
-            Evidence(
-                source=g.source, department=g.department,
-                region=g.origin, signal=g.signal, detector=g.detector,
-                observed=_num(g.observed), expected=_num(g.expected), score=round(g.score, 3),
-                p_value=g.p_value, event_time=_dt(g.t), event_ids=list(g.event_ids),
-            )
-            for g in v.evidence
-        ],
-        explanation=v.explanation, sent_at=sent_at,
-        history=[
-            HistoryEntry(action=e.decision.action, by=e.decision.by, at=_dt(e.decision.at),
-                         reason=e.decision.reason, accepted=e.accepted,
-                         rejected_because=e.rejected_because)
-            for e in v.history
-        ],
-        audit=_audit(v, rule, parameters or {}),
-    )
+from streams.pipeline.records import (
+    anomaly_to_finding,
+    city_copy,
+    condition_to_record,
+    finding_to_anomaly,
+    neighbour_copies,
+    version_to_warning,
+)
 
 
 @dataclass
@@ -232,6 +138,10 @@ class CorrelationStage:
 
     def held(self) -> int:
         return sum(len(p.buffer) for p in self._parts.values())
+
+    def held_by_partition(self) -> dict[int, int]:
+        """Anomalies held in each partition's reorder buffer."""
+        return {part: len(p.buffer) for part, p in self._parts.items()}
 
     def export(self, partition: int) -> _CorrelationPartition | None:
         """Partition ``partition``'s reorder buffer and correlator (for a checkpoint)."""
@@ -341,6 +251,11 @@ class SourceStage:
         """Largest event time of ``source`` processed on ``partition`` (None before any)."""
         d = self._detection.get(partition)
         return None if d is None else d.watermark.get(source)
+
+    @property
+    def params(self) -> DetectParams:
+        """The detection parameters every partition's ``Detection`` shares."""
+        return self._params
 
     def export(self, partition: int) -> dict[str, object]:
         """Partition ``partition``'s detector and de-duplication state (for a checkpoint)."""

@@ -11,7 +11,8 @@ scenario) and inhibition live in ``deploy/alertmanager/alertmanager.yml``.
 from a background task: at once when something changed, and all of them again every
 ``resend_s`` as Alertmanager expects from its clients (an alert not re-sent resolves itself
 after Alertmanager's ``resolve_timeout``). ``submit`` never blocks and never raises; failed
-posts are retried with capped exponential backoff and logged.
+posts are retried with capped exponential backoff (:mod:`streams.publish.retry`) and logged.
+It implements the sink contract (:class:`streams.publish.sink.Sink`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from streams.core.schemas import Warning
+from streams.publish.retry import Backoff, describe, report
 
 log = logging.getLogger("tocsin.alertmanager")
 
@@ -223,6 +225,10 @@ class AlertmanagerSink:
         self._wake = asyncio.Event()  # bound to this loop; the loop posts pending changes
         self._task = asyncio.create_task(self._run(), name="tocsin-alertmanager")
 
+    async def flush(self) -> None:
+        """Nothing to wait for: the poster posts what changed at once, from its own task
+        (the stream is never held up by Alertmanager)."""
+
     async def stop(self) -> None:
         """Stop the poster after one last, short attempt to deliver what changed."""
         task, self._task = self._task, None
@@ -240,11 +246,11 @@ class AlertmanagerSink:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        backoff = 0.0
+        backoff = Backoff(1.0, self.max_backoff_s)
         last_ok = loop.time()
         while True:
-            if backoff:
-                await asyncio.sleep(backoff)  # new warnings do not shorten a backoff
+            if backoff.delay:
+                await backoff.wait()  # new warnings do not shorten a backoff
             elif self._generation == self._posted_generation:
                 wait_s = max(0.0, last_ok + self.resend_s - loop.time())
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
@@ -253,10 +259,10 @@ class AlertmanagerSink:
                         await self._wake.wait()
             self._wake.clear()
             if await self._post():
-                backoff = 0.0
+                backoff.reset()
                 last_ok = loop.time()
             else:
-                backoff = min(self.max_backoff_s, backoff * 2 if backoff else 1.0)
+                backoff.failed()
 
     async def _post(self, timeout_s: float | None = None) -> bool:
         """One POST of every alert held; True when Alertmanager took them (or there were
@@ -284,7 +290,7 @@ class AlertmanagerSink:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # network errors, timeouts, anything else: retried
-            self._failed(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+            self._failed(describe(e))
         if ok:
             self._forget(resolved)
             self._posted_generation = generation
@@ -292,7 +298,7 @@ class AlertmanagerSink:
                 log.info("Alertmanager at %s reachable again; %d alerts delivered",
                          self.url, len(batch))
             self._failing = False
-        self._report("sent" if ok else "failed")
+        report(self.on_result, "sent" if ok else "failed", log)
         return ok
 
     def _forget(self, posted: dict[_LabelKey, Alert]) -> None:
@@ -308,11 +314,3 @@ class AlertmanagerSink:
             "Check TOCSIN_ALERTMANAGER_URL and that Alertmanager is running and reachable "
             "from this worker (GET %s/-/ready).",
             len(self.alerts()), self.endpoint, why, self.url)
-
-    def _report(self, outcome: str) -> None:
-        if self.on_result is None:
-            return
-        try:
-            self.on_result(outcome)
-        except Exception:
-            log.exception("on_result callback failed")

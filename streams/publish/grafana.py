@@ -9,11 +9,12 @@ aggregated evidence; event ids, signals and record contents never reach Grafana.
 :class:`AnnotationSink` queues annotations in memory (bounded: the oldest is dropped when
 full) and posts them from a background task, one by one and in order, with the synchronous
 grafana-client in a worker thread. Connection errors, timeouts, 5xx and 429 are retried
-with capped exponential backoff; any other 4xx (bad token, unknown dashboard) cannot be
-cured by retrying, so that annotation is logged and dropped. ``on_result`` receives
-``"sent"`` after each delivered annotation, ``"failed"`` after each failed attempt and
-``"dropped"`` for each annotation given up (queue full, refused by Grafana, still queued
-at :meth:`AnnotationSink.stop`).
+with capped exponential backoff (:mod:`streams.publish.retry`); any other 4xx (bad token,
+unknown dashboard) cannot be cured by retrying, so that annotation is logged and dropped.
+``on_result`` receives ``"sent"`` after each delivered annotation, ``"failed"`` after each
+failed attempt and ``"dropped"`` for each annotation given up (queue full, refused by
+Grafana, still queued at :meth:`AnnotationSink.stop`). It implements the sink contract
+(:class:`streams.publish.sink.Sink`).
 
 :func:`push_dashboards` uploads dashboard JSON files (``tocsin grafana push``).
 """
@@ -36,6 +37,7 @@ from grafana_client.client import GrafanaClientError, GrafanaException
 
 from streams.core.errors import InputFileError, TocsinError
 from streams.core.schemas import Warning
+from streams.publish.retry import Backoff, describe, report
 
 log = logging.getLogger("tocsin.grafana")
 
@@ -115,7 +117,7 @@ def _describe(e: BaseException) -> str:
     if isinstance(e, GrafanaException):
         status = _status(e)
         return f"HTTP {status}: {_grafana_message(e)}" if status else _grafana_message(e)
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return describe(e)
 
 
 class AnnotationSink:
@@ -190,6 +192,10 @@ class AnnotationSink:
             self._wake.set()
         self._task = asyncio.create_task(self._run(), name="tocsin-grafana-annotations")
 
+    async def flush(self) -> None:
+        """Nothing to wait for: the poster delivers the queue from its own task (the
+        stream is never held up by Grafana)."""
+
     async def stop(self, flush_s: float = 2.0) -> None:
         """Give the poster up to ``flush_s`` to deliver what is queued (a backoff wait is cut
         short for one last attempt), then stop it; what is left is reported as dropped."""
@@ -212,7 +218,7 @@ class AnnotationSink:
             self._api.client.s.close()
 
     async def _run(self) -> None:
-        backoff = 0.0
+        backoff = Backoff(0.5, self.max_backoff_s)
         while True:
             if not self._queue:
                 self._wake.clear()
@@ -223,12 +229,11 @@ class AnnotationSink:
             if outcome == "retry":
                 if self._stopping.is_set():
                     return  # one last attempt when stopping, no more
-                backoff = min(self.max_backoff_s, backoff * 2 if backoff else 0.5)
+                backoff.failed()
                 # new annotations do not shorten a backoff; stopping does
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                await backoff.wait(self._stopping)
                 continue
-            backoff = 0.0
+            backoff.reset()
             if self._queue and self._queue[0] is annotation:  # not dropped meanwhile
                 self._queue.popleft()
                 if outcome == "refused":
@@ -246,7 +251,7 @@ class AnnotationSink:
             raise
         except Exception as e:
             self.failed += 1
-            self._report("failed")
+            report(self.on_result, "failed", log)
             if _refused(e):
                 log.error(
                     "Grafana at %s refused an annotation (%s); it is dropped. Check that "
@@ -265,7 +270,7 @@ class AnnotationSink:
                      len(self._queue))
         self._failing = False
         self.sent += 1
-        self._report("sent")
+        report(self.on_result, "sent", log)
         return "sent"
 
     def _drop(self, n: int, why: str | None) -> None:
@@ -274,14 +279,7 @@ class AnnotationSink:
         if why is not None and (before == 0 or before // 1000 != self.dropped // 1000):
             log.warning("%s (%d dropped so far)", why, self.dropped)
         for _ in range(n):
-            self._report("dropped")
-
-    def _report(self, outcome: str) -> None:
-        if self.on_result is not None:
-            try:
-                self.on_result(outcome)
-            except Exception:
-                log.exception("on_result(%r) failed", outcome)
+            report(self.on_result, "dropped", log)
 
 
 # -- dashboards -----------------------------------------------------------------------------

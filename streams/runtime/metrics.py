@@ -12,18 +12,30 @@ observed/expected gauges are read from the detectors at scrape time."""
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from streams.core.errors import ConfigError
 from streams.core.schemas import Anomaly, Warning
 from streams.pipeline.detection import is_weak
+
+log = logging.getLogger("tocsin.worker")
 
 SOURCES = ("env", "complaint", "market")
 SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
@@ -94,10 +106,26 @@ class TocsinMetrics:
                  region_coords: dict[str, tuple[str, float, float]] | None = None,
                  scenarios: Iterable[str] = (), app_id: str = "tocsin", partitions: int = 1,
                  max_signals: int = 5000) -> None:
-        r = registry
-        self.registry = r
+        self.registry = registry
         self.regions = tuple(regions)
         self.scenarios = tuple(scenarios)
+        self._ingest_metrics(registry)
+        self._warning_metrics(registry)
+        self._runtime_metrics(registry)
+        self._checkpoint_metrics(registry)
+        self._info_metrics(registry, app_id, partitions)
+        self._max_signals = max_signals
+        self._active: dict[str, tuple[str, str]] = {}  # warning id -> (severity, region)
+        self._seen: dict[str, Tally[str]] = {}
+        self._assigned_topics: set[str] = set()
+        for name, lat_lon in (region_coords or {}).items():
+            label, lat, lon = lat_lon
+            self.region_info.labels(name, label, f"{lat:.5f}", f"{lon:.5f}").set(1)
+        self._zero_series()
+        self._set_active()
+
+    def _ingest_metrics(self, r: CollectorRegistry) -> None:
+        """Per source: records received, valid, dead-lettered, duplicate, late; findings."""
         self.events_received = Counter(
             "tocsin_events_received", "Records consumed from a source topic.", ["source"],
             registry=r)
@@ -122,6 +150,9 @@ class TocsinMetrics:
             "tocsin_anomalies", "Findings sent to the correlator (level=anomaly: significant "
             "on its own; level=weak: supporting evidence only).",
             ["department", "detector", "level"], registry=r)
+
+    def _warning_metrics(self, r: CollectorRegistry) -> None:
+        """Warnings published, open, and how long they took."""
         self.warnings_emitted = Counter(
             "tocsin_warnings_emitted", "Warning versions published, by status.",
             ["status", "scenario"], registry=r)
@@ -137,6 +168,9 @@ class TocsinMetrics:
             "Wall-clock time from the newest evidence's event time to the warning's "
             "publication (end to end; large when replaying history).",
             buckets=LATENCY_BUCKETS, registry=r)
+
+    def _runtime_metrics(self, r: CollectorRegistry) -> None:
+        """Batches, lag, partitions, broker, detector state, conditions, notifications."""
         self.batch_seconds = Histogram(
             "tocsin_batch_processing_seconds",
             "Wall-clock time a worker spent on one batch, outputs delivered.",
@@ -181,6 +215,9 @@ class TocsinMetrics:
         self.signals_dropped = Counter(
             "tocsin_metrics_signals_dropped",
             "Signal series not exported because metrics_max_signals was reached.", registry=r)
+
+    def _checkpoint_metrics(self, r: CollectorRegistry) -> None:
+        """Checkpoints written, their time and size, restores, records skipped."""
         self.checkpoints = Counter(
             "tocsin_checkpoints", "Partition checkpoints written to the checkpoints topic, "
             "by outcome (written, failed).", ["outcome"], registry=r)
@@ -199,6 +236,9 @@ class TocsinMetrics:
             "tocsin_records_already_covered",
             "Records re-delivered after a restart or rebalance that the restored state "
             "already covers (skipped, not processed twice).", ["topic"], registry=r)
+
+    def _info_metrics(self, r: CollectorRegistry, app_id: str, partitions: int) -> None:
+        """The region registry and the build."""
         self.region_info = Gauge(
             "tocsin_region_info", "The region registry: name and centroid per region (1).",
             ["region", "name", "latitude", "longitude"], registry=r)
@@ -210,14 +250,10 @@ class TocsinMetrics:
             "python_version": platform.python_version(),
             "app_id": app_id, "partitions": str(partitions),
         })
-        self._max_signals = max_signals
-        self._active: dict[str, tuple[str, str]] = {}  # warning id -> (severity, region)
-        self._seen: dict[str, Tally[str]] = {}
-        self._assigned_topics: set[str] = set()
-        for name, lat_lon in (region_coords or {}).items():
-            label, lat, lon = lat_lon
-            self.region_info.labels(name, label, f"{lat:.5f}", f"{lon:.5f}").set(1)
-        # every bounded series exists from the start (0), so rates and dashboards have data
+
+    def _zero_series(self) -> None:
+        """Every bounded series exists from the start (0), so rates and dashboards have
+        data."""
         for src in SOURCES:
             for c in (self.events_received, self.events_valid, self.events_duplicate,
                       self.events_late, self.detect_seconds):
@@ -233,7 +269,18 @@ class TocsinMetrics:
             self.checkpoints.labels(outcome)
         for outcome in ("restored", "none", "refused"):
             self.restores.labels(outcome)
-        self._set_active()
+
+    def serve(self, addr: str, port: int) -> None:
+        """Serve /metrics on ``addr:port`` (a daemon thread; port 0: none)."""
+        if not port:
+            return
+        try:
+            start_http_server(port, addr, registry=self.registry)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}; set "
+                "TOCSIN_METRICS_PORT to a free port (0 turns the endpoint off)") from exc
+        log.info("metrics on http://%s:%d/metrics", addr, port)
 
     def add_signal_reader(self, read: SignalReader) -> None:
         self.registry.register(_SignalCollector(read, self._max_signals, self.signals_dropped))
@@ -289,6 +336,20 @@ class TocsinMetrics:
 
     def observe_lag(self, topic: str, partition: int, lag: int) -> None:
         self.consumer_lag.labels(topic, str(partition)).set(max(lag, 0))
+
+    def observe_batch_lag(self, consumer: Any, messages: Iterable[Any]) -> None:
+        """Consumer lag of the partitions of a batch's ``messages`` (high watermark - next
+        offset), as far as ``consumer`` (faust's) knows the high watermarks."""
+        last: dict[Any, int] = {}
+        for m in messages:
+            last[m.tp] = m.offset
+        for tp, offset in last.items():
+            try:
+                hw = consumer.highwater(tp)
+            except Exception:  # not known yet: no figure this batch
+                continue
+            if hw is not None:
+                self.observe_lag(tp.topic, tp.partition, int(hw) - offset - 1)
 
     def observe_assignment(self, assigned: Iterable[tuple[str, int]]) -> None:
         """The worker's partitions after a rebalance (topic, partition) pairs."""
