@@ -369,3 +369,75 @@ def test_a_failed_write_keeps_the_generation_number(
     keys = [k for name, (k, _, _) in sent if name.endswith("checkpoints")]
     assert keys and all(k.split(b"/")[2] == b"1" for k in keys)  # gen 1 -> slot 1
     assert w.checkpointer.generation(1) == 1
+
+
+def _readings() -> list[bytes]:
+    from datetime import timedelta
+
+    return [reading(i, 20.0 + (i % 5) * 0.2 + (30.0 if i in (150, 151) else 0.0),
+                    T0 + timedelta(minutes=15 * i)) for i in range(200)]
+
+
+def test_checkpoints_are_snapshots_not_pickles(tmp_path: Path, registry: RegionRegistry
+                                               ) -> None:
+    """Format 2: the blob is msgpack of plain values naming classes by registered name; it
+    holds no pickle opcode stream and no module path."""
+    import msgpack
+
+    a, _ = make_worker(tmp_path / "a", registry)
+    asyncio.run(drive(a, "ingest_env", _readings()[:120], b"harbour"))
+    records = encode(a.checkpointer.capture(1, 1), a.settings.app_id)
+    blob = b"".join(v[8 + int.from_bytes(v[4:8], "big"):] for _, v in records)
+    doc = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    assert doc["partition"] == 1 and doc["offsets"] == {"tocsin.env.readings": 120}
+    assert b"streams." not in blob and b"detectors." not in blob
+    assert doc["state"]["sources"]["detection"]["c"] == "detection"
+
+
+def test_a_format_1_checkpoint_from_before_snapshots_is_restored(
+        tmp_path: Path, registry: RegionRegistry) -> None:
+    """tests/data/checkpoint-format1.json was written by Tocsin before issue 17 (pickled,
+    old module paths) after the first 120 readings below. This version reads it through the
+    legacy loader, and the worker continues exactly as one that saw every reading."""
+    import base64
+    import json
+
+    fixture = json.loads((Path(__file__).parent / "data" / "checkpoint-format1.json")
+                         .read_text())
+    asm = Assembler(fixture["app_id"])
+    feed(asm, [(base64.b64decode(k), base64.b64decode(v)) for k, v in fixture["records"]])
+    restored = asm.latest(1)
+    assert restored is not None, asm.rejected
+    assert restored.format == 1 and restored.offsets == {"tocsin.env.readings": 120}
+    readings = _readings()
+    b, b_sent = make_worker(tmp_path / "b", registry)
+    b.checkpointer.adopt(restored)
+    _OFFSETS[id(b), "ingest_env"] = 120
+    asyncio.run(drive(b, "ingest_env", readings[120:], b"harbour"))
+    c, c_sent = make_worker(tmp_path / "c", registry)
+    asyncio.run(drive(c, "ingest_env", readings[:120], b"harbour"))
+    n = len(c_sent)
+    asyncio.run(drive(c, "ingest_env", readings[120:], b"harbour"))
+    found = [v for k, v, _ in topic_of(b_sent, "anomalies") if k is not None]
+    assert any(b'"r-150"' in v for v in found)
+    assert found == [v for k, v, _ in topic_of(c_sent[n:], "anomalies") if k is not None]
+    # the next checkpoint of the restored state is written in the current format
+    again = Assembler(b.settings.app_id)
+    feed(again, encode(b.checkpointer.capture(1, 2), b.settings.app_id))
+    latest = again.latest(1)
+    assert latest is not None and latest.format == 2
+
+
+def test_a_snapshot_this_version_cannot_read_starts_the_partition_cold(
+        tmp_path: Path, registry: RegionRegistry) -> None:
+    """A snapshot naming a class version newer than this worker's is refused with the
+    reason; the worker keeps running and starts the partition without earlier state."""
+    from detectors.state import StateError
+
+    a, _ = make_worker(tmp_path / "a", registry)
+    asyncio.run(drive(a, "ingest_env", _readings()[:120], b"harbour"))
+    snap = a.checkpointer.capture(1, 1)
+    snap.state["sources"]["detection"]["n"] = 99
+    b, _ = make_worker(tmp_path / "b", registry)
+    with pytest.raises(StateError, match="version 99; this version of Tocsin reads up to 1"):
+        b.checkpointer.adopt(snap)

@@ -17,9 +17,15 @@ generation readable even after compaction. Every chunk carries the generation, t
 count and the SHA-256 of the whole blob (an HMAC when ``TOCSIN_CHECKPOINT_KEY`` is set);
 a reader takes the newest generation whose chunks are all there and whose digest matches.
 
-Checkpoints are pickles of Tocsin's own classes: only Tocsin workers may write the
-checkpoints topic (broker ACLs; set ``TOCSIN_CHECKPOINT_KEY`` to have forged or corrupted
-checkpoints refused).
+The blob (format 2) is msgpack: the snapshot's partition, generation, offsets and
+``state``, a plain versioned snapshot tree (:mod:`detectors.state`,
+:mod:`streams.runtime.snapshot`) in which every object is named by a registered class name
+and version, never a pickle. A checkpoint of format 1 (pickles, written before format 2)
+is read once through a loader that maps the old module paths to the new ones; if its
+classes no longer have the shape it was written with, it is refused with the reason and
+the partition starts from its committed offsets without earlier state (docs/reliability.md).
+Only Tocsin workers should write the checkpoints topic (broker ACLs; set
+``TOCSIN_CHECKPOINT_KEY`` to have forged or corrupted checkpoints refused).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import io
 import json
 import logging
 import pickle
@@ -35,11 +42,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
+
 from streams.core.errors import TocsinError
 
 log = logging.getLogger("tocsin.checkpoint")
 
-FORMAT = 1
+FORMAT = 2
+#: the formats this version reads (1: pickles, read once through the legacy loader)
+READABLE = (1, 2)
 MAGIC = b"TCK1"
 CHUNK_BYTES = 512 * 1024
 
@@ -55,7 +66,8 @@ class PartitionSnapshot:
     partition: int
     gen: int
     offsets: dict[str, int]  # topic -> next offset to process
-    state: dict[str, Any] = field(default_factory=dict)
+    # format 2: a snapshot tree (streams.runtime.snapshot.capture); format 1: objects
+    state: Any = field(default_factory=dict)
     created_at: float = 0.0  # wall clock (seconds since the epoch)
     group_gen: int = 0  # consumer-group generation of the writer (fences stale writers)
     format: int = FORMAT
@@ -110,7 +122,12 @@ def _digest(blob: bytes, key: bytes | None) -> str:
 def encode(snap: PartitionSnapshot, app_id: str, key: bytes | None = None,
            chunk_bytes: int = CHUNK_BYTES) -> list[tuple[bytes, bytes]]:
     """The (key, value) records of ``snap``, in order."""
-    blob = pickle.dumps(snap, protocol=pickle.HIGHEST_PROTOCOL)
+    if snap.format != FORMAT:
+        raise CheckpointError(f"checkpoints are written in format {FORMAT}, not {snap.format}")
+    blob = msgpack.packb({"partition": snap.partition, "gen": snap.gen,
+                          "offsets": snap.offsets, "state": snap.state,
+                          "created_at": snap.created_at, "group_gen": snap.group_gen},
+                         use_bin_type=True)
     count = max(1, -(-len(blob) // chunk_bytes))
     slot = snap.gen % 2
     head = {"app_id": app_id, "partition": snap.partition, "gen": snap.gen,
@@ -231,22 +248,60 @@ class Assembler:
         if best is None:
             return None
         gen = best.head["gen"]
-        if best.head["format"] != FORMAT:
-            self.rejected.append(f"partition {partition} gen {gen}: format "
-                                 f"{best.head['format']} (this version reads {FORMAT})")
+        where = f"partition {partition} gen {gen}"
+        if best.head["format"] not in READABLE:
+            self.rejected.append(f"{where}: format {best.head['format']} (this version reads "
+                                 f"{', '.join(map(str, READABLE))}): written by a newer "
+                                 "Tocsin? the partition starts without earlier state")
             return None
         try:
-            snap = pickle.loads(best.blob)  # our own topic, digest checked
-        except Exception as exc:  # a class changed shape between versions
-            self.rejected.append(f"partition {partition} gen {gen}: cannot be loaded by "
+            snap = (_decode_v2(best.blob) if best.head["format"] == 2
+                    else _LegacyUnpickler(io.BytesIO(best.blob)).load())
+        except Exception as exc:  # digest checked: a version mismatch, not corruption
+            self.rejected.append(f"{where}: format {best.head['format']} cannot be loaded by "
                                  f"this version ({type(exc).__name__}: {exc})")
             return None
         if (not isinstance(snap, PartitionSnapshot) or snap.partition != partition
                 or snap.gen != gen):
-            self.rejected.append(f"partition {partition} gen {gen}: the header does not "
-                                 "match the checkpoint it carries")
+            self.rejected.append(f"{where}: the header does not match the checkpoint it "
+                                 "carries")
             return None
+        snap.format = best.head["format"]
         return snap
+
+
+def _decode_v2(blob: bytes) -> PartitionSnapshot:
+    doc = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    if not isinstance(doc, dict):
+        raise CheckpointError("not a checkpoint mapping")
+    return PartitionSnapshot(
+        partition=int(doc["partition"]), gen=int(doc["gen"]),
+        offsets={str(t): int(n) for t, n in dict(doc["offsets"]).items()},
+        state=doc["state"], created_at=float(doc.get("created_at", 0.0)),
+        group_gen=int(doc.get("group_gen", 0)), format=2)
+
+
+#: where format-1 checkpoints' classes lived before issue 17's package move
+LEGACY_MODULES = {
+    "streams.checkpoint": "streams.runtime.checkpoint",
+    "streams.detection": "streams.pipeline.detection",
+    "streams.pipeline": "streams.pipeline.stages",
+    "streams.ingest": "streams.ingest.ingestor",
+}
+LEGACY_CLASSES = {("detectors.correlation", "Finding"): ("detectors.base", "Finding")}
+
+
+class _LegacyUnpickler(pickle.Unpickler):
+    """Reads a format-1 checkpoint (our own topic, digest checked): Tocsin's and the
+    standard library's classes only, at their current paths."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        module, name = LEGACY_CLASSES.get((module, name), (module, name))
+        module = LEGACY_MODULES.get(module, module)
+        if not (module.split(".")[0] in ("streams", "detectors")
+                or module in ("collections", "array", "builtins", "copyreg", "datetime")):
+            raise pickle.UnpicklingError(f"{module}.{name} is not a Tocsin class")
+        return super().find_class(module, name)
 
 
 async def read_latest(settings: Any, topic: str, partitions: Iterable[int],

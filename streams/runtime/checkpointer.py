@@ -28,11 +28,13 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from detectors.state import StateError
 from streams.core.errors import EXIT_SOFTWARE, EXIT_UNAVAILABLE
 from streams.core.settings import TocsinSettings
 from streams.core.topics import CHECKPOINTS, topic_name
 from streams.pipeline.stages import CorrelationStage, SourceStage
 from streams.publish.kafka_sinks import CapSink, Send
+from streams.runtime import snapshot
 from streams.runtime.checkpoint import CheckpointError, Gate, PartitionSnapshot, encode, read_latest
 from streams.runtime.metrics import TocsinMetrics
 
@@ -150,8 +152,12 @@ class Checkpointer:
             partition=p, gen=gen, created_at=time.time(),
             group_gen=int(getattr(self.app, "consumer_generation_id", 0) or 0),
             offsets={t: n for (t, q), n in self._next.items() if q == p},
-            state={"sources": self.sources.export(p),
-                   "correlation": self.correlation.export(p), "cap_prev": self.cap.export(p)})
+            state=snapshot.capture({"sources": self.sources.export(p),
+                                    "correlation": self.correlation.export(p),
+                                    "cap_prev": self.cap.export(p)}, self._externals()))
+
+    def _externals(self) -> dict[str, Any]:
+        return snapshot.externals(self.sources, self.correlation)
 
     async def _capture_dirty(self) -> Captured:
         """Capture and encode every changed partition once no batch is in flight."""
@@ -270,9 +276,10 @@ class Checkpointer:
     def adopt(self, snap: PartitionSnapshot) -> None:
         """Take partition ``snap.partition``'s state and offsets from a checkpoint."""
         p = snap.partition
-        self.sources.adopt(p, snap.state.get("sources") or {})
-        self.correlation.adopt(p, snap.state.get("correlation"), time.monotonic())
-        self.cap.adopt(snap.state.get("cap_prev") or {})
+        state = snapshot.restore(snap.state, self._externals(), snap.format)
+        self.sources.adopt(p, state.get("sources") or {})
+        self.correlation.adopt(p, state.get("correlation"), time.monotonic())
+        self.cap.adopt(state.get("cap_prev") or {})
         for t, n in snap.offsets.items():
             self._next[t, p] = n
         self._gen[p] = snap.gen
@@ -334,7 +341,16 @@ class Checkpointer:
             if snap is None:
                 self.metrics.restores.labels("none").inc()
                 continue
-            self.adopt(snap)
+            try:
+                self.adopt(snap)
+            except StateError as exc:  # a snapshot this version cannot read: start cold
+                self.drop(p)
+                self.metrics.restores.labels("refused").inc()
+                log.error("checkpoint refused: partition %d gen %d: %s; it starts from the "
+                          "checkpoint's offsets without earlier state", p, snap.gen, exc)
+                for t, n in snap.offsets.items():
+                    self._next[t, p] = n
+                continue
             self.metrics.restores.labels("restored").inc()
             log.info("partition %d restored from checkpoint generation %d (%s), "
                      "offsets %s", p, snap.gen,

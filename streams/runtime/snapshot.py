@@ -1,0 +1,76 @@
+"""The state of one partition as a plain, versioned snapshot (``detectors.state``).
+
+A worker's state of partition ``p`` is its detection state (per series), its
+de-duplication windows, the reorder buffer and correlator of anomalies partition ``p``, and
+the earlier CAP versions of its open warnings. :func:`capture` makes one snapshot tree of
+them; :func:`restore` gives them back, with the worker's own configuration (scenario
+templates, detection parameters) supplied as externals rather than read from the snapshot:
+a restarted worker applies its current settings to the state it restores.
+
+A checkpoint of format 1 (pickled objects, before snapshots) carries the objects
+themselves; :func:`restore` hands them over with the same configuration swapped in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detectors.state import StateError, from_state, register, to_state
+from streams.core.schemas import Warning
+from streams.ingest.ingestor import Deduplicator
+from streams.pipeline import detection, stages
+
+
+def _register() -> None:
+    for name, cls in {
+        "detection": detection.Detection, "sensor_series": detection._SensorState,
+        "level_series": detection._LevelState, "count_series": detection._CountCtx,
+        "dedup_window": Deduplicator, "correlation_partition": stages._CorrelationPartition,
+    }.items():
+        register(name, cls)
+
+
+_register()
+
+
+def externals(sources: stages.SourceStage, correlation: stages.CorrelationStage
+              ) -> dict[str, Any]:
+    """The configuration objects a snapshot refers to by key, never holds."""
+    tpl = correlation.templates
+    return {"templates": tpl.scenarios, "generic_template": tpl.generic,
+            "detect_params": sources.params}
+
+
+def capture(state: dict[str, Any], ext: dict[str, Any]) -> Any:
+    """The snapshot tree of one partition's ``state`` (``cap_prev``: earlier warning
+    versions, kept as their wire JSON)."""
+    cap = {wid: {str(v): w.model_dump_json() for v, w in versions.items()}
+           for wid, versions in (state.get("cap_prev") or {}).items()}
+    return to_state({**state, "cap_prev": cap}, ext)
+
+
+def restore(tree: Any, ext: dict[str, Any], fmt: int = 2) -> dict[str, Any]:
+    """The state of a :func:`capture` tree (``fmt`` 1: the objects of a pickled checkpoint);
+    ``StateError`` if it cannot be read."""
+    if fmt == 1:
+        return _legacy(tree, ext)
+    out = from_state(tree, ext)
+    if not isinstance(out, dict):
+        raise StateError("a partition snapshot must be a mapping")
+    try:
+        out["cap_prev"] = {wid: {int(v): Warning.model_validate_json(j)
+                                 for v, j in versions.items()}
+                           for wid, versions in (out.get("cap_prev") or {}).items()}
+    except (ValueError, AttributeError) as exc:
+        raise StateError(f"the snapshot's CAP versions cannot be read ({exc})") from exc
+    return out
+
+
+def _legacy(state: Any, ext: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 checkpoint's objects, with this worker's configuration in them."""
+    if not isinstance(state, dict):
+        raise StateError("a format-1 checkpoint must hold a mapping")
+    det = (state.get("sources") or {}).get("detection")
+    if isinstance(det, detection.Detection):
+        det.p = ext["detect_params"]
+    return state
