@@ -29,6 +29,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from detectors.base import CLOSED_STATUSES
+from streams.core.schemas import SEVERITIES as WIRE_SEVERITIES
 from streams.core.schemas import Warning
 from streams.publish.retry import Backoff, describe, report
 
@@ -43,8 +45,9 @@ SOURCE_DEPARTMENT: Final[dict[str, str]] = {
     "env": "ecology", "market": "market", "complaint": "hotline"}
 #: department of a warning without evidence (routed to the duty officer, the catch-all)
 UNASSIGNED: Final = "unassigned"
-SEVERITIES: Final = frozenset({"extreme", "severe", "moderate", "minor", "unknown"})
-_SEVERITY_RANK: Final = {"extreme": 0, "severe": 1, "moderate": 2, "minor": 3, "unknown": 4}
+#: Alertmanager severity labels, most severe first (the wire's CAP severities, lower case)
+_SEVERITY_RANK: Final = {s.lower(): i for i, s in enumerate(WIRE_SEVERITIES)}
+SEVERITIES: Final = frozenset(_SEVERITY_RANK)
 #: label values are restricted to these characters
 LABEL_VALUE: Final = re.compile(r"^[a-z0-9_:.-]+$")
 LABEL_MAX: Final = 128
@@ -52,7 +55,7 @@ DESCRIPTION_MAX: Final = 4000
 #: most warnings held (active ones plus resolved ones not yet posted); the oldest beyond
 #: are forgotten (Alertmanager resolves them after its resolve_timeout)
 MAX_WARNINGS: Final = 10_000
-CLOSED: Final = frozenset({"resolved", "cancelled"})
+CLOSED: Final = CLOSED_STATUSES
 
 Alert = dict[str, Any]
 _LabelKey = tuple[tuple[str, str], ...]

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from detectors.base import CLOSED_STATUSES
 from detectors.templates import TemplateSet
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Warning
@@ -112,7 +113,7 @@ class CapSink(KafkaSink):
         prev = [versions[v] for v in sorted(versions) if v < w.version]
         tpl = self.templates.get(w.scenario)
         try:
-            closed = w.status in ("resolved", "cancelled")  # keep CAP's own wording
+            closed = w.status in CLOSED_STATUSES  # keep CAP's own wording
             xml = to_cap(w, self.registry, sender=self.sender, previous=prev,
                          instruction=None if closed else (tpl.instruction or None),
                          category=tpl.cap_category)  # type: ignore[arg-type]
@@ -120,7 +121,7 @@ class CapSink(KafkaSink):
             log.warning("no CAP rendering of %s v%d: %s", w.warning_id, w.version, exc)
             xml = None
         versions[w.version] = w
-        if w.status in ("resolved", "cancelled"):
+        if w.status in CLOSED_STATUSES:
             self._prev.pop(w.warning_id, None)
         return None if xml is None else xml.encode("utf-8")
 

@@ -31,15 +31,13 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from detectors.base import STATUSES
 from streams.core.errors import ConfigError
-from streams.core.schemas import Anomaly, Warning
+from streams.core.schemas import SEVERITIES, SOURCES, Anomaly, Warning
 from streams.pipeline.detection import is_weak
 
 log = logging.getLogger("tocsin.worker")
 
-SOURCES = ("env", "complaint", "market")
-SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
-STATUSES = ("new", "update", "resolved", "cancelled")
 #: at most this many signal kinds exported as city-wide conditions at once
 MAX_COMMON_MODE_KINDS = 50
 #: (department, detector, level) combinations the detect stage can produce
