@@ -49,16 +49,24 @@ class StateError(ValueError):
 
 _NAMES: dict[type, tuple[str, int]] = {}
 _CLASSES: dict[str, tuple[type, int]] = {}
+#: classes whose state is not ``__getstate__``: name -> (dump, load)
+_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {}
 _UPGRADES: dict[tuple[str, int], Callable[[Any], Any]] = {}
 
 
-def register(name: str, cls: type, version: int = 1) -> None:
-    """Snapshot instances of ``cls`` under ``name`` at ``version``."""
+def register(name: str, cls: type, version: int = 1,
+             dump: Callable[[Any], Any] | None = None,
+             load: Callable[[Any], Any] | None = None) -> None:
+    """Snapshot instances of ``cls`` under ``name`` at ``version``: their ``__getstate__``
+    (restored through ``__setstate__``), or ``dump(obj)`` restored by ``load(state)`` (a
+    wire record, say, kept as its JSON)."""
     known = _CLASSES.get(name)
     if known is not None and known[0] is not cls:
         raise StateError(f"snapshot name {name!r} is taken by {known[0].__qualname__}")
     _NAMES[cls] = (name, version)
     _CLASSES[name] = (cls, version)
+    if dump is not None and load is not None:
+        _CODECS[name] = (dump, load)
 
 
 def register_upgrade(name: str, from_version: int, fn: Callable[[Any], Any]) -> None:
@@ -96,8 +104,9 @@ def _encode_obj(obj: Any, memo: _Ctx) -> Any:
     memo.memo[id(obj)] = ref = len(memo.memo)
     memo.keep.append(obj)
     name, version = entry
-    return {"~": "o", "c": name, "n": version, "i": ref,
-            "s": _encode(obj.__getstate__(), memo)}
+    codec = _CODECS.get(name)
+    raw = codec[0](obj) if codec is not None else obj.__getstate__()
+    return {"~": "o", "c": name, "n": version, "i": ref, "s": _encode(raw, memo)}
 
 
 def _encode(x: Any, memo: _Ctx) -> Any:
@@ -168,7 +177,8 @@ def _decode_obj(x: dict[str, Any], memo: dict[Any, Any]) -> Any:
             raise StateError(f"the snapshot's {name!r} is version {version} and no upgrade "
                              f"from version {v} is known: the partition starts cold")
         state = up(state)
-    obj = _restore(cls, state)
+    codec = _CODECS.get(name)
+    obj = codec[1](state) if codec is not None else _restore(cls, state)
     memo[int(x.get("i", -1))] = obj
     return obj
 
@@ -257,6 +267,7 @@ def _register_detectors() -> None:
         robust,
         sensor,
         shift,
+        station_faults,
     )
 
     names: dict[str, type] = {
@@ -275,6 +286,8 @@ def _register_detectors() -> None:
         "feedback_bar": feedback.FeedbackBar, "feedback_level": feedback._Bar,
         "warning_history": feedback.WarningHistory, "warning_decisions": feedback._Warning,
         "decision": feedback.Decision, "history_entry": feedback.Entry,
+        "station_track": station_faults.StationTrack,
+        "colocated_site": station_faults.ColocatedSite,
     }
     for name, cls in names.items():
         register(name, cls)

@@ -379,7 +379,7 @@ def test_a_correct_toy_passes_every_check() -> None:
     pytest.param(_toy_spec(Unseeded), contract.check_seeded_determinism, "disagree",
                  id="unseeded-randomness"),
     pytest.param(_toy_spec(Unpicklable), contract.check_clone_and_pickle,
-                 "cannot copy or pickle", id="unpicklable"),
+                 "cannot copy, pickle or snapshot", id="unpicklable"),
     pytest.param(_toy_spec(Blind), contract.check_roc_auc, "below the floor", id="blind"),
     pytest.param(_toy_spec(HidesParams), contract.check_params_are_attributes,
                  "not stored as attributes", id="params-hidden"),

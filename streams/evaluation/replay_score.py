@@ -93,16 +93,23 @@ def read_replay(path: Path) -> Iterator[ReplayLine]:
 def run_pipeline(lines: Iterable[ReplayLine], settings: TocsinSettings,
                  registry: RegionRegistry) -> tuple[Pipeline, int]:
     pipe = Pipeline(settings, registry)
+    bad_lines = feed_lines(pipe, lines)
+    pipe.finish()
+    return pipe, bad_lines
+
+
+def feed_lines(pipe: Pipeline, lines: Iterable[ReplayLine]) -> int:
+    """Feed replay lines to ``pipe`` in file order, each from the partition a live run
+    would read it from (keyed by region); the number of lines without a source."""
     bad_lines = 0
+    n = pipe.settings.partitions
     for ln in lines:
         if ln.source is None:
             bad_lines += 1
             continue
-        # the partition a live run would read this record from (keyed by region)
-        part = partition_for(ln.key, settings.partitions)
+        part = partition_for(ln.key, n)
         pipe.feed(ln.source, ln.raw, Origin(f"replay:{ln.source}", part, ln.lineno, ln.key))
-    pipe.finish()
-    return pipe, bad_lines
+    return bad_lines
 
 
 def first_versions(warnings: Iterable[Warning]) -> dict[str, Warning]:

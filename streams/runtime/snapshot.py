@@ -16,12 +16,17 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.state import StateError, from_state, register, to_state
-from streams.core.schemas import Warning
+from streams.core.schemas import Anomaly, Feedback, Warning
 from streams.ingest.ingestor import Deduplicator
 from streams.pipeline import detection, stages
 
 
 def _register() -> None:
+    # wire records held in the reorder buffer: kept as their wire JSON
+    register("anomaly", Anomaly, dump=lambda m: m.model_dump_json(),
+             load=Anomaly.model_validate_json)
+    register("feedback", Feedback, dump=lambda m: m.model_dump_json(),
+             load=Feedback.model_validate_json)
     for name, cls in {
         "detection": detection.Detection, "sensor_series": detection._SensorState,
         "level_series": detection._LevelState, "count_series": detection._CountCtx,
@@ -37,8 +42,11 @@ def externals(sources: stages.SourceStage, correlation: stages.CorrelationStage
               ) -> dict[str, Any]:
     """The configuration objects a snapshot refers to by key, never holds."""
     tpl = correlation.templates
-    return {"templates": tpl.scenarios, "generic_template": tpl.generic,
-            "detect_params": sources.params}
+    out = {"templates": tpl.scenarios, "generic_template": tpl.generic,
+           "detect_params": sources.params}
+    if sources.params.calendar is not None:  # every count series holds it
+        out["calendar"] = sources.params.calendar
+    return out
 
 
 def capture(state: dict[str, Any], ext: dict[str, Any]) -> Any:
