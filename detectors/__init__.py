@@ -6,9 +6,9 @@ Every detector follows one contract (:mod:`detectors.base`): ``explain_one(x, t)
 state. What counts as a finding is :mod:`detectors.policy`.
 """
 
-from .base import Score
-from .correlation import Correlator, Finding, IncidentVersion
-from .counts import CountSurge
-from .robust import RobustBaseline
+from detectors.base import Score
+from detectors.fusion.correlation import Correlator, Finding, IncidentVersion
+from detectors.signals.counts import CountSurge
+from detectors.signals.robust import RobustBaseline
 
 __all__ = ["Correlator", "CountSurge", "Finding", "IncidentVersion", "RobustBaseline", "Score"]

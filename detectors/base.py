@@ -10,9 +10,9 @@ The contract, stated once for every detector class in this package:
   left out of pickles and copies is allowed).
 * ``score_one(x, t) -> float``: ``1 - p`` of ``explain_one(x, t)``, a calibrated anomaly
   likelihood in [0, 1], never NaN, never changing the state. Documented exceptions:
-  :class:`~detectors.sensor.SensorEnsemble` reports one excursion once (its
+  :class:`~detectors.signals.sensor.SensorEnsemble` reports one excursion once (its
   ``score_one`` is 0 while a reading is no more surprising than the one already
-  reported) and :class:`~detectors.multivariate.HalfSpaceTreesDetector` is river's
+  reported) and :class:`~detectors.signals.multivariate.HalfSpaceTreesDetector` is river's
   uncalibrated score (in [0, 1], no probability).
 * ``learn_one(x, t) -> None``: learns ``x``; returns nothing.
 * The pipeline calls ``explain_one`` (or ``score_one``) and then ``learn_one`` on each
@@ -22,12 +22,12 @@ The contract, stated once for every detector class in this package:
   - a level (sensor reading, price): a float, NaN for a missing reading;
   - a station: a mapping of metric name to float;
   - a keyed detector: a tuple whose first item is the key, the rest the observation
-    about it: ``(key, n)``, ``n`` events, for :class:`~detectors.counts.CountSurge`
+    about it: ``(key, n)``, ``n`` events, for :class:`~detectors.signals.counts.CountSurge`
     (``n = 0`` asks about the counts as they stand); ``(key, failed)``, one trial, for
-    :class:`~detectors.rates.RateSurge` (``failed = None`` asks about the trials as they
+    :class:`~detectors.signals.rates.RateSurge` (``failed = None`` asks about the trials as they
     stand); ``(entity_id, kind[, failed])`` or an
-    :class:`~detectors.entity_risk.EntityEvent` for
-    :class:`~detectors.entity_risk.EntityRisk`.
+    :class:`~detectors.signals.entity_risk.EntityEvent` for
+    :class:`~detectors.signals.entity_risk.EntityRisk`.
 
 * Event-time buckets (``CountSurge``, ``RateSurge``): ``explain_one(x, t)`` judges ``x``
   as if the watermark had reached ``t``; ``learn_one(x, t)`` moves the watermark to ``t``
@@ -59,7 +59,7 @@ from scipy.special import betainc, cython_special, gammainc
 
 # the alert levels are policy (detectors.policy); imported here for Score.alert_level and
 # for the modules that take them from here
-from .policy import RED_P, YELLOW_P
+from detectors.policy import RED_P, YELLOW_P
 
 # scalar entry points of the same C routines as the scipy.special ufuncs (identical values,
 # about a sixth of the cost per call on Python floats)

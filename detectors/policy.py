@@ -24,7 +24,7 @@ from __future__ import annotations
 ALPHA_LEVEL = 1e-5
 #: p-value below which a sustained sensor shift is reported (hourly while it lasts). Its
 #: p-value is the larger of the Gaussian tail and the series' own learned tail
-#: (detectors.shift), so it is far less overconfident than a single reading's: the
+#: (detectors.signals.shift), so it is far less overconfident than a single reading's: the
 #: correlator still asks support_p of it and open_p of the departments together
 ALPHA_SHIFT = 1e-3
 #: p-value below which a count or rate signal is an anomaly (with at least MIN_COUNT events)
@@ -49,7 +49,7 @@ def level_fired(p: float) -> bool:
 def fired(p: float, observed: float) -> bool:
     """Whether a count or rate signal (``p`` and the ``observed`` events of its winning
     window) is an anomaly. A bucketed detector keeps every window that fired out of its
-    baseline (:meth:`~detectors.counts.CountSurge.learn_one`)."""
+    baseline (:meth:`~detectors.signals.counts.CountSurge.learn_one`)."""
     return p < ALPHA_COUNT and observed >= MIN_COUNT
 
 

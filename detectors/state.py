@@ -19,7 +19,7 @@ The same object reached twice is written once. Objects that are configuration, n
 state (the scenario templates, a holiday calendar), are passed as *externals*: written as
 their key only, and supplied again (the worker's current ones) on restore.
 
->>> from detectors.robust import RobustBaseline
+>>> from detectors.signals.robust import RobustBaseline
 >>> b = RobustBaseline(window=16)
 >>> for i in range(40):
 ...     b.learn_one(10.0 + (i % 5), float(i))
@@ -255,15 +255,12 @@ def loads(blob: bytes, externals: dict[str, Any] | None = None) -> Any:
 
 def _register_detectors() -> None:
     """The detectors' own stateful classes, each under a stable name (version 1)."""
-    from . import (
-        base,
+    from detectors import base
+    from detectors.fusion import citywide, correlation, feedback, reorder
+    from detectors.signals import (
         calibration,
-        citywide,
-        correlation,
         counts,
-        feedback,
         rates,
-        reorder,
         robust,
         sensor,
         shift,

@@ -14,7 +14,7 @@ detector. The parts:
 * :mod:`~detectors.checks.specs`: the one registry of detector specs (how to build each,
   which families it takes, its bounds) and the discovery of detector classes without one.
 
-``tests/test_checks.py`` runs every check on every spec; ``benchmarks/detectors.py`` times
+``tests/detectors/test_checks.py`` runs every check on every spec; ``benchmarks/detectors.py`` times
 them. The package needs no pytest:
 
 >>> [c.__name__ for c in CHECKS][:3]
@@ -31,8 +31,8 @@ them. The package needs no pytest:
 
 from __future__ import annotations
 
-from .contract import CHECKS, check_stream, false_alarm_rate, measure_auc
-from .core import (
+from detectors.checks.contract import CHECKS, check_stream, false_alarm_rate, measure_auc
+from detectors.checks.core import (
     HOUR,
     NOMINAL_P,
     T0,
@@ -47,9 +47,14 @@ from .core import (
     same,
     state_bytes,
 )
-from .keyed_streams import count_events, entity_events, inspection_events
-from .level_streams import level_edge_streams, level_series, limit_series, multivariate_series
-from .specs import (
+from detectors.checks.keyed_streams import count_events, entity_events, inspection_events
+from detectors.checks.level_streams import (
+    level_edge_streams,
+    level_series,
+    limit_series,
+    multivariate_series,
+)
+from detectors.checks.specs import (
     FAMILIES,
     NOT_DETECTORS,
     REGISTRY,

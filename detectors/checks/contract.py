@@ -12,8 +12,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..base import Score
-from .core import (
+from detectors.base import Score
+from detectors.checks.core import (
     NOMINAL_P,
     DetectorSpec,
     Event,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..base import Score
+from detectors.base import Score
 
 #: one event of a labelled stream: (observation, event time in epoch seconds, is_anomaly)
 Event = tuple[Any, float, bool]

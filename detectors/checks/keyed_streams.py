@@ -9,8 +9,8 @@ import math
 import random
 from collections.abc import Sequence
 
-from .core import HOUR, T0, Stream
-from .level_streams import irregular_times
+from detectors.checks.core import HOUR, T0, Stream
+from detectors.checks.level_streams import irregular_times
 
 # -- counts per key ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import math
 import random
 from collections.abc import Sequence
 
-from .core import HOUR, T0, Stream
+from detectors.checks.core import HOUR, T0, Stream
 
 # -- univariate level ---------------------------------------------------------------------------
 

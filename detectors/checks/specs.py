@@ -5,7 +5,8 @@ To add a detector: append a :func:`detector` entry to ``REGISTRY`` below, naming
 class as ``"module:Class"``, the families of input it takes, its small test parameters
 (``params``; ``seed`` is added) and production ones (``default_params``), the ROC-AUC
 floor on its family's seeded stream, whether it is O(1), and its pickled-state bound.
-``tests/test_checks.py`` then runs every check on it; until then it fails naming the class.
+``tests/detectors/test_checks.py`` then runs every check on it; until then it fails
+naming the class.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from .. import policy
-from ..base import Score
-from .core import HOUR, DetectorSpec, Family, run
-from .keyed_streams import (
+from detectors import policy
+from detectors.base import Score
+from detectors.checks.core import HOUR, DetectorSpec, Family, run
+from detectors.checks.keyed_streams import (
     count_clear,
     count_edge_streams,
     count_events,
@@ -39,7 +40,7 @@ from .keyed_streams import (
     inspection_memory_stream,
     inspection_null,
 )
-from .level_streams import (
+from detectors.checks.level_streams import (
     level_clear,
     level_edge_streams,
     level_null,
@@ -133,66 +134,66 @@ def _sensor_component(name: str) -> DetectorSpec:
     # (168 hour-of-week and 24 hour-of-day float32 slots, and 168 counts until every hour
     # has been seen): O(period), held to the ensemble budget
     seasonal = name == "SeasonalBaseline"
-    return detector(f"detectors.sensor:{name}", (LEVEL,), auc_floor=0.85, o1=not seasonal,
+    return detector(f"detectors.signals.sensor:{name}", (LEVEL,), auc_floor=0.85, o1=not seasonal,
                     max_state_bytes=2_048 if seasonal else 1_024)
 
 
 #: 25k events were chosen when the beta-binomial tail (scipy) cost ~100 us a score; the
-#: tail is now carried in detectors.rates (~6 us an event in all), so the check takes
+#: tail is now carried in detectors.signals.rates (~6 us an event in all), so the check takes
 #: ~0.2 s and the default 100k would do as well; at 40 keys 25k is still ~1,700 buckets,
 #: 70 guard bands per key
 RATE_MEMORY_EVENTS = 25_000
 
 REGISTRY: list[DetectorSpec] = [
-    detector("detectors.robust:RobustBaseline", (LEVEL,),
+    detector("detectors.signals.robust:RobustBaseline", (LEVEL,),
              params={"window": 50, "min_history": 10, "direction": "both"},
              auc_floor=0.95, o1=True,
              # window 50: two copies of 50 floats (9 bytes each pickled) plus the object
              max_state_bytes=1_536),
-    detector("detectors.sensor:SensorEnsemble", (LEVEL,), auc_floor=0.95, o1=False,
+    detector("detectors.signals.sensor:SensorEnsemble", (LEVEL,), auc_floor=0.95, o1=False,
              # four calibrators' worth of floats, 168 + 24 seasonal slots (float32), counts
              max_state_bytes=2_048, refractory=True,
              note="score_one is 0 while a reading is no more surprising than the excursion "
                   "already reported (refractory)"),
-    detector("detectors.shift:SustainedShift", (LEVEL,), params={"direction": "both"},
+    detector("detectors.signals.shift:SustainedShift", (LEVEL,), params={"direction": "both"},
              auc_floor=0.5, o1=True, max_state_bytes=2_048, calibrated=False,
              note="the slow view: on the level family's onset-labelled spikes its ROC-AUC "
                   "is 0.51 (measured): it waits for a level, not a spike; its findings are "
                   "judged at policy.ALPHA_SHIFT, not the level policy (so: not "
                   "'calibrated' here); its detection of ramps and held shifts is asserted "
-                  "in tests/test_shift.py"),
+                  "in tests/detectors/test_shift.py"),
     _sensor_component("RobustLevel"),
     _sensor_component("EwmaVariance"),
     _sensor_component("PageHinkley"),
     _sensor_component("SeasonalBaseline"),
-    detector("detectors.counts:CountSurge", (COUNT_KEYS,),
+    detector("detectors.signals.counts:CountSurge", (COUNT_KEYS,),
              params={"bucket_s": HOUR, "warmup_buckets": 24},
              auc_floor=0.7, o1=True, memory_series=40, n_series=_keys_of,
              # per key: 12 closed (bucket, count) + open buckets + fired/excluded marks
              max_state_bytes=40 * 400),
-    detector("detectors.rates:RateSurge", (RATE_KEYS,), params={"bucket_s": HOUR},
+    detector("detectors.signals.rates:RateSurge", (RATE_KEYS,), params={"bucket_s": HOUR},
              auc_floor=0.7, o1=True, memory_events=RATE_MEMORY_EVENTS, memory_series=40,
              n_series=_keys_of,
              # per key: up to 24 closed buckets (b, n, k) + open buckets + fired marks
              max_state_bytes=40 * 500),
-    detector("detectors.entity_risk:EntityRisk", (ENTITIES,),
+    detector("detectors.signals.entity_risk:EntityRisk", (ENTITIES,),
              params={"half_life_s": 14 * 86_400.0, "max_entities": 500},
              auc_floor=0.8, o1=True, memory_series=500, n_series=_entities_of,
              # max_entities 500, about 50 bytes each pickled (its docstring), plus the object
              max_state_bytes=500 * 64),
-    detector("detectors.forecast:LimitForecast", (LIMIT,),
+    detector("detectors.signals.forecast:LimitForecast", (LIMIT,),
              params={"limit": 100.0, "horizon_s": 12 * 900.0, "step_s": 900.0},
              default_params={"limit": 100.0}, auc_floor=0.85, o1=True,
              # a fixed record of floats plus at most MAX_PENDING (32) pending forecasts
              max_state_bytes=1_536,
              note="label: the reading 12 steps (its horizon) later is past the limit"),
-    detector("detectors.multivariate:StationDetector", (STATION,),
+    detector("detectors.signals.multivariate:StationDetector", (STATION,),
              params={"max_metrics": 8, "half_life": 300.0, "warmup": 50},
              auc_floor=0.8, o1=False,
              # 8 metrics: a lower-triangular covariance and pair counts (36 + 36 numbers),
              # five numbers and a name per metric
              max_state_bytes=2_048),
-    detector("detectors.multivariate:HalfSpaceTreesDetector", (STATION,),
+    detector("detectors.signals.multivariate:HalfSpaceTreesDetector", (STATION,),
              params={"n_trees": 5, "height": 6, "window_size": 100, "max_metrics": 8},
              auc_floor=0.6, o1=False, calibrated=False,
              # 5 trees of 2^7 - 1 nodes (two masses each), river's pipeline and scaler
@@ -203,11 +204,11 @@ REGISTRY: list[DetectorSpec] = [
 
 #: classes with a ``learn_one`` that are not detectors, and why
 NOT_DETECTORS: dict[str, str] = {
-    "detectors.calibration:TailCalibrator": "calibrates one statistic inside a detector: "
+    "detectors.signals.calibration:TailCalibrator": "calibrates one statistic inside a detector: "
                                             "learn_one(s) and p_value(s), no event time",
-    "detectors.shift:FaultScreen": "classifies instrument faults (stuck, impossible, unit "
+    "detectors.signals.shift:FaultScreen": "classifies instrument faults (stuck, impossible, unit "
                                    "slip), not anomalies of the environment; its contract "
-                                   "and kinds are tested in tests/test_shift.py",
+                                   "and kinds are tested in tests/detectors/test_shift.py",
 }
 
 

@@ -19,9 +19,9 @@ import random
 import sys
 from array import array
 
-from detectors.calibration import TailCalibrator
-from detectors.sensor import SensorEnsemble
-from detectors.shift import FaultScreen, SustainedShift
+from detectors.signals.calibration import TailCalibrator
+from detectors.signals.sensor import SensorEnsemble
+from detectors.signals.shift import FaultScreen, SustainedShift
 from streams.pipeline.detection import Detection
 
 

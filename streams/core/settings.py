@@ -11,8 +11,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from detectors.calendar import DEFAULT_FILE as DEFAULT_HOLIDAYS
-from detectors.calendar import CalendarError, HolidayCalendar, load_calendar
+from detectors.signals.calendar import DEFAULT_FILE as DEFAULT_HOLIDAYS
+from detectors.signals.calendar import CalendarError, HolidayCalendar, load_calendar
 from streams.core.errors import ConfigError
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "data" / "regions.csv"

@@ -1,5 +1,5 @@
 """``tocsin eval nab``: read a NAB corpus, run a detector over every file (each point scored
-before it is learned), score with :mod:`detectors.nab` and write NAB-layout result CSVs."""
+before it is learned), score with :mod:`detectors.scoring.nab` and write NAB-layout result CSVs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from detectors.nab import ScoringFile, score_corpus
+from detectors.scoring.nab import ScoringFile, score_corpus
 from streams.core.errors import TocsinError
 
 

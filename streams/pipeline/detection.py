@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 
 from detectors import policy
 from detectors.base import Score
-from detectors.calendar import HolidayCalendar
-from detectors.correlation import Finding
-from detectors.counts import CountSurge
-from detectors.rates import RateSurge
-from detectors.robust import RobustBaseline
-from detectors.sensor import SensorEnsemble
-from detectors.shift import FaultScreen, SustainedShift
-from detectors.station_faults import ColocatedSite
+from detectors.fusion.correlation import Finding
+from detectors.signals.calendar import HolidayCalendar
+from detectors.signals.counts import CountSurge
+from detectors.signals.rates import RateSurge
+from detectors.signals.robust import RobustBaseline
+from detectors.signals.sensor import SensorEnsemble
+from detectors.signals.shift import FaultScreen, SustainedShift
+from detectors.signals.station_faults import ColocatedSite
 from streams.core.schemas import Complaint, MarketEvent, SensorReading
 
 

@@ -7,8 +7,8 @@ import math
 from datetime import UTC, datetime
 
 from detectors.base import Finding
-from detectors.citywide import ConditionVersion
-from detectors.correlation import IncidentVersion
+from detectors.fusion.citywide import ConditionVersion
+from detectors.fusion.correlation import IncidentVersion
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
     Anomaly,

@@ -9,10 +9,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from detectors.correlation import Correlator, IncidentVersion
-from detectors.feedback import Decision, InvalidDecision
-from detectors.reorder import EventTimeBuffer
-from detectors.templates import DEFAULT_FILE, load_templates
+from detectors.fusion.correlation import Correlator, IncidentVersion
+from detectors.fusion.feedback import Decision, InvalidDecision
+from detectors.fusion.reorder import EventTimeBuffer
+from detectors.fusion.templates import DEFAULT_FILE, load_templates
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
     SOURCES,

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detectors.base import CLOSED_STATUSES
-from detectors.templates import TemplateSet
+from detectors.fusion.templates import TemplateSet
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Warning
 from streams.pipeline.stages import partition_for

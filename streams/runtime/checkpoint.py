@@ -287,6 +287,10 @@ LEGACY_MODULES = {
     "streams.detection": "streams.pipeline.detection",
     "streams.pipeline": "streams.pipeline.stages",
     "streams.ingest": "streams.ingest.ingestor",
+    **{f"detectors.{m}": f"detectors.signals.{m}" for m in (
+        "sensor", "shift", "robust", "counts", "rates", "buckets", "calibration")},
+    **{f"detectors.{m}": f"detectors.fusion.{m}" for m in (
+        "correlation", "templates", "feedback", "reorder")},
 }
 LEGACY_CLASSES = {("detectors.correlation", "Finding"): ("detectors.base", "Finding")}
 

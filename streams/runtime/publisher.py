@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from detectors.templates import TemplateSet
+from detectors.fusion.templates import TemplateSet
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Condition, Warning
 from streams.core.settings import TocsinSettings

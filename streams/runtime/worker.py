@@ -274,7 +274,7 @@ class Worker:
             yield None
 
     async def _feedback_batch(self, events: list[Any]) -> None:
-        from detectors.feedback import Decision, InvalidDecision
+        from detectors.fusion.feedback import Decision, InvalidDecision
 
         pending: list[Awaitable[Any]] = []
         for ev in events:

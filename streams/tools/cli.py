@@ -248,7 +248,7 @@ def feedback(
     import asyncio
     from datetime import UTC, datetime
 
-    from detectors.feedback import Decision, InvalidDecision
+    from detectors.fusion.feedback import Decision, InvalidDecision
     from streams.core.schemas import Feedback, check_feedback
     from streams.core.topics import FEEDBACK, topic_name
 

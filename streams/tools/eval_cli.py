@@ -67,7 +67,7 @@ def eval_nab(
         help="Write NAB-layout results: DIR/<category>/tocsin_<file>.csv.")] = None,
 ) -> None:
     """Score the sensor detector on a NAB corpus (each point scored before it is learned)."""
-    from detectors.sensor import SensorEnsemble
+    from detectors.signals.sensor import SensorEnsemble
     from streams.evaluation.nab import evaluate, load_corpus, run_detector, write_results
 
     files = load_corpus(data, labels)

@@ -3,7 +3,7 @@
 (deploy/k8s/configmap-data.yaml, from streams/data).
 
 ``python -m streams.tools.reference`` rewrites both; ``--check`` exits 1 when either differs
-(tests/test_deploy.py runs the check)."""
+(tests/streams/test_deploy.py runs the check)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,16 @@ DOC = ROOT / "docs" / "settings.md"
 CONFIGMAP = ROOT / "deploy" / "k8s" / "configmap-data.yaml"
 DATA = Path(__file__).resolve().parents[1] / "data"
 #: ConfigMap key -> packaged file (mounted at /etc/tocsin in deploy/k8s/deployment.yaml)
-DATA_FILES = {"regions.csv": DATA / "regions.csv", "scenarios.yaml": DATA / "scenarios.yaml",
-              "grants.yaml": DATA / "grants.yaml", "holidays.yaml": DATA / "holidays.yaml"}
+DETECTOR_DATA = ROOT / "detectors" / "data"
+DATA_FILES = {"regions.csv": DATA / "regions.csv",
+              "scenarios.yaml": DETECTOR_DATA / "scenarios.yaml",
+              "grants.yaml": DATA / "grants.yaml", "holidays.yaml": DETECTOR_DATA / "holidays.yaml"}
 
 HEADER = """\
 # Configuration reference
 
 Generated from `streams/settings.py` by `python -m streams.tools.reference`; do not edit by hand
-(`tests/test_deploy.py` fails when this file and the settings object differ).
+(`tests/streams/test_deploy.py` fails when this file and the settings object differ).
 
 Every setting is an environment variable with the `TOCSIN_` prefix; a `.env` file in the
 working directory is read too. Secrets (`SecretStr`) are never logged or printed; give them

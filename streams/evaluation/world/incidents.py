@@ -1,6 +1,6 @@
 """What each cross-department incident scenario does, where it can happen, and its timing.
 
-The scenarios map onto ``streams/data/scenarios.yaml``'s templates (pollution, food_safety,
+The scenarios map onto ``detectors/data/scenarios.yaml``'s templates (pollution, food_safety,
 price_gouging, flood, product_quality) plus ``noise`` (night-time dB excess and noise
 complaints), which no template covers."""
 

@@ -1,0 +1,525 @@
+"""Cross-department correlation: anomalies of one region close in event time become one
+incident with a stable id, versioned as evidence arrives and resolved when quiet."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from detectors.base import CLOSED_STATUSES, P_FLOOR, Finding, fisher_combine, warning_id
+from detectors.fusion.citywide import CityView
+from detectors.fusion.feedback import Decision, Entry, FeedbackBar, WarningHistory, combination
+from detectors.fusion.templates import (
+    DEFAULT_FILE,
+    GENERIC,
+    Template,
+    TemplateSet,
+    kind_in,
+    load_templates,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentVersion:
+    """One published version of an incident (becomes a ``Warning`` on the wire)."""
+
+    warning_id: str
+    version: int
+    status: str  # new | update | resolved
+    region: str
+    scenario: str
+    severity: str
+    urgency: str
+    certainty: str
+    score: float
+    p_value: float
+    departments: tuple[str, ...]
+    first_seen: float
+    last_seen: float
+    evidence: tuple[Finding, ...]
+    explanation: str
+    history: tuple[Entry, ...] = ()
+    combination: str = ""  # the signal kinds that opened it (the feedback bar's key)
+    bar_note: str | None = None  # the feedback adaptation in force when it opened
+
+
+@dataclass(slots=True)
+class _Incident:
+    warning_id: str
+    region: str
+    version: int
+    first_seen: float
+    last_seen: float
+    evidence: dict[str, Finding] = field(default_factory=dict)  # best finding per signal
+    scenario: str = "cross_department"
+    severity: str = "Minor"
+    combination: str = ""
+    bar_note: str | None = None
+    last_score: float = 0.0  # combined score of the previous version (the trend)
+
+
+#: weak supporting evidence counts from this long before the strong pattern's start
+WEAK_LEAD_S = 3600.0
+
+
+class Correlator:
+    """Fuses anomalies of different departments, per region, within ``window_s``.
+
+    Findings must come in event-time order (put an ``EventTimeBuffer`` in front when they
+    come from several partitions): the outcome then depends only on the findings, not on
+    how the partitions interleaved.
+
+    A region whose recent anomalies (within ``window_s`` of each other) fit one scenario
+    template and meet the opening rule (:meth:`_evidence`) with at least
+    ``min_departments`` departments opens an incident of that scenario; anomalies that fit
+    no common template open a generic cross-department incident only with the generic
+    template's departments (``generic_departments`` when templates are given as a plain
+    list). Later anomalies of
+    the region that fit an open incident extend it and, when they add a signal, a
+    department or a clearly stronger score, publish an ``update``. An incident with no
+    evidence for ``quiet_s`` of event time resolves.
+
+    The published combined p-value is Fisher's method over the best p-value of each
+    signal of the evidence.
+
+    >>> c = Correlator(window_s=6 * 3600)
+    >>> f = lambda i, src, dep, kind, t: Finding(str(i), src, dep, "r1", kind, kind, "d",
+    ...                                           5.0, 1.0, 1e-6, t)
+    >>> c.process(f(1, "env", "eco", "env:water_cod", 1000.0))
+    []
+    >>> [v.status for v in c.process(f(2, "complaint", "hotline", "complaint:odor", 2000.0))]
+    ['new']
+    """
+
+    def __init__(
+        self,
+        window_s: float = 6 * 3600.0,
+        quiet_s: float = 12 * 3600.0,
+        min_departments: int = 2,
+        templates: Iterable[Template] | TemplateSet | None = None,
+        update_score_step: float = 2.0,
+        generic_departments: int = 3,
+        support_p: float = 2e-3,
+        open_p: float = 1e-6,
+        weak_p: float = 0.05,
+        strong_p: float = 1e-6,
+        strong_weak_p: float = 0.01,
+        neighbour_decay: float = 1.0,
+        lags: dict[str, float] | None = None,
+        feedback: FeedbackBar | None = None,
+        city: CityView | None = None,
+    ) -> None:
+        self.window_s = window_s
+        self.quiet_s = quiet_s
+        self.min_departments = min_departments
+        if templates is None:
+            templates = load_templates(DEFAULT_FILE)
+        if isinstance(templates, TemplateSet):
+            self.templates = templates.scenarios
+            self.generic = templates.generic
+        else:
+            self.templates = tuple(templates)
+            self.generic = Template(GENERIC, frozenset(), min_departments=generic_departments)
+        self.update_score_step = update_score_step
+        self.support_p = support_p
+        self.open_p = open_p
+        self.weak_p = weak_p
+        self.strong_p = strong_p
+        self.strong_weak_p = strong_weak_p
+        self.neighbour_decay = neighbour_decay
+        # how long after other departments' evidence a source's own may come and still
+        # join it (complaints of a night incident come the next morning, market reports in
+        # office hours); never shorter than window_s
+        self.lags = {k: max(v, window_s) for k, v in (lags or {}).items()}
+        self._span = max([window_s, *self.lags.values()])
+        self.bar = feedback if feedback is not None else FeedbackBar()
+        self.city = city if city is not None else CityView()
+        self.history = WarningHistory()
+        # closed incidents' (region, combination), so late feedback still adapts the bar
+        self._closed: dict[str, tuple[str, str]] = {}
+        self._dismissed: dict[str, _Incident] = {}  # to reopen on a corrective confirm
+        self._recent: dict[str, deque[Finding]] = {}
+        self._open: dict[str, list[_Incident]] = {}
+        self._seen_ids: dict[str, None] = {}
+        self.watermark = -math.inf
+
+    # -- public ---------------------------------------------------------------------------
+    def process(self, f: Finding) -> list[IncidentVersion]:
+        """Take one anomaly; return the warning versions it causes (possibly none)."""
+        if f.anomaly_id in self._seen_ids:
+            return []
+        self._seen_ids[f.anomaly_id] = None
+        if f.city:  # the city-wide view only
+            self.city.add(f)
+            return self.advance(f.t)
+        if self.city.is_common(f.kind, f.t):
+            self.city.suppressed += 1
+            return self.advance(f.t)
+        if f.via:  # a neighbour's anomaly counts, weaker
+            f = replace(f, p_value=min(1.0, f.p_value * 10.0 ** self.neighbour_decay))
+        if len(self._seen_ids) > 100_000:
+            self._seen_ids.pop(next(iter(self._seen_ids)))
+        # input is in event-time order (see detectors.fusion.reorder): event time is f.t
+        out = self.advance(f.t)
+        # weak evidence (above support_p) can help open an incident, never extend one
+        for inc in self._open.get(f.region, []) if f.p_value <= self.support_p else []:
+            # an open scenario incident takes any evidence of its kind until it resolves;
+            # a generic one only evidence within the window
+            near = f.t <= inc.last_seen + self.window_s
+            if (near or inc.scenario != "cross_department") and self._fits(inc, f):
+                v = self._extend(inc, f)
+                if v is not None:
+                    out.append(v)
+                return out
+        buf = self._recent.setdefault(f.region, deque())
+        buf.append(f)
+        while buf and buf[0].t < f.t - 2 * self._span:
+            buf.popleft()
+        lag = self.lags.get(f.source, self.window_s)
+        window = [g for g in buf if -self.window_s <= f.t - g.t <= lag]
+        if len({g.department for g in window}) >= self.min_departments:
+            chosen = self._select(window, f)
+            if not chosen:
+                return out
+            opened = self._open_incident(f.region, chosen)
+            if opened is None:
+                return out
+            out.append(opened)
+            used = {g.anomaly_id for g in chosen}
+            self._recent[f.region] = deque(g for g in buf if g.anomaly_id not in used)
+        return out
+
+    def department_p(self, findings: Iterable[Finding]) -> dict[str, float]:
+        """Each department's evidence: Fisher over the best p-value of each of its signals
+        (corroborating signals of one department strengthen it; repeats of one do not)."""
+        best: dict[str, dict[str, float]] = {}
+        for g in findings:
+            sig = best.setdefault(g.department, {})
+            sig[g.signal] = min(sig.get(g.signal, 1.0), g.p_value)
+        return {d: fisher_combine(list(sig.values())) for d, sig in best.items()}
+
+    def _evidence(self, findings: list[Finding], departments: int, extra: float = 0.0
+                  ) -> list[Finding]:
+        """The opening rule; returns the evidence that meets it (empty if none does).
+
+        Strong evidence is every finding at ``support_p``; of each signal the latest is
+        kept (a stale blip does not pull the start back). At least ``departments``
+        departments must each reach ``support_p`` (Fisher over their signals), and Fisher
+        over those departments ``open_p``. Three moderate departments thus outrank one
+        strong one, and one very strong department cannot carry a chance blip of another.
+        When the leading department shows a *pattern* (two or more distinct signals of its
+        own), a department without strong evidence may instead contribute its best weak
+        finding (at ``weak_p``) from no earlier than ``WEAK_LEAD_S`` before the pattern
+        began; weak findings count only from the region itself, never a neighbour's.
+        ``extra`` (operators' dismissals) divides every threshold by ``10**extra``.
+        The leading department must be the region's own, and the region must see the
+        incident at least as strongly as each neighbour whose anomalies it holds."""
+        scale = math.pow(10.0, -extra)
+        support = self.support_p * scale
+        latest: dict[str, Finding] = {}
+        for g in findings:
+            if g.p_value <= support:
+                cur = latest.get(g.signal)
+                if cur is None or g.t > cur.t:
+                    latest[g.signal] = g
+        ev = list(latest.values())
+        if not ev:
+            return []
+        by_dept = self.department_p(ev)
+        if len(by_dept) < departments:
+            pattern = self._pattern(ev, by_dept)
+            if pattern is None:
+                return []
+            start, several = pattern
+            # a pattern of signals takes weak_p; one very strong signal only weak evidence
+            # at strong_weak_p (one stuck or spiking instrument is a single signal too)
+            weak_p = (self.weak_p if several else self.strong_weak_p) * scale
+            weak: dict[str, Finding] = {}
+            for g in findings:
+                if (support < g.p_value <= weak_p and g.department not in by_dept
+                        and g.t >= start - WEAK_LEAD_S and not g.via):
+                    cur = weak.get(g.department)
+                    if cur is None or g.p_value < cur.p_value:
+                        weak[g.department] = g
+            ev += weak.values()
+            by_dept = self.department_p(ev)
+            if len(by_dept) < departments:
+                return []
+        lead = min(by_dept, key=by_dept.__getitem__)
+        mine = [g for g in ev if not g.via]
+        if self.department_p(mine).get(lead, 1.0) > support:
+            return []
+        strength = self._strength(mine)
+        undo = math.pow(10.0, self.neighbour_decay)
+        here = mine[0].region
+        for other in sorted({g.via for g in findings if g.via}):
+            theirs = [replace(g, p_value=g.p_value / undo) for g in findings if g.via == other]
+            st = self._strength(theirs)
+            if st > strength or (st == strength and other < here):
+                return []
+        if fisher_combine(list(by_dept.values())) > self.open_p * scale:
+            return []
+        return sorted(ev, key=lambda g: (g.t, g.anomaly_id))
+
+    def _pattern(self, ev: list[Finding], by_dept: dict[str, float]
+                 ) -> tuple[float, bool] | None:
+        """When the leading department shows two or more distinct signals of its own
+        (``True``), or one own signal at ``strong_p`` or below (``False``): the time its
+        first one began, and which; else None."""
+        lead = min(by_dept, key=by_dept.__getitem__)
+        own = [g for g in ev if g.department == lead and not g.via]
+        if not own:
+            return None
+        start = min(g.t for g in own)
+        if len({g.signal for g in own}) >= 2:
+            return start, True
+        if min(g.p_value for g in own) <= self.strong_p:
+            return start, False
+        return None
+
+    def _strength(self, findings: list[Finding]) -> float:
+        """-log10 of Fisher over every signal's best p-value: how strongly a region itself
+        shows an incident."""
+        best: dict[str, float] = {}
+        for g in findings:
+            best[g.signal] = min(best.get(g.signal, 1.0), g.p_value)
+        return -math.log10(max(fisher_combine(list(best.values())), P_FLOOR)) if best else 0.0
+
+    def _select(self, window: list[Finding], f: Finding) -> list[Finding]:
+        """The evidence that opens an incident with ``f``: that of the best-fitting
+        scenario template meeting the opening rule (an unrelated blip in the same window
+        stays out); else a generic cross-department incident meeting it with
+        ``generic.min_departments`` departments; else none. The evidence returned is
+        exactly what met the rule, and the feedback bar of its own combination applies."""
+        best: list[Finding] = []
+        best_fit = 0
+        for tpl in self.templates:
+            for kinds in tpl.opening_groups:
+                if not kind_in(f.kind, kinds):
+                    continue
+                sub = [g for g in window if kind_in(g.kind, kinds)]
+                ev = self._barred(sub, max(self.min_departments, tpl.min_departments), f)
+                if not ev:
+                    continue
+                fit = len({g.signal for g in ev}) + 2 * len({g.department for g in ev})
+                if fit > best_fit:
+                    best, best_fit = ev, fit
+        if best or not self.generic.enabled:
+            return best
+        return self._barred(window, max(self.min_departments, self.generic.min_departments),
+                            f)
+
+    def _barred(self, findings: list[Finding], departments: int, f: Finding
+                ) -> list[Finding]:
+        """:meth:`_evidence` under the feedback bar of the combination it would open."""
+        ev = self._evidence(findings, departments)
+        if not ev:
+            return []
+        extra = self.bar.extra_score(f.region, self._combo(ev), f.t)
+        return self._evidence(findings, departments, extra) if extra > 0 else ev
+
+    def _combo(self, findings: Iterable[Finding]) -> str:
+        """The feedback bar's key: the scenario these findings make and their kinds."""
+        kinds = {g.kind for g in findings}
+        return combination(kinds, self._scenario(kinds))
+
+    def feedback(self, d: Decision, region: str) -> list[IncidentVersion]:
+        """Apply an operator's decision at its event time (incidents quiet by then resolve
+        first, so a replay and a live run agree). A decision on a warning this correlator
+        does not hold (unknown id, another region, not opened yet) is ignored. Otherwise it
+        enters the warning's history (a disallowed one marked rejected) and the warning
+        publishes a version carrying it: ``cancelled`` on a dismissal, ``resolved`` on
+        resolve, else ``update``; confirming a dismissed warning reopens it. Accepted
+        dismissals and confirmations move the feedback bar for the region and the signal
+        combination that opened the warning, open or already closed."""
+        out = self.advance(d.at)
+        inc = next((i for i in self._open.get(region, []) if i.warning_id == d.warning_id),
+                   None)
+        key = (region, inc.combination) if inc is not None else self._closed.get(d.warning_id)
+        if key is None or key[0] != region:
+            return out
+        entry = self.history.record(d)
+        if entry is None:  # the same decision again (replay)
+            return out
+        if entry.accepted:
+            self.bar.learn(d, key[0], key[1], d.at)
+        if inc is None:
+            dismissed = self._dismissed.pop(d.warning_id, None)
+            if dismissed is None or not (entry.accepted and d.action == "confirm"):
+                if dismissed is not None:
+                    self._dismissed[d.warning_id] = dismissed
+                return out
+            inc = dismissed  # a dismissal corrected: the warning is live again
+            self._open.setdefault(region, []).append(inc)
+        inc.version += 1
+        status = "update"
+        if entry.accepted and d.action in ("dismiss", "resolve"):
+            status = "cancelled" if d.action == "dismiss" else "resolved"
+            self._close(inc)
+            if d.action == "dismiss":
+                self._dismissed[inc.warning_id] = inc
+                if len(self._dismissed) > 1_000:
+                    self._dismissed.pop(next(iter(self._dismissed)))
+        out.append(self._version(inc, status))
+        return out
+
+    def _close(self, inc: _Incident) -> None:
+        incs = self._open.get(inc.region, [])
+        if inc in incs:
+            incs.remove(inc)
+            if not incs:
+                del self._open[inc.region]
+        self._remember(inc)
+
+    def _remember(self, inc: _Incident) -> None:
+        self._closed[inc.warning_id] = (inc.region, inc.combination)
+        if len(self._closed) > 10_000:
+            self._closed.pop(next(iter(self._closed)))
+
+    def template(self, name: str) -> Template:
+        """The template called ``name`` (the generic one if there is none)."""
+        return next((t for t in self.templates if t.name == name), self.generic)
+
+    def _fits(self, inc: _Incident, f: Finding) -> bool:
+        """Does ``f`` belong to incident ``inc`` (same scenario family)?"""
+        if inc.scenario == GENERIC:
+            return True
+        return self.template(inc.scenario).matches(f.kind)
+
+    def advance(self, watermark: float) -> list[IncidentVersion]:
+        """Move event time forward; resolve incidents quiet for ``quiet_s``."""
+        if watermark <= self.watermark:
+            return []
+        self.watermark = watermark
+        self.city.advance(watermark)
+        out = []
+        for region, incs in list(self._open.items()):
+            keep = []
+            for inc in incs:
+                if inc.last_seen + self.quiet_s <= watermark:
+                    inc.version += 1
+                    out.append(self._version(inc, "resolved"))
+                    self._remember(inc)
+                    if inc.warning_id in self.history:  # let its history expire too
+                        self.history.record(Decision(inc.warning_id, "resolve", "tocsin",
+                                                     watermark, "quiet"))
+                else:
+                    keep.append(inc)
+            if keep:
+                self._open[region] = keep
+            else:
+                del self._open[region]
+        return out
+
+    def open_incidents(self) -> int:
+        return sum(len(v) for v in self._open.values())
+
+    # -- internals ------------------------------------------------------------------------
+    def _open_incident(self, region: str, chosen: list[Finding]) -> IncidentVersion | None:
+        if len({g.department for g in chosen}) < self.min_departments:
+            return None  # never a single-department warning, whatever the evidence path
+        first = chosen[0]
+        digest = hashlib.sha1(f"{region}|{first.anomaly_id}".encode()).hexdigest()[:16]
+        inc = _Incident(
+            warning_id=warning_id(region, digest), region=region, version=1,
+            first_seen=first.t, last_seen=max(g.t for g in chosen),
+        )
+        for g in chosen:
+            self._add(inc, g)
+        inc.combination = self._combo(chosen)
+        if self.bar.extra_score(region, inc.combination, inc.last_seen) > 0:
+            inc.bar_note = self.bar.explain(region, inc.combination, inc.last_seen)
+        self._open.setdefault(region, []).append(inc)
+        return self._version(inc, "new")
+
+    def _add(self, inc: _Incident, f: Finding) -> bool:
+        """Add evidence; True if it is a new signal or a clearly stronger one."""
+        cur = inc.evidence.get(f.signal)
+        inc.first_seen = min(inc.first_seen, f.t)
+        inc.last_seen = max(inc.last_seen, f.t)
+        if cur is None:
+            inc.evidence[f.signal] = f
+            return True
+        if f.score > cur.score:
+            inc.evidence[f.signal] = f
+            return f.score >= cur.score + self.update_score_step
+        return False
+
+    def _extend(self, inc: _Incident, f: Finding) -> IncidentVersion | None:
+        before_depts = {g.department for g in inc.evidence.values()}
+        changed = self._add(inc, f)
+        if not changed and f.department in before_depts:
+            return None
+        inc.version += 1
+        return self._version(inc, "update")
+
+    def _scenario(self, kinds: set[str]) -> str:
+        best, best_n = GENERIC, 0
+        for tpl in self.templates:
+            matched = [k for k in kinds if tpl.matches(k)]
+            sources = {k.split(":", 1)[0] for k in matched}
+            n = len(matched) + 2 * len(sources)
+            if len(sources) >= 2 and n > best_n:
+                best, best_n = tpl.name, n
+        return best
+
+    def _version(self, inc: _Incident, status: str) -> IncidentVersion:
+        ev = tuple(sorted(inc.evidence.values(), key=lambda g: (g.t, g.signal)))
+        depts = tuple(sorted({g.department for g in ev}))
+        p = fisher_combine([g.p_value for g in ev])
+        score = -math.log10(max(p, P_FLOOR))
+        inc.scenario = self._scenario({g.kind for g in ev})
+        tpl = self.template(inc.scenario)
+        nd = len(depts)
+        severity = tpl.severity_for(score, nd)
+        inc.severity = severity
+        certainty = tpl.certainty_for(score, nd)
+        # urgency from the trend: a new incident or growing evidence needs action now; an
+        # update that adds no strength (a decision, a weaker signal) can be planned for
+        if status in CLOSED_STATUSES:
+            urgency = "Past"
+        elif status == "new" or score >= inc.last_score + 1.0:
+            urgency = "Immediate"
+        else:
+            urgency = "Expected"
+        inc.last_score = max(inc.last_score, score)
+        return IncidentVersion(
+            warning_id=inc.warning_id, version=inc.version, status=status, region=inc.region,
+            scenario=inc.scenario, severity=severity, urgency=urgency, certainty=certainty,
+            score=round(score, 3), p_value=p, departments=depts,
+            first_seen=inc.first_seen, last_seen=inc.last_seen, evidence=ev,
+            explanation=explain(inc.region, tpl, ev, p, status),
+            history=self.history.history(inc.warning_id), combination=inc.combination,
+            bar_note=inc.bar_note,
+        )
+
+
+def explain(region: str, tpl: Template, ev: tuple[Finding, ...], p: float, status: str) -> str:
+    """One short paragraph a duty officer can read."""
+    from datetime import UTC, datetime
+
+    def ts(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    depts = sorted({g.department for g in ev})
+    parts = []
+    for g in sorted(ev, key=lambda g: g.p_value)[:5]:
+        exp = "n/a" if math.isnan(g.expected) else f"{g.expected:.3g}"
+        parts.append(f"{g.kind} observed {g.observed:.3g} vs expected {exp} (p={g.p_value:.1e})")
+    head = {"resolved": "Resolved: ", "cancelled": "Cancelled (dismissed as a false alarm): "
+            }.get(status, "")
+    since = ts(min(g.t for g in ev)) if ev else "?"
+    return (
+        f"{head}Possible {tpl.title.lower()} in {region}: {len(depts)} departments "
+        f"({', '.join(depts)}) report anomalies since {since}. "
+        + "; ".join(parts)
+        + f". Combined chance of this by coincidence: p={p:.1e}."
+        + (f" Recommended: {tpl.instruction}"
+           if tpl.instruction and status not in CLOSED_STATUSES else "")
+    )
+
+
+__all__ = ["CityView", "Correlator", "Finding", "IncidentVersion", "Template"]

@@ -1,0 +1,1 @@
+"""Scoring rules of public benchmarks (NAB)."""

@@ -1,0 +1,2 @@
+"""Signal detectors: sensor levels and shifts, faults, prices, counts, rates, forecasts,
+stations and entities, with their calibration."""

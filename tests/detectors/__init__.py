@@ -1,0 +1,1 @@
+"""Tests of the detectors package: every detector, the check suite, fusion, snapshots."""

@@ -1,0 +1,1 @@
+"""Integration tests: live workers against the real broker, Prometheus and Alertmanager."""

@@ -1,0 +1,1 @@
+"""Tests of the streams package: ingest, pipeline, runtime, publishing, tools."""
