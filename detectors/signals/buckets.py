@@ -10,7 +10,6 @@ and a window that fired is held as its last bucket, not as its buckets."""
 from __future__ import annotations
 
 import math
-import pickle
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Hashable
@@ -48,6 +47,10 @@ class KeyMarks(Protocol):
     # window, so bucket x is inside the one ending at e iff e - max(scales) < x <= e), until
     # no bucket still to join the baseline can be inside them: see in_fired_window
     fired_windows: tuple[int, ...]
+
+    def copy(self) -> Self:
+        """A copy that ``advance`` can change without touching this one."""
+        ...
 
 
 S = TypeVar("S", bound=KeyMarks)
@@ -94,10 +97,22 @@ class BucketedDetector(Generic[S]):
         return twin
 
     def _fork(self) -> Self:
-        """A copy whose watermark can move without touching this detector (subclasses
-        copy what ``advance`` changes, for less than a pickle round trip)."""
-        twin: Self = pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        """A copy whose watermark can move without touching this detector, for less than
+        a pickle round trip: the state, each key's copied, the caches rebuilt
+        (subclasses copy whatever else ``advance`` changes in place)."""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__getstate__())
+        twin._keys = {k: st.copy() for k, st in self._keys.items()}
+        twin._reset_transient()
         return twin
+
+    def _catch_up(self, twin: Self | None, t: float) -> None:
+        """Move the watermark to ``t``: take the state of ``twin`` (the copy advanced to
+        ``t`` that explain_one judged against) if there is one, else :meth:`advance`."""
+        if twin is not None:
+            self.__dict__.update(twin.__dict__)
+        else:
+            self.advance(t)
 
     def has_fired(self, key: Hashable, t: float) -> bool:
         """Whether ``key`` already made a finding in ``t``'s bucket (while it is open)."""

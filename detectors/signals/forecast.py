@@ -1,47 +1,32 @@
 """Limit pre-warning: forecast a sensor metric a few hours ahead and warn before it crosses
-its regulatory limit, plus the loader of the limits config (metric -> limit, unit,
-direction, regulation)."""
+its regulatory limit. The forecast's model (damped Holt) is in :mod:`.holt`; the limits
+config (metric -> limit, unit, direction, regulation) and its loader in :mod:`.limits`,
+both exported here."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypeAlias, cast
-
-import yaml
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 from detectors.base import P_FLOOR, Score
+from detectors.signals.holt import (
+    ERR_WEIGHT,
+    MAX_ABS,
+    MAX_LEVEL,
+    MAX_SQ,
+    MAX_STEPS,
+    HoltModel,
+    _State,
+)
+from detectors.signals.limits import DIRECTIONS, Direction, Limit, load_limits
 
-Direction = Literal["above", "below"]
-DIRECTIONS: tuple[Direction, ...] = ("above", "below")
-
-#: weight of each new squared one-step error in the error variance (after the first ones)
-ERR_WEIGHT = 0.05
-#: readings are clipped to this magnitude (keeps squares finite)
-MAX_ABS = 1e100
-MAX_SQ = MAX_ABS * MAX_ABS
 #: at most this many forecasts wait for their horizon (their errors give the variance)
 MAX_PENDING = 32
 #: realised horizon errors worth as much as the model's error variance
 H_PRIOR = 10.0
 H_COUNT_CAP = 1_000_000
-#: the level is clipped to this magnitude, the trend to MAX_ABS per step
-MAX_LEVEL = 10 * MAX_ABS
-#: gaps longer than this many steps are treated as this many (the state is forgotten anyway)
-MAX_STEPS = 1e6
 _SQRT2 = math.sqrt(2.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """A regulatory limit for one metric: exceeded when the value goes ``direction`` it."""
-
-    metric: str
-    limit: float
-    unit: str
-    direction: Direction
-    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,29 +52,11 @@ class Forecast:
         return self.crossing_in_s is not None
 
 
-@dataclass(slots=True)
-class _State:
-    """Mutable: :meth:`LimitForecast.learn_one` updates it in place; scoring only reads it."""
-
-    n: int = 0
-    t: float = math.nan  # event time of the last reading
-    x: float = math.nan  # last reading
-    level: float = 0.0
-    trend: float = 0.0  # per second
-    err_var: float = 0.0  # variance of the one-step error, per step-equivalent
-    h_var: float = 0.0  # variance of the realised horizon errors
-    h_n: int = 0  # horizon errors realised so far
-    # forecasts not yet due: (target t, value), in order of target time (readings are
-    # learned in time order, so each new forecast's target is the latest)
-    pending: list[tuple[float, float]] = field(default_factory=list)
-    late: int = 0
-
-
 _Memo: TypeAlias = tuple[float, float, float, tuple[int, float, float, float, float],
                          tuple[float, int, int]]
 
 
-class LimitForecast:
+class LimitForecast(HoltModel):
     """Damped Holt (level + trend) forecast in event time, against a limit.
 
     Smoothing weights ``alpha`` (level) and ``beta`` (trend) and the ``damping`` are
@@ -197,94 +164,7 @@ class LimitForecast:
         """A forecaster for a :class:`Limit` from :func:`load_limits`."""
         return cls(limit=limit.limit, direction=limit.direction, **params)
 
-    # -- the model --------------------------------------------------------------------
-    def _damped(self, dt: float) -> float:
-        """``D(dt)``: how many seconds of the current trend accrue over ``dt`` seconds."""
-        k = min(dt / self.step_s, MAX_STEPS)
-        if self.damping >= 1.0:
-            return k * self.step_s
-        lam = -math.log(self.damping)
-        return self.step_s * -math.expm1(-lam * k) / lam
-
-    def _var_mult(self, k: float) -> float:
-        """Holt's (additive, undamped) k-step error-variance multiplier, at least 1."""
-        if k <= 1.0:
-            return 1.0
-        k = min(k, MAX_STEPS)
-        a, b = self.alpha, self.beta
-        return 1.0 + (k - 1.0) * (a * a + a * b * k + b * b * k * (2.0 * k - 1.0) / 6.0)
-
-    def _advance(self, st: _State, x: float, t: float
-                 ) -> tuple[int, float, float, float, float]:
-        """``(n, t, level, trend, err_var)`` after reading ``x`` (finite, clipped) at ``t``
-        (finite, not before ``st.t``); changes nothing."""
-        n = st.n
-        if n == 0:
-            return 1, t, x, st.trend, st.err_var
-        dt = t - st.t
-        if dt == 0:
-            return n + 1, st.t, st.level + self.alpha * (x - st.level), st.trend, st.err_var
-        if n == 1:  # the first gap gives the first trend
-            return 2, t, x, self._clip_trend((x - st.level) / max(dt, self.step_s)), st.err_var
-        # the per-event path: _damped, _var_mult and _clip_trend inlined, and min / max
-        # written as comparisons (the same values, NaN included)
-        alpha, beta, step_s, damping = self.alpha, self.beta, self.step_s, self.damping
-        k = dt / step_s
-        if k > MAX_STEPS:
-            k = MAX_STEPS
-        a = -math.expm1(k * math.log1p(-alpha)) if alpha < 1.0 else 1.0
-        b = -math.expm1(k * math.log1p(-beta)) if beta < 1.0 else 1.0
-        if damping >= 1.0:
-            damped = k * step_s
-        else:
-            lam = -math.log(damping)
-            damped = step_s * -math.expm1(-lam * k) / lam
-        pred = st.level + st.trend * damped
-        err = x - pred
-        level = pred + a * err
-        if level > MAX_LEVEL:
-            level = MAX_LEVEL
-        elif level < -MAX_LEVEL:
-            level = -MAX_LEVEL
-        # damping shapes the projection only: a steady ramp keeps its full trend
-        trend = b * (level - st.level) / dt + (1.0 - b) * st.trend
-        bound = MAX_ABS / step_s
-        if trend > bound:
-            trend = bound
-        elif trend < -bound:
-            trend = -bound
-        mult = 1.0 if k <= 1.0 else 1.0 + (k - 1.0) * (
-            alpha * alpha + alpha * beta * k + beta * beta * k * (2.0 * k - 1.0) / 6.0)
-        e2 = err * err / mult
-        if e2 > MAX_SQ:
-            e2 = MAX_SQ
-        w = 1.0 / (n - 1)
-        if w < ERR_WEIGHT:
-            w = ERR_WEIGHT
-        return n + 1, t, level, trend, st.err_var + w * (e2 - st.err_var)
-
-    def _due(self, st: _State, x: float, t: float) -> tuple[float, int, int]:
-        """``(h_var, h_n, due)``: the realised horizon-error variance and count once the
-        forecasts that fell due at ``t`` are scored against ``x`` (those within ``step_s``
-        of their target; older ones lapse), and how many fell due (a prefix of
-        ``st.pending``). ``h_n`` is not yet capped. Changes nothing."""
-        h_var, h_n = st.h_var, st.h_n
-        due = 0
-        step_s = self.step_s
-        for target, value in st.pending:
-            if target > t:
-                break
-            due += 1
-            if t - target <= step_s:  # a reading close enough to its target
-                e2 = min((x - value) ** 2, MAX_SQ)
-                h_n += 1
-                h_var += max(1.0 / h_n, ERR_WEIGHT) * (e2 - h_var)
-        return h_var, h_n, due
-
-    def _clip_trend(self, trend: float) -> float:
-        bound = MAX_ABS / self.step_s
-        return min(max(trend, -bound), bound)
-
+    # -- the limit --------------------------------------------------------------------
     def _past(self, v: float) -> bool:
         return v > self.limit if self.direction == "above" else v < self.limit
 
@@ -440,51 +320,6 @@ class LimitForecast:
         return self._st.late
 
 
-# -- limits config ----------------------------------------------------------------------
-_FIELDS = ("limit", "unit", "direction", "source")
-
-
-def _limit_from(metric: str, spec: object, where: str) -> Limit:
-    if not isinstance(spec, dict):
-        raise ValueError(f"{where}: {metric}: expected a mapping with limit, unit and source, "
-                         f"got {type(spec).__name__}")
-    unknown = sorted(str(k) for k in spec if k not in _FIELDS)
-    if unknown:
-        raise ValueError(f"{where}: {metric}: unknown key(s) {', '.join(unknown)}; "
-                         f"allowed: {', '.join(_FIELDS)}")
-    if "limit" not in spec:
-        raise ValueError(f"{where}: {metric}: missing 'limit'")
-    value = spec["limit"]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{where}: {metric}: limit must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{where}: {metric}: limit must be finite, got {value!r}")
-    texts: dict[str, str] = {}
-    for key in ("unit", "source"):
-        text = spec.get(key)
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{where}: {metric}: '{key}' must be a non-empty string, "
-                             f"got {text!r}")
-        texts[key] = text.strip()
-    direction = spec.get("direction", "above")
-    if direction not in DIRECTIONS:
-        raise ValueError(f"{where}: {metric}: unknown direction {direction!r}; "
-                         f"use 'above' or 'below'")
-    return Limit(metric, float(value), texts["unit"], cast(Direction, direction),
-                 texts["source"])
-
-
-def load_limits(path: str | Path) -> dict[str, Limit]:
-    """Read a YAML mapping ``metric -> {limit, unit, direction (above|below, default
-    above), source}``. Raises ``ValueError`` naming the file and metric on a bad file."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{p}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict) or not data:
-        raise ValueError(f"{p}: expected a non-empty mapping of metric name to limit")
-    return {str(m): _limit_from(str(m), spec, str(p)) for m, spec in data.items()}
-
-
-__all__ = ["Forecast", "Limit", "LimitForecast", "load_limits"]
+__all__ = ["DIRECTIONS", "ERR_WEIGHT", "H_COUNT_CAP", "H_PRIOR", "MAX_ABS", "MAX_LEVEL",
+           "MAX_PENDING", "MAX_SQ", "MAX_STEPS", "Direction", "Forecast", "Limit",
+           "LimitForecast", "load_limits"]

@@ -16,7 +16,9 @@ anomalous.
 Metric cap (both detectors): a detector tracks at most ``max_metrics`` metrics, the first
 ones it *learns* with a finite value; metrics first seen in the same observation are
 admitted in sorted name order. Any other metric is ignored, now and later, and every
-ignored value is counted in ``ignored_values``. Scoring never admits a metric.
+ignored value is counted in ``ignored_values``. Scoring never admits a metric (the cap is
+kept by :mod:`.metric_index`; :class:`HalfSpaceTreesDetector` is in
+:mod:`.half_space_trees`, exported here).
 """
 
 from __future__ import annotations
@@ -29,9 +31,8 @@ from scipy.special import gammainc, gammaincc
 from scipy.stats import chi2
 
 from detectors.base import Score
-
-#: finite inputs are clamped to +-this (keeps squares and products finite)
-MAX_ABS = 1e100
+from detectors.signals.half_space_trees import HalfSpaceTreesDetector
+from detectors.signals.metric_index import MAX_ABS, _MetricIndex
 
 #: Huber clipping constant (in robust sd) of the location and scale updates
 HUBER_C = 3.0
@@ -66,57 +67,6 @@ def _scatter_clip(k: int) -> tuple[float, float]:
     q = float(chi2.ppf(COV_CLIP_P, k))
     e = k * float(gammainc(0.5 * k + 1.0, 0.5 * q)) + q * (1.0 - COV_CLIP_P)
     return q, e / k
-
-
-def _finite(v: object) -> float | None:
-    """``v`` as a float clamped to +-MAX_ABS, or None when missing (None, NaN, inf, junk)."""
-    if type(v) is not float:
-        try:
-            v = float(v)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return None
-    assert isinstance(v, float)
-    if not math.isfinite(v):
-        return None
-    return -MAX_ABS if v < -MAX_ABS else (MAX_ABS if v > MAX_ABS else v)
-
-
-class _MetricIndex:
-    """Names of the tracked metrics (at most ``cap``), in order of admission."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.names: list[str] = []
-        self.index: dict[str, int] = {}
-        self.ignored_values = 0
-
-    def observed(self, x: Mapping[str, float], admit: bool) -> list[tuple[int, float]]:
-        """``(slot, value)`` of the tracked metrics with a finite value in ``x``, sorted by
-        slot. With ``admit``, new metrics take free slots (sorted by name) and values of
-        metrics left without a slot are counted in ``ignored_values``."""
-        out: list[tuple[int, float]] = []
-        new: list[tuple[str, float]] = []
-        index = self.index
-        for name, raw in x.items():
-            v = _finite(raw)
-            if v is None:
-                continue
-            i = index.get(name)
-            if i is not None:
-                out.append((i, v))
-            elif admit:
-                new.append((name, v))
-        if new:
-            new.sort()
-            for name, v in new:
-                if len(self.names) < self.cap:
-                    index[name] = len(self.names)
-                    self.names.append(name)
-                    out.append((index[name], v))
-                else:
-                    self.ignored_values += 1
-        out.sort()
-        return out
 
 
 class StationDetector:
@@ -367,78 +317,4 @@ class StationDetector:
             self._n[i] = m
 
 
-class HalfSpaceTreesDetector:
-    """river's Half-Space Trees behind an online min-max scaler (for comparison).
-
-    A thin adapter: ``river.preprocessing.MinMaxScaler() | river.anomaly.HalfSpaceTrees``
-    with ``seed`` passed to the trees. NaN, infinite and missing values are dropped before
-    the pipeline sees them, metrics are capped as in :class:`StationDetector`, and only
-    metrics already learned are scored (scoring an unseen one would change the scaler).
-    The trees split only on the metrics of the first observation learned (river builds
-    them then). The output is river's score in [0, 1]: higher = more anomalous, but it is
-    **not calibrated** (not a probability; its level depends on the data and on
-    ``n_trees``, ``height`` and ``window_size``), so it must not share a threshold with
-    calibrated detectors. It is 0.0 during the first ``window_size`` observations and for
-    an observation without a tracked finite metric. ``t`` is accepted and not used.
-
-    >>> det = HalfSpaceTreesDetector(window_size=50, seed=7)
-    >>> for i in range(200):
-    ...     det.learn_one({"a": 0.4 + 0.001 * (i % 10), "b": 1.0 + 0.001 * (i % 7)}, t=i)
-    >>> det.score_one({"a": 0.405, "b": 1.003}, t=0.0) < det.score_one({"a": 0.9, "b": 0.5}, t=0.0)
-    True
-    """
-
-    def __init__(
-        self,
-        n_trees: int = 10,
-        height: int = 8,
-        window_size: int = 250,
-        max_metrics: int = 16,
-        seed: int | None = None,
-    ) -> None:
-        from river import anomaly, compose, preprocessing
-
-        if max_metrics < 1:
-            raise ValueError("max_metrics must be >= 1")
-        self.n_trees = n_trees
-        self.height = height
-        self.window_size = window_size
-        self.max_metrics = max_metrics
-        self.seed = seed
-        self._metrics = _MetricIndex(max_metrics)
-        self._model = compose.Pipeline(
-            preprocessing.MinMaxScaler(),
-            anomaly.HalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size,
-                                   seed=seed),
-        )
-
-    @property
-    def ignored_values(self) -> int:
-        """Finite values dropped because their metric found ``max_metrics`` slots taken."""
-        return self._metrics.ignored_values
-
-    def _clean(self, x: Mapping[str, float], admit: bool) -> dict[str, float]:
-        names = self._metrics.names
-        return {names[i]: v for i, v in self._metrics.observed(x, admit=admit)}
-
-    def score_one(self, x: Mapping[str, float], t: float | None = None) -> float:
-        """river's (uncalibrated) HST score of ``x`` in [0, 1]."""
-        clean = self._clean(x, admit=False)
-        if not clean:
-            return 0.0
-        s = float(self._model.score_one(clean))
-        return min(max(s, 0.0), 1.0) if s == s else 0.0
-
-    def explain_one(self, x: Mapping[str, float], t: float | None = None) -> Score:
-        """river's score as observed, no expectation (NaN), and ``1 - score`` in the
-        place of a p-value: **not** a probability (see the class docstring)."""
-        s = self.score_one(x, t)
-        return Score(s, math.nan, 1.0 - s)
-
-    def learn_one(self, x: Mapping[str, float], t: float | None = None) -> None:
-        clean = self._clean(x, admit=True)
-        if clean:
-            self._model.learn_one(clean)
-
-
-__all__ = ["HalfSpaceTreesDetector", "StationDetector"]
+__all__ = ["MAX_ABS", "HalfSpaceTreesDetector", "StationDetector"]

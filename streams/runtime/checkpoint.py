@@ -292,7 +292,14 @@ LEGACY_MODULES = {
     **{f"detectors.{m}": f"detectors.fusion.{m}" for m in (
         "correlation", "templates", "feedback", "reorder")},
 }
-LEGACY_CLASSES = {("detectors.correlation", "Finding"): ("detectors.base", "Finding")}
+LEGACY_CLASSES = {
+    ("detectors.correlation", "Finding"): ("detectors.base", "Finding"),
+    ("detectors.counts", "_KeyState"): ("detectors.signals.count_keys", "_KeyState"),
+    ("detectors.rates", "_RateState"): ("detectors.signals.rate_keys", "_RateState"),
+    **{("detectors.sensor", name): ("detectors.signals.sensor_components", name) for name in (
+        "RobustLevel", "EwmaVariance", "PageHinkley", "SeasonalBaseline")},
+    ("detectors.shift", "FaultScreen"): ("detectors.signals.fault_screen", "FaultScreen"),
+}
 
 
 class _LegacyUnpickler(pickle.Unpickler):
