@@ -256,7 +256,7 @@ def loads(blob: bytes, externals: dict[str, Any] | None = None) -> Any:
 def _register_detectors() -> None:
     """The detectors' own stateful classes, each under a stable name (version 1)."""
     from detectors import base
-    from detectors.fusion import citywide, correlation, feedback, reorder
+    from detectors.fusion import bar, citywide, correlation, decisions, history, reorder
     from detectors.signals import (
         calibration,
         count_keys,
@@ -286,9 +286,9 @@ def _register_detectors() -> None:
         "event_time_buffer": reorder.EventTimeBuffer,
         "correlator": correlation.Correlator, "incident": correlation._Incident,
         "city_view": citywide.CityView, "city_condition": citywide._Condition,
-        "feedback_bar": feedback.FeedbackBar, "feedback_level": feedback._Bar,
-        "warning_history": feedback.WarningHistory, "warning_decisions": feedback._Warning,
-        "decision": feedback.Decision, "history_entry": feedback.Entry,
+        "feedback_bar": bar.FeedbackBar, "feedback_level": bar._Bar,
+        "warning_history": history.WarningHistory, "warning_decisions": history._Warning,
+        "decision": decisions.Decision, "history_entry": history.Entry,
         "station_track": station_faults.StationTrack,
         "colocated_site": station_faults.ColocatedSite,
     }

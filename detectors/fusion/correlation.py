@@ -1,5 +1,9 @@
 """Cross-department correlation: anomalies of one region close in event time become one
-incident with a stable id, versioned as evidence arrives and resolved when quiet."""
+incident with a stable id, versioned as evidence arrives and resolved when quiet.
+
+Which anomalies open an incident is the opening rule (:mod:`detectors.fusion.opening`);
+what each version publishes and its explanation, :mod:`detectors.fusion.versions`; this
+module keeps the incidents (opened, extended, resolved when quiet, decided on)."""
 
 from __future__ import annotations
 
@@ -9,41 +13,20 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from detectors.base import CLOSED_STATUSES, P_FLOOR, Finding, fisher_combine, warning_id
+from detectors.base import Finding, warning_id
 from detectors.fusion.citywide import CityView
-from detectors.fusion.feedback import Decision, Entry, FeedbackBar, WarningHistory, combination
+from detectors.fusion.feedback import Decision, FeedbackBar, WarningHistory
+from detectors.fusion.opening import WEAK_LEAD_S as WEAK_LEAD_S  # (was defined here)
+from detectors.fusion.opening import OpeningRule
 from detectors.fusion.templates import (
     DEFAULT_FILE,
     GENERIC,
     Template,
     TemplateSet,
-    kind_in,
     load_templates,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentVersion:
-    """One published version of an incident (becomes a ``Warning`` on the wire)."""
-
-    warning_id: str
-    version: int
-    status: str  # new | update | resolved
-    region: str
-    scenario: str
-    severity: str
-    urgency: str
-    certainty: str
-    score: float
-    p_value: float
-    departments: tuple[str, ...]
-    first_seen: float
-    last_seen: float
-    evidence: tuple[Finding, ...]
-    explanation: str
-    history: tuple[Entry, ...] = ()
-    combination: str = ""  # the signal kinds that opened it (the feedback bar's key)
-    bar_note: str | None = None  # the feedback adaptation in force when it opened
+from detectors.fusion.versions import IncidentVersion, render
+from detectors.fusion.versions import explain as explain  # (was defined here)
 
 
 @dataclass(slots=True)
@@ -61,11 +44,7 @@ class _Incident:
     last_score: float = 0.0  # combined score of the previous version (the trend)
 
 
-#: weak supporting evidence counts from this long before the strong pattern's start
-WEAK_LEAD_S = 3600.0
-
-
-class Correlator:
+class Correlator(OpeningRule):
     """Fuses anomalies of different departments, per region, within ``window_s``.
 
     Findings must come in event-time order (put an ``EventTimeBuffer`` in front when they
@@ -191,140 +170,6 @@ class Correlator:
             used = {g.anomaly_id for g in chosen}
             self._recent[f.region] = deque(g for g in buf if g.anomaly_id not in used)
         return out
-
-    def department_p(self, findings: Iterable[Finding]) -> dict[str, float]:
-        """Each department's evidence: Fisher over the best p-value of each of its signals
-        (corroborating signals of one department strengthen it; repeats of one do not)."""
-        best: dict[str, dict[str, float]] = {}
-        for g in findings:
-            sig = best.setdefault(g.department, {})
-            sig[g.signal] = min(sig.get(g.signal, 1.0), g.p_value)
-        return {d: fisher_combine(list(sig.values())) for d, sig in best.items()}
-
-    def _evidence(self, findings: list[Finding], departments: int, extra: float = 0.0
-                  ) -> list[Finding]:
-        """The opening rule; returns the evidence that meets it (empty if none does).
-
-        Strong evidence is every finding at ``support_p``; of each signal the latest is
-        kept (a stale blip does not pull the start back). At least ``departments``
-        departments must each reach ``support_p`` (Fisher over their signals), and Fisher
-        over those departments ``open_p``. Three moderate departments thus outrank one
-        strong one, and one very strong department cannot carry a chance blip of another.
-        When the leading department shows a *pattern* (two or more distinct signals of its
-        own), a department without strong evidence may instead contribute its best weak
-        finding (at ``weak_p``) from no earlier than ``WEAK_LEAD_S`` before the pattern
-        began; weak findings count only from the region itself, never a neighbour's.
-        ``extra`` (operators' dismissals) divides every threshold by ``10**extra``.
-        The leading department must be the region's own, and the region must see the
-        incident at least as strongly as each neighbour whose anomalies it holds."""
-        scale = math.pow(10.0, -extra)
-        support = self.support_p * scale
-        latest: dict[str, Finding] = {}
-        for g in findings:
-            if g.p_value <= support:
-                cur = latest.get(g.signal)
-                if cur is None or g.t > cur.t:
-                    latest[g.signal] = g
-        ev = list(latest.values())
-        if not ev:
-            return []
-        by_dept = self.department_p(ev)
-        if len(by_dept) < departments:
-            pattern = self._pattern(ev, by_dept)
-            if pattern is None:
-                return []
-            start, several = pattern
-            # a pattern of signals takes weak_p; one very strong signal only weak evidence
-            # at strong_weak_p (one stuck or spiking instrument is a single signal too)
-            weak_p = (self.weak_p if several else self.strong_weak_p) * scale
-            weak: dict[str, Finding] = {}
-            for g in findings:
-                if (support < g.p_value <= weak_p and g.department not in by_dept
-                        and g.t >= start - WEAK_LEAD_S and not g.via):
-                    cur = weak.get(g.department)
-                    if cur is None or g.p_value < cur.p_value:
-                        weak[g.department] = g
-            ev += weak.values()
-            by_dept = self.department_p(ev)
-            if len(by_dept) < departments:
-                return []
-        lead = min(by_dept, key=by_dept.__getitem__)
-        mine = [g for g in ev if not g.via]
-        if self.department_p(mine).get(lead, 1.0) > support:
-            return []
-        strength = self._strength(mine)
-        undo = math.pow(10.0, self.neighbour_decay)
-        here = mine[0].region
-        for other in sorted({g.via for g in findings if g.via}):
-            theirs = [replace(g, p_value=g.p_value / undo) for g in findings if g.via == other]
-            st = self._strength(theirs)
-            if st > strength or (st == strength and other < here):
-                return []
-        if fisher_combine(list(by_dept.values())) > self.open_p * scale:
-            return []
-        return sorted(ev, key=lambda g: (g.t, g.anomaly_id))
-
-    def _pattern(self, ev: list[Finding], by_dept: dict[str, float]
-                 ) -> tuple[float, bool] | None:
-        """When the leading department shows two or more distinct signals of its own
-        (``True``), or one own signal at ``strong_p`` or below (``False``): the time its
-        first one began, and which; else None."""
-        lead = min(by_dept, key=by_dept.__getitem__)
-        own = [g for g in ev if g.department == lead and not g.via]
-        if not own:
-            return None
-        start = min(g.t for g in own)
-        if len({g.signal for g in own}) >= 2:
-            return start, True
-        if min(g.p_value for g in own) <= self.strong_p:
-            return start, False
-        return None
-
-    def _strength(self, findings: list[Finding]) -> float:
-        """-log10 of Fisher over every signal's best p-value: how strongly a region itself
-        shows an incident."""
-        best: dict[str, float] = {}
-        for g in findings:
-            best[g.signal] = min(best.get(g.signal, 1.0), g.p_value)
-        return -math.log10(max(fisher_combine(list(best.values())), P_FLOOR)) if best else 0.0
-
-    def _select(self, window: list[Finding], f: Finding) -> list[Finding]:
-        """The evidence that opens an incident with ``f``: that of the best-fitting
-        scenario template meeting the opening rule (an unrelated blip in the same window
-        stays out); else a generic cross-department incident meeting it with
-        ``generic.min_departments`` departments; else none. The evidence returned is
-        exactly what met the rule, and the feedback bar of its own combination applies."""
-        best: list[Finding] = []
-        best_fit = 0
-        for tpl in self.templates:
-            for kinds in tpl.opening_groups:
-                if not kind_in(f.kind, kinds):
-                    continue
-                sub = [g for g in window if kind_in(g.kind, kinds)]
-                ev = self._barred(sub, max(self.min_departments, tpl.min_departments), f)
-                if not ev:
-                    continue
-                fit = len({g.signal for g in ev}) + 2 * len({g.department for g in ev})
-                if fit > best_fit:
-                    best, best_fit = ev, fit
-        if best or not self.generic.enabled:
-            return best
-        return self._barred(window, max(self.min_departments, self.generic.min_departments),
-                            f)
-
-    def _barred(self, findings: list[Finding], departments: int, f: Finding
-                ) -> list[Finding]:
-        """:meth:`_evidence` under the feedback bar of the combination it would open."""
-        ev = self._evidence(findings, departments)
-        if not ev:
-            return []
-        extra = self.bar.extra_score(f.region, self._combo(ev), f.t)
-        return self._evidence(findings, departments, extra) if extra > 0 else ev
-
-    def _combo(self, findings: Iterable[Finding]) -> str:
-        """The feedback bar's key: the scenario these findings make and their kinds."""
-        kinds = {g.kind for g in findings}
-        return combination(kinds, self._scenario(kinds))
 
     def feedback(self, d: Decision, region: str) -> list[IncidentVersion]:
         """Apply an operator's decision at its event time (incidents quiet by then resolve
@@ -456,70 +301,10 @@ class Correlator:
         inc.version += 1
         return self._version(inc, "update")
 
-    def _scenario(self, kinds: set[str]) -> str:
-        best, best_n = GENERIC, 0
-        for tpl in self.templates:
-            matched = [k for k in kinds if tpl.matches(k)]
-            sources = {k.split(":", 1)[0] for k in matched}
-            n = len(matched) + 2 * len(sources)
-            if len(sources) >= 2 and n > best_n:
-                best, best_n = tpl.name, n
-        return best
-
     def _version(self, inc: _Incident, status: str) -> IncidentVersion:
-        ev = tuple(sorted(inc.evidence.values(), key=lambda g: (g.t, g.signal)))
-        depts = tuple(sorted({g.department for g in ev}))
-        p = fisher_combine([g.p_value for g in ev])
-        score = -math.log10(max(p, P_FLOOR))
-        inc.scenario = self._scenario({g.kind for g in ev})
-        tpl = self.template(inc.scenario)
-        nd = len(depts)
-        severity = tpl.severity_for(score, nd)
-        inc.severity = severity
-        certainty = tpl.certainty_for(score, nd)
-        # urgency from the trend: a new incident or growing evidence needs action now; an
-        # update that adds no strength (a decision, a weaker signal) can be planned for
-        if status in CLOSED_STATUSES:
-            urgency = "Past"
-        elif status == "new" or score >= inc.last_score + 1.0:
-            urgency = "Immediate"
-        else:
-            urgency = "Expected"
-        inc.last_score = max(inc.last_score, score)
-        return IncidentVersion(
-            warning_id=inc.warning_id, version=inc.version, status=status, region=inc.region,
-            scenario=inc.scenario, severity=severity, urgency=urgency, certainty=certainty,
-            score=round(score, 3), p_value=p, departments=depts,
-            first_seen=inc.first_seen, last_seen=inc.last_seen, evidence=ev,
-            explanation=explain(inc.region, tpl, ev, p, status),
-            history=self.history.history(inc.warning_id), combination=inc.combination,
-            bar_note=inc.bar_note,
-        )
-
-
-def explain(region: str, tpl: Template, ev: tuple[Finding, ...], p: float, status: str) -> str:
-    """One short paragraph a duty officer can read."""
-    from datetime import UTC, datetime
-
-    def ts(t: float) -> str:
-        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-    depts = sorted({g.department for g in ev})
-    parts = []
-    for g in sorted(ev, key=lambda g: g.p_value)[:5]:
-        exp = "n/a" if math.isnan(g.expected) else f"{g.expected:.3g}"
-        parts.append(f"{g.kind} observed {g.observed:.3g} vs expected {exp} (p={g.p_value:.1e})")
-    head = {"resolved": "Resolved: ", "cancelled": "Cancelled (dismissed as a false alarm): "
-            }.get(status, "")
-    since = ts(min(g.t for g in ev)) if ev else "?"
-    return (
-        f"{head}Possible {tpl.title.lower()} in {region}: {len(depts)} departments "
-        f"({', '.join(depts)}) report anomalies since {since}. "
-        + "; ".join(parts)
-        + f". Combined chance of this by coincidence: p={p:.1e}."
-        + (f" Recommended: {tpl.instruction}"
-           if tpl.instruction and status not in CLOSED_STATUSES else "")
-    )
+        inc.scenario = self._scenario({g.kind for g in inc.evidence.values()})
+        return render(inc, status, self.template(inc.scenario),
+                      self.history.history(inc.warning_id))
 
 
 __all__ = ["CityView", "Correlator", "Finding", "IncidentVersion", "Template"]

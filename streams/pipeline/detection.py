@@ -1,4 +1,7 @@
-"""Detect stage: route each valid record to its detectors, in event time, and emit findings."""
+"""Detect stage: route each valid record to its detectors, in event time, and emit findings.
+
+The sensor path is :mod:`streams.pipeline.sensor_path`; this module holds the market
+(prices, inspections) and count (complaints, market reports) paths."""
 
 from __future__ import annotations
 
@@ -12,10 +15,9 @@ from detectors.signals.calendar import HolidayCalendar
 from detectors.signals.counts import CountSurge
 from detectors.signals.rates import RateSurge
 from detectors.signals.robust import RobustBaseline
-from detectors.signals.sensor import SensorEnsemble
-from detectors.signals.shift import FaultScreen, SustainedShift
-from detectors.signals.station_faults import ColocatedSite
 from streams.core.schemas import Complaint, MarketEvent, SensorReading
+from streams.pipeline.sensor_path import SensorPath
+from streams.pipeline.sensor_path import _SensorState as _SensorState  # (was defined here)
 
 
 @dataclass(frozen=True)
@@ -84,17 +86,6 @@ class _LevelState:
     last: float | None = None
 
 
-@dataclass(slots=True)
-class _SensorState:
-    det: SensorEnsemble  # the fast view: spikes and abrupt steps
-    shift: SustainedShift  # the slow view: a sustained level shift
-    faults: FaultScreen
-    run: int = 0
-    shift_bucket: int = -1  # the hour bucket of the last sustained-shift finding
-    # the stations of this metric in this region (shared): a step or drift one shows alone
-    site: ColocatedSite | None = None
-
-
 #: a price this many times the usual (or its inverse), to within ENTRY_TOLERANCE, is a
 #: data-entry slip (a decimal point, a price per jin sent as per kg), not a price move
 ENTRY_FACTORS = (10.0, 2.0, 100.0)
@@ -113,18 +104,6 @@ def entry_error(x: float, det: RobustBaseline) -> bool:
                for f in ENTRY_FACTORS)
 
 
-#: which way a sensor metric is bad (default "up": concentrations, noise, water levels)
-SENSOR_DIRECTION: dict[str, str] = {"water_ph": "both", "dissolved_oxygen": "down"}
-#: peers (stations of one metric) a common-mode reference needs, and how recent they must be
-MIN_PEERS = 3
-PEER_MAX_AGE_S = 3 * 3600.0
-#: below this sustained-shift z a reading cannot be a finding (p > alpha_shift even on the
-#: Gaussian tail): the peers' median is not looked up
-PEER_NEED_Z = 2.0
-#: a peer median at or above this z is a city-wide condition, not a local incident
-COMMON_MODE_Z = 3.0
-
-
 @dataclass(slots=True)
 class _CountCtx:
     det: CountSurge
@@ -133,7 +112,7 @@ class _CountCtx:
     weak: dict[str, int] = field(default_factory=dict)
 
 
-class Detection:
+class Detection(SensorPath):
     """Per-source detector banks. ``process`` scores a record before learning it."""
 
     def __init__(self, params: DetectParams | None = None) -> None:
@@ -215,95 +194,6 @@ class Detection:
             st.run = 0
             st.det.learn_one(x, t)
         return out
-
-    def _sensor(self, r: SensorReading, t: float) -> list[Finding]:
-        key = (r.sensor_id, r.metric)
-        x = r.value
-        st = self._sensors.get(key)
-        if st is None:
-            st = self._sensors[key] = _SensorState(
-                SensorEnsemble(learning=self.p.sensor_learning),
-                SustainedShift(direction=SENSOR_DIRECTION.get(r.metric, "up")),
-                FaultScreen())
-        fault = st.faults.kind(x, t)
-        st.faults.learn_one(x, t)
-        if fault is not None:  # an instrument fault: for operators, never evidence
-            self.sensor_faults[fault] = self.sensor_faults.get(fault, 0) + 1
-            return []
-        fast = st.det.explain_one(x, t)
-        expected, z = st.shift.look(x, t)
-        st.det.learn_one(x, t)
-        st.shift.learn_one(x, t)
-        # the peers' median is needed only when this station stands out
-        need = z >= PEER_NEED_Z or fast.p_value < self.p.alpha_level
-        common = self._common_mode(r.metric, r.sensor_id, t, z, need)
-        self.signals[(r.region, "env", f"env:{r.metric}")] = (fast.observed, expected)
-        if st.faults.faulty(t):
-            return []
-        # a step or a drift this station shows and its co-located twins do not, or a drift
-        # slower than any incident: a fault for operators, never evidence
-        site: ColocatedSite | None = getattr(st, "site", None)  # (None: pickled before)
-        if site is None:
-            site = st.site = self._site(r.region, r.metric)
-        # (the peers' median only when they are enough to be a reference)
-        ref = common if len(self._peers.get(r.metric, ())) > MIN_PEERS else math.nan
-        local = (site.observe(r.sensor_id, x - expected, t, ref)
-                 if st.shift.warmed_up() and expected == expected else site.kind(r.sensor_id))
-        if local is not None:
-            self.sensor_faults[local] = self.sensor_faults.get(local, 0) + 1
-            return []
-        kind = f"env:{r.metric}"
-        signal = f"{kind}:{r.sensor_id}"
-        out: list[Finding] = []
-        # the slow view: the shift beyond what the station's peers show at the same time,
-        # reported once an hour for as long as it lasts
-        p_local = st.shift.p_of(z - max(0.0, common)) if z >= PEER_NEED_Z else 1.0
-        bucket = int(t // 3600.0)
-        if p_local < self.p.alpha_shift and bucket != st.shift_bucket:
-            st.shift_bucket = bucket
-            s = Score(x, expected, p_local)
-            out.append(self._finding(f"{signal}/shift@{bucket}", "env", r.department, r.region,
-                                     kind, signal, "sustained_shift", s, t, (r.reading_id,)))
-        # the fast view: a spike or an abrupt step in the bad direction, not city-wide
-        direction = SENSOR_DIRECTION.get(r.metric, "up")
-        bad = (direction == "both" or (x > fast.expected) == (direction == "up"))
-        if fast.p_value >= self.p.alpha_level or not bad or common >= COMMON_MODE_Z:
-            st.run = 0
-            return out
-        st.run += 1
-        if (st.run - 1) % self.p.repeat_every:
-            return out
-        out.append(self._finding(f"{signal}@{r.reading_id}", "env", r.department, r.region,
-                                 kind, signal, "sensor_ensemble", fast, t, (r.reading_id,)))
-        return out
-
-    def _common_mode(self, metric: str, sensor: str, t: float, z: float,
-                     need: bool = True) -> float:
-        """The median sustained-shift z of the other stations of ``metric`` that reported
-        within ``PEER_MAX_AGE_S`` (0 with fewer than ``MIN_PEERS``, or when not ``need``ed);
-        records ``z``."""
-        peers = self._peers.setdefault(metric, {})
-        if not need:
-            peers[sensor] = (t, z)
-            return 0.0
-        zs = sorted(pz for sid, (pt, pz) in peers.items()
-                    if sid != sensor and t - pt <= PEER_MAX_AGE_S)
-        peers[sensor] = (t, z)
-        if len(zs) < MIN_PEERS:
-            return 0.0
-        n = len(zs)
-        med = zs[n // 2] if n % 2 else 0.5 * (zs[n // 2 - 1] + zs[n // 2])
-        self.common_mode[metric] = med
-        return med
-
-    def _site(self, region: str, metric: str) -> ColocatedSite:
-        """The co-located stations of ``metric`` in ``region`` (new if none yet; a scan,
-        once per station)."""
-        for other in self._sensors.values():
-            site: ColocatedSite | None = getattr(other, "site", None)
-            if site is not None and site.region == region and site.metric == metric:
-                return site
-        return ColocatedSite(region, metric)
 
     def _market(self, e: MarketEvent, t: float) -> list[Finding]:
         if e.kind == "price_report":
@@ -418,9 +308,3 @@ class Detection:
     def n_series(self) -> int:
         counts = sum(c.det.n_keys for by_kind in self._counts.values() for c in by_kind.values())
         return len(self._levels) + len(self._sensors) + counts + self._rates.n_keys
-
-    def track_sensor(self, sensor_id: str, metric: str, det: SensorEnsemble,
-                     shift: SustainedShift, faults: FaultScreen) -> None:
-        """Hold ``det``, ``shift`` and ``faults`` as the series of ``sensor_id``'s ``metric``
-        (the memory benchmark builds series in steady state without feeding readings)."""
-        self._sensors[(sensor_id, metric)] = _SensorState(det, shift, faults)

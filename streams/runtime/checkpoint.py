@@ -299,6 +299,13 @@ LEGACY_CLASSES = {
     **{("detectors.sensor", name): ("detectors.signals.sensor_components", name) for name in (
         "RobustLevel", "EwmaVariance", "PageHinkley", "SeasonalBaseline")},
     ("detectors.shift", "FaultScreen"): ("detectors.signals.fault_screen", "FaultScreen"),
+    # feedback split into decisions, history and bar; detection's sensor path split out
+    **{("detectors.feedback", name): ("detectors.fusion.history", name) for name in (
+        "WarningHistory", "_Warning", "Entry")},
+    **{("detectors.feedback", name): ("detectors.fusion.bar", name) for name in (
+        "FeedbackBar", "_Bar")},
+    ("detectors.feedback", "Decision"): ("detectors.fusion.decisions", "Decision"),
+    ("streams.detection", "_SensorState"): ("streams.pipeline.sensor_path", "_SensorState"),
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from detectors.state import StateError, from_state, register, to_state
 from streams.core.schemas import Anomaly, Feedback, Warning
 from streams.ingest.ingestor import Deduplicator
-from streams.pipeline import detection, stages
+from streams.pipeline import detection, sensor_path, stages
 
 
 def _register() -> None:
@@ -28,7 +28,7 @@ def _register() -> None:
     register("feedback", Feedback, dump=lambda m: m.model_dump_json(),
              load=Feedback.model_validate_json)
     for name, cls in {
-        "detection": detection.Detection, "sensor_series": detection._SensorState,
+        "detection": detection.Detection, "sensor_series": sensor_path._SensorState,
         "level_series": detection._LevelState, "count_series": detection._CountCtx,
         "dedup_window": Deduplicator, "correlation_partition": stages._CorrelationPartition,
     }.items():
