@@ -270,6 +270,7 @@ def _register_detectors() -> None:
         shift,
         station_faults,
     )
+    from detectors.signals.calendar import HolidayCalendar
 
     names: dict[str, type] = {
         "finding": base.Finding, "score": base.Score,
@@ -291,6 +292,7 @@ def _register_detectors() -> None:
         "decision": decisions.Decision, "history_entry": history.Entry,
         "station_track": station_faults.StationTrack,
         "colocated_site": station_faults.ColocatedSite,
+        "holiday_calendar": HolidayCalendar,
     }
     for name, cls in names.items():
         register(name, cls)

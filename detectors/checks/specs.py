@@ -134,7 +134,8 @@ def _sensor_component(name: str) -> DetectorSpec:
     # (168 hour-of-week and 24 hour-of-day float32 slots, and 168 counts until every hour
     # has been seen): O(period), held to the ensemble budget
     seasonal = name == "SeasonalBaseline"
-    return detector(f"detectors.signals.sensor:{name}", (LEVEL,), auc_floor=0.85, o1=not seasonal,
+    return detector(f"detectors.signals.sensor_components:{name}", (LEVEL,), auc_floor=0.85,
+                    o1=not seasonal,
                     max_state_bytes=2_048 if seasonal else 1_024)
 
 
@@ -193,7 +194,7 @@ REGISTRY: list[DetectorSpec] = [
              # 8 metrics: a lower-triangular covariance and pair counts (36 + 36 numbers),
              # five numbers and a name per metric
              max_state_bytes=2_048),
-    detector("detectors.signals.multivariate:HalfSpaceTreesDetector", (STATION,),
+    detector("detectors.signals.half_space_trees:HalfSpaceTreesDetector", (STATION,),
              params={"n_trees": 5, "height": 6, "window_size": 100, "max_metrics": 8},
              auc_floor=0.6, o1=False, calibrated=False,
              # 5 trees of 2^7 - 1 nodes (two masses each), river's pipeline and scaler
@@ -206,7 +207,8 @@ REGISTRY: list[DetectorSpec] = [
 NOT_DETECTORS: dict[str, str] = {
     "detectors.signals.calibration:TailCalibrator": "calibrates one statistic inside a detector: "
                                             "learn_one(s) and p_value(s), no event time",
-    "detectors.signals.shift:FaultScreen": "classifies instrument faults (stuck, impossible, unit "
+    "detectors.signals.fault_screen:FaultScreen": "classifies instrument faults (stuck, "
+                                                  "impossible, unit "
                                    "slip), not anomalies of the environment; its contract "
                                    "and kinds are tested in tests/detectors/test_shift.py",
 }
@@ -238,16 +240,17 @@ def spec_by_name(name: str) -> DetectorSpec:
 
 
 def detector_classes() -> dict[str, type]:
-    """Every public class defined in a module of :mod:`detectors` (the ``checks`` package
-    aside) that has ``learn_one``, by ``"module:Class"``. A module that fails to import
+    """Every public class defined in a module of :mod:`detectors` or its sub-packages (the
+    ``checks`` package aside) that has ``learn_one``, by ``"module:Class"`` (the module
+    that defines it). A module that fails to import
     raises an ``ImportError`` naming it."""
     import detectors
 
     found: dict[str, type] = {}
-    for info in pkgutil.iter_modules(detectors.__path__):
-        if info.name == "checks":
+    for info in pkgutil.walk_packages(detectors.__path__, "detectors."):
+        name = info.name
+        if info.ispkg or name.startswith("detectors.checks"):
             continue
-        name = f"detectors.{info.name}"
         try:
             module = importlib.import_module(name)
         except Exception as e:
