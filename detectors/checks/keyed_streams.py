@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 from detectors.checks.core import HOUR, T0, Stream
 from detectors.checks.level_streams import irregular_times
@@ -29,6 +30,51 @@ def poisson(rng: random.Random, lam: float) -> int:
         k += 1
 
 
+class _Surges:
+    """When each of ``n_keys`` keys surges, bucket by bucket: a surge of ``length`` buckets
+    (a range) starts with probability ``prob`` a bucket once ``warmup`` buckets have gone
+    and ``gap`` buckets after the key's previous surge began."""
+
+    def __init__(self, rng: random.Random, n_keys: int, warmup: int, prob: float,
+                 length: tuple[int, int], gap: int) -> None:
+        self.rng, self.warmup, self.prob, self.length, self.gap = rng, warmup, prob, length, gap
+        self.left = [0] * n_keys
+        self.last = [-gap] * n_keys
+
+    def step(self, i: int, b: int) -> bool:
+        """Whether key ``i`` surges in bucket ``b`` (called once per key and bucket)."""
+        if self.left[i] > 0:
+            self.left[i] -= 1
+            return True
+        if b >= self.warmup and b - self.last[i] >= self.gap and (
+                self.rng.random() < self.prob):
+            self.left[i] = self.rng.randint(*self.length) - 1
+            self.last[i] = b
+            return True
+        return False
+
+
+#: an event drawn in a bucket: ``(t, observation, label)`` (sorted by time, then observation)
+Event: TypeAlias = tuple[float, tuple[object, ...], bool]
+
+
+def _keyed_buckets(n: int, bucket_s: float, diurnal: float, surges: _Surges,
+                   events: Callable[[int, float, float, bool], list[Event]]) -> Stream:
+    """The first ``n`` events, bucket by bucket: ``events(i, bucket start, wave, surging)``
+    draws key ``i``'s events of a bucket, ``wave`` the hour-of-day factor of its rate."""
+    out: Stream = []
+    b = 0
+    while len(out) < n:
+        bt = T0 + b * bucket_s
+        wave = 1.0 + diurnal * math.sin(2 * math.pi * (b % 24) / 24.0)
+        drawn: list[Event] = []
+        for i in range(len(surges.left)):
+            drawn.extend(events(i, bt, wave, surges.step(i, b)))
+        drawn.sort()
+        out.extend((x, t, y) for t, x, y in drawn)
+        b += 1
+    return out[:n]
+
 
 def count_events(
     seed: int,
@@ -49,32 +95,16 @@ def count_events(
     of a key inside one of its surge buckets is labelled. The observation is ``(key, 1)``."""
     rng = random.Random(seed)
     keys = [f"k{i}" for i in range(len(rates))]
-    surge_left = [0] * len(rates)
-    last_surge = [-surge_gap] * len(rates)
-    out: Stream = []
-    b = 0
-    while len(out) < n:
-        bt = T0 + b * bucket_s
-        wave = 1.0 + diurnal * math.sin(2 * math.pi * (b % 24) / 24.0)
-        events: list[tuple[float, str, bool]] = []
-        for i, (key, rate) in enumerate(zip(keys, rates, strict=True)):
-            lam = rate * wave
-            surging = surge_left[i] > 0
-            if surging:
-                surge_left[i] -= 1
-            elif b >= warmup_buckets and b - last_surge[i] >= surge_gap and (
-                    rng.random() < surge_prob):
-                surging = True
-                surge_left[i] = rng.randint(*surge_len) - 1
-                last_surge[i] = b
-            if surging:
-                lam += max(surge_extra[0], surge_extra[1] * rate)
-            for _ in range(poisson(rng, lam)):
-                events.append((bt + rng.uniform(0.0, bucket_s), key, surging))
-        events.sort()
-        out.extend(((key, 1), t, y) for t, key, y in events)
-        b += 1
-    return out[:n]
+
+    def events(i: int, bt: float, wave: float, surging: bool) -> list[Event]:
+        lam = rates[i] * wave
+        if surging:
+            lam += max(surge_extra[0], surge_extra[1] * rates[i])
+        return [(bt + rng.uniform(0.0, bucket_s), (keys[i], 1), surging)
+                for _ in range(poisson(rng, lam))]
+
+    surges = _Surges(rng, len(rates), warmup_buckets, surge_prob, surge_len, surge_gap)
+    return _keyed_buckets(n, bucket_s, diurnal, surges, events)
 
 
 def count_memory_stream(seed: int, n: int) -> Stream:
@@ -84,6 +114,21 @@ def count_memory_stream(seed: int, n: int) -> Stream:
     rates = [0.006, 0.02, 0.05, 0.1, 0.3, 0.6, 1.0, 2.0] * 5
     return count_events(seed, n, rates=rates, warmup_buckets=48, surge_prob=0.05,
                         surge_gap=6)
+
+
+def _irregular_late(rng: random.Random, n: int, draw: Callable[[], object]) -> Stream:
+    """``n`` unlabelled observations ``draw()`` at irregular times: a fifth at the time of
+    the one before, a few after gaps of up to nine days, 5 % late by up to three hours."""
+    out: Stream = []
+    t = T0
+    for _ in range(n):
+        u = rng.random()
+        t += 0.0 if u < 0.2 else (rng.uniform(HOUR, 9 * 24 * HOUR) if u > 0.97
+                                  else rng.expovariate(1 / 900.0))
+        late = rng.random() < 0.05
+        x = draw()
+        out.append((x, t - (rng.uniform(0, 3 * HOUR) if late else 0.0), False))
+    return out
 
 
 def count_edge_streams(seed: int, n: int = 1_500) -> dict[str, Stream]:
@@ -97,15 +142,7 @@ def count_edge_streams(seed: int, n: int = 1_500) -> dict[str, Stream]:
     burst: Stream = [(("a", 1), T0 + 100 * HOUR, False)] * 400
     burst += [(("a", 1), T0 + 100 * HOUR + d * 24 * HOUR, False) for d in range(1, 30)]
     burst += [(("b", 1), T0 + 140 * 24 * HOUR + i, False) for i in range(200)]
-    irregular: Stream = []
-    t = T0
-    for _ in range(n):
-        u = rng.random()
-        t += 0.0 if u < 0.2 else (rng.uniform(HOUR, 9 * 24 * HOUR) if u > 0.97
-                                  else rng.expovariate(1 / 900.0))
-        late = rng.random() < 0.05
-        irregular.append(((rng.choice("abcd"), 1), t - (rng.uniform(0, 3 * HOUR) if late else 0.0),
-                          False))
+    irregular = _irregular_late(rng, n, lambda: (rng.choice("abcd"), 1))
     lone = [(("x", 1), T0 + 5.0, False)] + [(("y", 1), T0 + HOUR * (1 + 7 * i), False)
                                           for i in range(300)]
     batches: Stream = [((rng.choice("ab"), rng.choice((0, 0, 1, 3, 10))), T0 + 600.0 * i, False)
@@ -153,30 +190,14 @@ def inspection_events(
     ``surge_rate``. Every trial of a key in one of its surge buckets is labelled."""
     rng = random.Random(seed)
     keys = [f"r{i}" for i in range(len(trials))]
-    surge_left = [0] * len(trials)
-    last_surge = [-surge_gap] * len(trials)
-    out: Stream = []
-    b = 0
-    while len(out) < n:
-        bt = T0 + b * bucket_s
-        wave = 1.0 + 0.6 * math.sin(2 * math.pi * (b % 24) / 24.0)
-        events: list[tuple[float, str, bool, bool]] = []
-        for i, key in enumerate(keys):
-            surging = surge_left[i] > 0
-            if surging:
-                surge_left[i] -= 1
-            elif b >= warmup_buckets and b - last_surge[i] >= surge_gap and (
-                    rng.random() < surge_prob):
-                surging = True
-                surge_left[i] = rng.randint(*surge_len) - 1
-                last_surge[i] = b
-            p = min(fail_rates[i] + (surge_rate if surging else 0.0), 1.0)
-            for _ in range(poisson(rng, trials[i] * wave)):
-                events.append((bt + rng.uniform(0.0, bucket_s), key, rng.random() < p, surging))
-        events.sort()
-        out.extend(((key, failed), t, y) for t, key, failed, y in events)
-        b += 1
-    return out[:n]
+
+    def events(i: int, bt: float, wave: float, surging: bool) -> list[Event]:
+        p = min(fail_rates[i] + (surge_rate if surging else 0.0), 1.0)
+        return [(bt + rng.uniform(0.0, bucket_s), (keys[i], rng.random() < p), surging)
+                for _ in range(poisson(rng, trials[i] * wave))]
+
+    surges = _Surges(rng, len(trials), warmup_buckets, surge_prob, surge_len, surge_gap)
+    return _keyed_buckets(n, bucket_s, 0.6, surges, events)
 
 
 def inspection_memory_stream(seed: int, n: int) -> Stream:
@@ -194,15 +215,7 @@ def inspection_edge_streams(seed: int, n: int = 1_500) -> dict[str, Stream]:
     all_pass = [(("a", False), T0 + 60.0 * i, False) for i in range(n)]
     all_fail = [(("a", True), T0 + 60.0 * i, False) for i in range(n)]
     flat = [(("a", i % 10 == 0), T0 + 360.0 * i, False) for i in range(n)]
-    irregular: Stream = []
-    t = T0
-    for _ in range(n):
-        u = rng.random()
-        t += 0.0 if u < 0.2 else (rng.uniform(HOUR, 9 * 24 * HOUR) if u > 0.97
-                                  else rng.expovariate(1 / 900.0))
-        late = rng.random() < 0.05
-        irregular.append(((rng.choice("abc"), rng.random() < 0.3),
-                          t - (rng.uniform(0, 3 * HOUR) if late else 0.0), False))
+    irregular = _irregular_late(rng, n, lambda: (rng.choice("abc"), rng.random() < 0.3))
     questions = [((rng.choice("ab"), rng.choice((True, False, None))), T0 + 600.0 * i, False)
                  for i in range(n)]
     return {"all_pass": all_pass, "all_fail": all_fail, "one_in_ten": flat,

@@ -43,23 +43,27 @@ STATE_SIZE = 5
 def tail_p_value(st: array[float], at: int, q: float, s: float) -> float:
     """:meth:`TailCalibrator.p_value` of the state packed at ``st[at:at + STATE_SIZE]``
     (for a host that packs its calibrators' states into one array: 8 bytes a number, no
-    objects). The same arithmetic, so the same values, bit for bit; the offsets are
-    literals (see ``STATE_SIZE``), as this runs per reading."""
+    objects). Both compute with :func:`_p_value`, so the same values, bit for bit; the
+    offsets are literals (see ``STATE_SIZE``), as this runs per reading."""
+    return _p_value(s, q, st[at], st[at + 2], st[at + 3], st[at + 4])
+
+
+def _p_value(s: float, q: float, u: float, e1: float, e2: float, ne: float) -> float:
+    """``P(S >= s)`` of a calibrator with quantile ``q``, tracked quantile ``u``, EW means
+    of exceedances and of their squares ``e1`` and ``e2``, and ``ne`` exceedances seen."""
     if s != s:  # NaN
         return 1.0
     s = min(s, S_MAX)
-    u = st[at]
     tail = 1.0 - q
-    if s <= u or st[at + 4] < 3:
+    if s <= u or ne < 3:
         if u <= 0.0:
             return 1.0 if s <= 0.0 else tail
         # below the tracked quantile: log-linear from 1 at s = 0 to ``tail`` at s = u
         return math.exp(math.log(tail) * max(s, 0.0) / u) if s < u else tail
-    mu = st[at + 2]
-    var = max(st[at + 3] - mu * mu, 0.0025 * mu * mu, 1e-300)
-    r = mu * mu / var
+    var = max(e2 - e1 * e1, 0.0025 * e1 * e1, 1e-300)
+    r = e1 * e1 / var
     xi = min(max(0.5 * (1.0 - r), 0.0), 0.8)
-    sigma = max(0.5 * mu * (1.0 + r), 1e-300)
+    sigma = max(0.5 * e1 * (1.0 + r), 1e-300)
     y = s - u
     t = math.exp(-y / sigma) if xi < 1e-06 else (1.0 + xi * y / sigma) ** (-1.0 / xi)
     return max(tail * t, P_MIN)
@@ -140,24 +144,7 @@ class TailCalibrator:
 
     def p_value(self, s: float) -> float:
         """``P(S >= s)`` under the learned distribution (1.0 until it has a tail)."""
-        if s != s:  # NaN
-            return 1.0
-        s = min(s, S_MAX)
-        u = self.u
-        tail = 1.0 - self.q
-        if s <= u or self.ne < 3:
-            if u <= 0.0:
-                return 1.0 if s <= 0.0 else tail
-            # below the tracked quantile: log-linear from 1 at s = 0 to ``tail`` at s = u
-            return math.exp(math.log(tail) * max(s, 0.0) / u) if s < u else tail
-        mu = self.e1
-        var = max(self.e2 - mu * mu, 0.0025 * mu * mu, 1e-300)
-        r = mu * mu / var
-        xi = min(max(0.5 * (1.0 - r), 0.0), 0.8)
-        sigma = max(0.5 * mu * (1.0 + r), 1e-300)
-        y = s - u
-        t = math.exp(-y / sigma) if xi < 1e-06 else (1.0 + xi * y / sigma) ** (-1.0 / xi)
-        return max(tail * t, P_MIN)
+        return _p_value(s, self.q, self.u, self.e1, self.e2, self.ne)
 
     def learn_one(self, s: float) -> None:
         if s != s:
