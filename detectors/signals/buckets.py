@@ -28,6 +28,25 @@ def find_cell(cells: array[int], b: int, width: int) -> int:
     return -1
 
 
+def spread_open(cells: array[int], b: int, longest: int, by_age: list[list[int]]) -> list[int]:
+    """The numbers of bucket ``b``'s cell in ``cells`` (cells of ``1 + len(by_age)`` ints,
+    see :func:`find_cell`; zeros if there is none); the numbers of the other cells of the
+    last ``longest`` buckets go to ``by_age[j][b - bucket]`` (the ``j``-th number)."""
+    width = 1 + len(by_age)
+    n = len(cells)
+    if n == width and cells[0] == b:  # b is the only open bucket: the usual case
+        return cells[1:].tolist()
+    here = [0] * (width - 1)
+    for i in range(0, n, width):
+        age = b - cells[i]
+        if age == 0:
+            here = cells[i + 1:i + width].tolist()
+        elif 0 < age < longest:
+            for j, col in enumerate(by_age, i + 1):
+                col[age] = cells[j]
+    return here
+
+
 def add_cell(cells: array[int], b: int, width: int) -> int:
     """The index of bucket ``b``'s cell in ``cells`` (see :func:`find_cell`), inserted in
     bucket order with zero numbers if it was not there."""
@@ -194,4 +213,4 @@ class BucketedDetector(Generic[S]):
         return len(self._keys)
 
 
-__all__ = ["BucketedDetector", "KeyMarks", "add_cell", "find_cell"]
+__all__ = ["BucketedDetector", "KeyMarks", "add_cell", "find_cell", "spread_open"]

@@ -11,7 +11,7 @@ from itertools import accumulate
 from scipy.special import cython_special
 
 from detectors.base import P_FLOOR, Score, gammainc_scalar
-from detectors.signals.buckets import find_cell
+from detectors.signals.buckets import find_cell, spread_open
 from detectors.signals.count_baseline import CountBaseline
 from detectors.signals.count_keys import _KeyState, _Windows
 
@@ -58,18 +58,7 @@ class CountWindows(CountBaseline):
                 if 0 <= age < longest:
                     by_age[age] = c
         closed_here = by_age[0]
-        here = 0
-        opened = st.opened
-        n = len(opened)
-        if n == 2 and opened[0] == b:  # b is the only open bucket: the usual case
-            here = opened[1]
-        else:
-            for i in range(0, n, 2):
-                age = b - opened[i]
-                if age == 0:
-                    here = opened[i + 1]
-                elif 0 < age < longest:
-                    by_age[age] = opened[i + 1]
+        (here,) = spread_open(st.opened, b, longest, [by_age])
         cum = list(accumulate(by_age))
         phi = max(self._phi(st), 1.0)
         scaled = [0.0 if e <= 0 else e / phi for e in expected]

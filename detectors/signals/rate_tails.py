@@ -11,7 +11,7 @@ from itertools import accumulate
 from typing import Any
 
 from detectors.base import TINY_TERM, Score, betabinom_lower, betaln_scalar
-from detectors.signals.buckets import BucketedDetector
+from detectors.signals.buckets import BucketedDetector, spread_open
 from detectors.signals.rate_keys import _RateState, _Windows
 
 #: what explain_one says about a trial it will not count, or before the warm-up
@@ -79,21 +79,7 @@ class RateTails(BucketedDetector[_RateState]):
             a, b_ = self._beta(st)
             lb = betaln_scalar(a, b_)
             n_by_age, k_by_age = self._closed_by_age(st, b)
-        here_n = here_k = 0
-        opened = st.opened
-        size = len(opened)
-        if size == 3 and opened[0] == b:  # b is the only open bucket: the usual case
-            here_n = opened[1]
-            here_k = opened[2]
-        else:
-            for i in range(0, size, 3):
-                age = b - opened[i]
-                if age == 0:
-                    here_n = opened[i + 1]
-                    here_k = opened[i + 2]
-                elif 0 < age < longest:
-                    n_by_age[age] = opened[i + 1]
-                    k_by_age[age] = opened[i + 2]
+        here_n, here_k = spread_open(st.opened, b, longest, [n_by_age, k_by_age])
         cum_n = list(accumulate(n_by_age))
         cum_k = list(accumulate(k_by_age))
         wins = []
