@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 
@@ -94,6 +94,12 @@ class BucketedDetector(Generic[S]):
     _keys: dict[Hashable, S]
     _memo: Any  # explain_one's last answer, for learn_one (a cache: see the subclasses)
     _transient: ClassVar[tuple[str, ...]] = ()
+
+    @staticmethod
+    def _check_buckets(bucket_s: float, scales: Sequence[int]) -> None:
+        """Refuse a bucket length or window lengths (in buckets) that make no window."""
+        if bucket_s <= 0 or not scales or min(scales) < 1:
+            raise ValueError("bucket_s must be > 0 and scales >= 1")
 
     def advance(self, watermark: float) -> None:
         raise NotImplementedError

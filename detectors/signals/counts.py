@@ -95,8 +95,7 @@ class CountSurge(CountWindows):
         calendar: HolidayCalendar | None = None,
         scale_half_life_buckets: float = 336.0,
     ) -> None:
-        if bucket_s <= 0 or not scales or min(scales) < 1:
-            raise ValueError("bucket_s must be > 0 and scales >= 1")
+        self._check_buckets(bucket_s, scales)
         self.seed = seed  # no randomness enters; accepted for the common contract
         self.bucket_s = bucket_s
         self.scales = tuple(sorted(scales))

@@ -74,8 +74,7 @@ class RateSurge(RateTails):
         warmup_trials: float = 50.0,
         seed: int = 0,
     ) -> None:
-        if bucket_s <= 0 or not scales or min(scales) < 1:
-            raise ValueError("bucket_s must be > 0 and scales >= 1")
+        self._check_buckets(bucket_s, scales)
         if not 0.0 < prior_rate < 1.0 or prior_trials <= 0:
             raise ValueError("prior_rate must be in (0, 1) and prior_trials > 0")
         self.bucket_s = bucket_s
