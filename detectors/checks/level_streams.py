@@ -7,10 +7,42 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from typing import Literal
 
 from detectors.checks.core import HOUR, T0, Stream
 
 # -- univariate level ---------------------------------------------------------------------------
+
+
+class _Anomalies:
+    """Which injected anomaly a reading of a series carries: none in the first ``warmup``
+    readings nor closer than ``min_gap`` readings to the previous one's start; else a
+    ``"spike"`` (one reading) with probability ``spike_prob``, or a ``"long"`` one of
+    ``long_len`` readings (the first ``"long"``, the rest ``"ongoing"``) with probability
+    ``long_prob``; ``None``: no anomaly."""
+
+    def __init__(self, rng: random.Random, warmup: int, min_gap: int, spike_prob: float,
+                 long_prob: float, long_len: int) -> None:
+        self.rng, self.warmup, self.min_gap = rng, warmup, min_gap
+        self.spike_prob, self.long_prob, self.long_len = spike_prob, long_prob, long_len
+        self.left = 0
+        self.last = -min_gap
+
+    def step(self, i: int) -> Literal["spike", "long", "ongoing"] | None:
+        """The anomaly of reading ``i`` (called once per reading, in order)."""
+        if self.left > 0:
+            self.left -= 1
+            return "ongoing"
+        if i >= self.warmup and i - self.last >= self.min_gap:
+            u = self.rng.random()
+            if u < self.spike_prob:
+                self.last = i
+                return "spike"
+            if u < self.spike_prob + self.long_prob:
+                self.last = i
+                self.left = self.long_len - 1
+                return "long"
+        return None
 
 
 def level_series(
@@ -41,34 +73,23 @@ def level_series(
     rng = random.Random(seed)
     out: Stream = []
     base = level
-    label_left = 0
-    last_anomaly = -min_gap
+    anomalies = _Anomalies(rng, warmup, min_gap, spike_prob, shift_prob, shift_label)
     for i in range(n):
         t = T0 + i * step_s
         x = base + season_amp * noise * math.sin(2 * math.pi * i / season_period)
         x += rng.gauss(0.0, noise)
-        label = False
-        if label_left > 0:
-            label_left -= 1
-            label = True
-        elif i >= warmup and i - last_anomaly >= min_gap:
-            u = rng.random()
-            if u < spike_prob:
-                x += rng.choice((-1.0, 1.0)) * spike_size * noise * rng.uniform(1.0, 1.5)
-                label = True
-                last_anomaly = i
-            elif u < spike_prob + shift_prob:
-                # shift back towards ``level`` when far from it, so the level stays bounded
-                off = base - level
-                sign = -math.copysign(1.0, off) if abs(off) > shift_size * noise else (
-                    rng.choice((-1.0, 1.0)))
-                delta = sign * shift_size * noise * rng.uniform(1.0, 1.5)
-                base += delta
-                x += delta
-                label = True
-                label_left = shift_label - 1
-                last_anomaly = i
-        out.append((x, t, label))
+        kind = anomalies.step(i)
+        if kind == "spike":
+            x += rng.choice((-1.0, 1.0)) * spike_size * noise * rng.uniform(1.0, 1.5)
+        elif kind == "long":
+            # shift back towards ``level`` when far from it, so the level stays bounded
+            off = base - level
+            sign = -math.copysign(1.0, off) if abs(off) > shift_size * noise else (
+                rng.choice((-1.0, 1.0)))
+            delta = sign * shift_size * noise * rng.uniform(1.0, 1.5)
+            base += delta
+            x += delta
+        out.append((x, t, kind is not None))
     return out
 
 
@@ -226,31 +247,21 @@ def multivariate_series(
     means = [10.0 * (i + 1) for i in range(len(features))]
     latent = 0.0
     out: Stream = []
-    break_left = 0
     broken = 0
-    last_anomaly = -min_gap
+    anomalies = _Anomalies(rng, warmup, min_gap, spike_prob, break_prob, break_len)
     for i in range(n):
         latent = 0.98 * latent + rng.gauss(0.0, 0.3)
         vals = [m + ld * latent + rng.gauss(0.0, 0.5) for m, ld in zip(means, loads, strict=True)]
-        label = False
-        if break_left > 0:
-            break_left -= 1
+        kind = anomalies.step(i)
+        if kind == "ongoing":
             vals[broken] = means[broken] - loads[broken] * latent + 3.0 + rng.gauss(0.0, 0.5)
-            label = True
-        elif i >= warmup and i - last_anomaly >= min_gap:
-            u = rng.random()
-            if u < spike_prob:
-                j = rng.randrange(len(vals))
-                vals[j] += rng.choice((-1.0, 1.0)) * spike_size * loads[j] * rng.uniform(1, 1.5)
-                label = True
-                last_anomaly = i
-            elif u < spike_prob + break_prob:
-                broken = rng.randrange(len(vals))
-                break_left = break_len - 1
-                vals[broken] = means[broken] - loads[broken] * latent + 3.0
-                label = True
-                last_anomaly = i
-        out.append((dict(zip(features, vals, strict=True)), T0 + i * step_s, label))
+        elif kind == "spike":
+            j = rng.randrange(len(vals))
+            vals[j] += rng.choice((-1.0, 1.0)) * spike_size * loads[j] * rng.uniform(1, 1.5)
+        elif kind == "long":
+            broken = rng.randrange(len(vals))
+            vals[broken] = means[broken] - loads[broken] * latent + 3.0
+        out.append((dict(zip(features, vals, strict=True)), T0 + i * step_s, kind is not None))
     return out
 
 
