@@ -1,6 +1,7 @@
-"""Cost of a checkpoint: capture (pickle) and size for a partition holding N sensor series
-and a full de-duplication window, the way the worker captures it (streams/app.py:
-``_capture`` + ``streams.runtime.checkpoint.encode``), and the time to read it back.
+"""Cost of a checkpoint: capture (snapshot + msgpack) and size for a partition holding N
+sensor series and a full de-duplication window, the way the worker captures it
+(``Checkpointer.capture``: ``streams.runtime.snapshot.capture`` +
+``streams.runtime.checkpoint.encode``), and the time to read it back and restore it.
 
     .venv/bin/python benchmarks/checkpoint.py [--series 1000 10000 100000] [--json]
 
@@ -23,29 +24,36 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
+from detectors.signals.fault_screen import FaultScreen  # noqa: E402
+from detectors.signals.shift import SustainedShift  # noqa: E402
 from streams.bench.memory import replicate, warmed  # noqa: E402
-from streams.runtime.checkpoint import Assembler, PartitionSnapshot, encode  # noqa: E402
-from streams.pipeline.detection import Detection, _SensorState  # noqa: E402
 from streams.ingest.ingestor import Deduplicator  # noqa: E402
+from streams.pipeline.detection import Detection  # noqa: E402
+from streams.runtime import snapshot  # noqa: E402
+from streams.runtime.checkpoint import Assembler, PartitionSnapshot, encode  # noqa: E402
 
 
-def state(series: int, dedup: int) -> PartitionSnapshot:
+def state(series: int, dedup: int) -> tuple[dict[str, object], dict[str, object]]:
+    """One partition's state as the worker holds it, and the externals it is captured with."""
     src = pickle.loads(warmed())
     d = Detection()
     for i in range(series):
-        d._sensors[(f"S-{i:07d}", "pm25")] = _SensorState(replicate(src, d.p.sensor_learning))
+        d.track_sensor(f"S-{i:07d}", "pm25", replicate(src, d.p.sensor_learning),
+                       SustainedShift(), FaultScreen())
     window = Deduplicator(dedup)
     for i in range(dedup):
         window.check(f"reading-{i:09d}", hashlib.blake2b(str(i).encode(), digest_size=8)
                      .digest())
-    return PartitionSnapshot(partition=0, gen=1, offsets={"tocsin.env.readings": 10**6},
-                             state={"sources": {"detection": d, "dedup": {"env": window}},
-                                    "correlation": None, "cap_prev": {}})
+    ext = {"detect_params": d.p}
+    return {"sources": {"detection": d, "dedup": {"env": window}}, "correlation": None,
+            "cap_prev": {}}, ext
 
 
 def measure(series: int, dedup: int) -> dict[str, float]:
-    snap = state(series, dedup)
+    live, ext = state(series, dedup)
     t0 = time.perf_counter()
+    snap = PartitionSnapshot(partition=0, gen=1, offsets={"tocsin.env.readings": 10**6},
+                             state=snapshot.capture(live, ext))
     records = encode(snap, "bench", key=b"k" * 32)
     capture = time.perf_counter() - t0
     size = sum(len(v) for _, v in records)
@@ -54,8 +62,9 @@ def measure(series: int, dedup: int) -> dict[str, float]:
     for _, v in records:
         asm.add(v)
     back = asm.latest(0)
-    restore = time.perf_counter() - t0
     assert back is not None
+    snapshot.restore(back.state, ext)
+    restore = time.perf_counter() - t0
     return {"series": series, "dedup_ids": dedup, "capture_s": round(capture, 4),
             "bytes": size, "bytes_per_series": round(size / max(series, 1), 1),
             "chunks": len(records), "restore_s": round(restore, 4)}

@@ -85,11 +85,19 @@ def registered() -> dict[str, int]:
     return {n: v for n, (_, v) in _CLASSES.items()}
 
 
+_PLAIN = frozenset({bool, int, float, str, bytes, type(None)})
+#: a string-keyed dict with at least this many keys is written as a shape (its keys, once
+#: per snapshot) and its values: every series' attribute names are written once, not per
+#: series
+SHAPE_MIN_KEYS = 4
+
+
 class _Ctx:
     def __init__(self, externals: dict[str, Any] | None) -> None:
         self.memo: dict[int, int] = {}
         self.keep: list[Any] = []  # keeps memoised objects alive (ids stay unique)
         self.external = {id(v): k for k, v in (externals or {}).items()}
+        self.shapes: dict[tuple[str, ...], int] = {}
 
 
 def _encode_obj(obj: Any, memo: _Ctx) -> Any:
@@ -110,28 +118,33 @@ def _encode_obj(obj: Any, memo: _Ctx) -> Any:
 
 
 def _encode(x: Any, memo: _Ctx) -> Any:
-    if x is None or isinstance(x, (bool, int, float, str, bytes)):
-        if type(x) not in (bool, int, float, str, bytes, type(None)):
-            return _encode_obj(x, memo)  # a registered subclass of a plain type
+    t = type(x)
+    if t in _PLAIN:
         return x
     key = memo.external.get(id(x))
     if key is not None:
         return {"~": "x", "k": key}
-    t = type(x)
+    plain, enc = _PLAIN, _encode
     if t is list:
-        return [_encode(v, memo) for v in x]
+        return [v if type(v) in plain else enc(v, memo) for v in x]
     if t is tuple:
-        return {"~": "t", "v": [_encode(v, memo) for v in x]}
+        return {"~": "t", "v": [v if type(v) in plain else enc(v, memo) for v in x]}
     if t is dict:
         if all(type(k) is str and not k.startswith("~") for k in x):
-            return {k: _encode(v, memo) for k, v in x.items()}
-        return {"~": "d", "v": [[_encode(k, memo), _encode(v, memo)] for k, v in x.items()]}
+            if len(x) < SHAPE_MIN_KEYS:
+                return {k: v if type(v) in plain else enc(v, memo) for k, v in x.items()}
+            keys = tuple(x)
+            shape = memo.shapes.setdefault(keys, len(memo.shapes))
+            return {"~": "h", "k": shape,
+                    "v": [v if type(v) in plain else enc(v, memo) for v in x.values()]}
+        return {"~": "d", "v": _pairs(x, memo)}
     if t is OrderedDict:
-        return {"~": "od", "v": [[_encode(k, memo), _encode(v, memo)] for k, v in x.items()]}
+        return {"~": "od", "v": _pairs(x, memo)}
     if t is deque:
-        return {"~": "q", "v": [_encode(v, memo) for v in x], "m": x.maxlen}
+        return {"~": "q", "v": [v if type(v) in plain else enc(v, memo) for v in x],
+                "m": x.maxlen}
     if t is set or t is frozenset:
-        return {"~": "s" if t is set else "fs", "v": [_encode(v, memo) for v in x]}
+        return {"~": "s" if t is set else "fs", "v": [enc(v, memo) for v in x]}
     if t is array.array:
         return {"~": "a", "c": x.typecode, "b": x.tobytes()}
     if t is bytearray:
@@ -139,9 +152,23 @@ def _encode(x: Any, memo: _Ctx) -> Any:
     return _encode_obj(x, memo)
 
 
+def _pairs(x: dict[Any, Any], memo: _Ctx) -> list[Any]:
+    """A mapping as a flat list: key, value, key, value, ..."""
+    plain, enc = _PLAIN, _encode
+    out: list[Any] = []
+    for k, v in x.items():
+        out.append(k if type(k) in plain else enc(k, memo))
+        out.append(v if type(v) in plain else enc(v, memo))
+    return out
+
+
 def to_state(obj: Any, externals: dict[str, Any] | None = None) -> Any:
     """The snapshot tree of ``obj``; objects in ``externals`` are written as their key."""
-    return _encode(obj, _Ctx(externals))
+    ctx = _Ctx(externals)
+    tree = _encode(obj, ctx)
+    if not ctx.shapes:
+        return tree
+    return {"~": "root", "shapes": [list(k) for k in ctx.shapes], "v": tree}
 
 
 def _restore(cls: type, state: Any) -> Any:
@@ -183,14 +210,22 @@ def _decode_obj(x: dict[str, Any], memo: dict[Any, Any]) -> Any:
     return obj
 
 
+def _values(xs: list[Any], memo: dict[Any, Any]) -> list[Any]:
+    plain, dec = _PLAIN, _decode
+    return [v if type(v) in plain else dec(v, memo) for v in xs]
+
+
 def _decode(x: Any, memo: dict[Any, Any]) -> Any:
     if isinstance(x, list):
-        return [_decode(v, memo) for v in x]
+        return _values(x, memo)
     if not isinstance(x, dict):
         return x
     tag = x.get("~")
     if tag is None:
-        return {k: _decode(v, memo) for k, v in x.items()}
+        return {k: v if type(v) in _PLAIN else _decode(v, memo) for k, v in x.items()}
+    if tag == "h":
+        keys = memo[("shape", x["k"])]
+        return dict(zip(keys, _values(x["v"], memo), strict=True))
     if tag == "o":
         return _decode_obj(x, memo)
     if tag == "r":
@@ -204,13 +239,13 @@ def _decode(x: Any, memo: dict[Any, Any]) -> Any:
         return array.array(x["c"], x["b"])
     if tag == "ba":
         return bytearray(x["b"])
-    v = [_decode(i, memo) for i in x["v"]]
+    v = _values(x["v"], memo)
     if tag == "t":
         return tuple(v)
     if tag == "d":
-        return {_hashable(k): val for k, val in v}
+        return {_hashable(k): val for k, val in zip(v[::2], v[1::2], strict=True)}
     if tag == "od":
-        return OrderedDict((_hashable(k), val) for k, val in v)
+        return OrderedDict((_hashable(k), val) for k, val in zip(v[::2], v[1::2], strict=True))
     if tag == "q":
         return deque(v, x.get("m"))
     if tag in ("s", "fs"):
@@ -228,6 +263,10 @@ def from_state(tree: Any, externals: dict[str, Any] | None = None) -> Any:
     such (:class:`StateError` if it cannot be read)."""
     memo: dict[Any, Any] = {("x", k): v for k, v in (externals or {}).items()}
     try:
+        if isinstance(tree, dict) and tree.get("~") == "root":
+            for i, keys in enumerate(tree["shapes"]):
+                memo[("shape", i)] = tuple(keys)
+            tree = tree["v"]
         return _decode(tree, memo)
     except StateError:
         raise

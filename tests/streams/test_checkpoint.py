@@ -391,7 +391,11 @@ def test_checkpoints_are_snapshots_not_pickles(tmp_path: Path, registry: RegionR
     doc = msgpack.unpackb(blob, raw=False, strict_map_key=False)
     assert doc["partition"] == 1 and doc["offsets"] == {"tocsin.env.readings": 120}
     assert b"streams." not in blob and b"detectors." not in blob
-    assert doc["state"]["sources"]["detection"]["c"] == "detection"
+    assert doc["state"]["v"]["sources"]["detection"]["c"] == "detection"
+    # attribute names are written once per shape, not once per series
+    shapes = doc["state"]["shapes"]
+    assert shapes and all(isinstance(n, str) for keys in shapes for n in keys)
+    assert len({tuple(k) for k in shapes}) == len(shapes)
 
 
 def test_a_format_1_checkpoint_from_before_snapshots_is_restored(
@@ -437,7 +441,7 @@ def test_a_snapshot_this_version_cannot_read_starts_the_partition_cold(
     a, _ = make_worker(tmp_path / "a", registry)
     asyncio.run(drive(a, "ingest_env", _readings()[:120], b"harbour"))
     snap = a.checkpointer.capture(1, 1)
-    snap.state["sources"]["detection"]["n"] = 99
+    snap.state["v"]["sources"]["detection"]["n"] = 99
     b, _ = make_worker(tmp_path / "b", registry)
     with pytest.raises(StateError, match="version 99; this version of Tocsin reads up to 1"):
         b.checkpointer.adopt(snap)
