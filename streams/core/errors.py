@@ -43,3 +43,17 @@ class ValidationFailure(TocsinError):
 
 class InputFileError(TocsinError):
     """A JSONL or JSON input file is unreadable or malformed."""
+
+
+def validation_message(exc: Exception, limit: int = 5) -> str:
+    """The one wording of a failed validation: ``field: what is wrong`` for each of the first
+    ``limit`` errors of a pydantic ``ValidationError`` (``; ``-separated, with a count of
+    the rest); any other exception's own message."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    found = errors()
+    parts = [f"{'.'.join(str(x) for x in e['loc']) or 'record'}: "
+             f"{str(e['msg']).removeprefix('Value error, ')}" for e in found[:limit]]
+    more = f" (+{len(found) - limit} more)" if len(found) > limit else ""
+    return "; ".join(parts) + more

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from streams.core.errors import InputFileError
+from streams.core.errors import InputFileError, validation_message
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import SOURCES, EventTime, Warning
 from streams.core.settings import TocsinSettings
@@ -47,7 +47,7 @@ def load_truth(path: Path) -> list[TruthIncident]:
         try:
             out.append(TruthIncident.model_validate(item))
         except ValidationError as e:
-            raise InputFileError(f"{path}: incident #{i}: {e.errors()[0]['msg']}") from e
+            raise InputFileError(f"{path}: incident #{i}: {validation_message(e)}") from e
     return out
 
 

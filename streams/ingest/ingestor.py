@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from streams.core.errors import ValidationFailure
+from streams.core.errors import ValidationFailure, validation_message
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import SOURCE_MODELS, Complaint, DeadLetter, MarketEvent, SensorReading
 from streams.core.units import normalise_price, normalise_sensor
@@ -56,15 +56,6 @@ class IngestResult:
     record: Record | None = None
     dead: DeadLetter | None = None
     duplicate: bool = False
-
-
-def _validation_reason(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors()[:5]:
-        loc = ".".join(str(x) for x in err["loc"]) or "record"
-        parts.append(f"{loc}: {err['msg']}")
-    more = f" (+{e.error_count() - 5} more)" if e.error_count() > 5 else ""
-    return "; ".join(parts) + more
 
 
 class Deduplicator:
@@ -170,7 +161,7 @@ class Ingestor:
         try:
             rec: Record = model.model_validate(obj)
         except ValidationError as e:
-            raise ValidationFailure(_validation_reason(e), "schema") from None
+            raise ValidationFailure(validation_message(e), "schema") from None
         if rec.region not in self.registry:
             raise ValidationFailure(
                 f"unknown region {rec.region!r}: not in the region registry", "unknown_region"

@@ -21,6 +21,7 @@ import faust
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from streams.core.errors import validation_message
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
     ANOMALY_RECORD,
@@ -240,10 +241,8 @@ class Worker:
                 rec = ANOMALY_RECORD.validate_json(raw)
             except (ValidationError, ValueError) as exc:
                 on_processing_error(m.topic, m.partition, m.offset, exc)
-                msg = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError)
-                       else str(exc))
                 d = dead_letter(raw, Origin(m.topic, m.partition, m.offset, m.key),
-                                f"bad anomaly record: {msg}", "schema")
+                                f"bad anomaly record: {validation_message(exc)}", "schema")
                 pending.append(await self._send(self.deadletter_topic, m.key,
                                                 d.model_dump_json().encode()))
                 continue
@@ -288,9 +287,8 @@ class Worker:
                 fb = check_feedback(Feedback.model_validate_json(raw))
                 Decision(fb.warning_id, fb.action, fb.by, fb.at.timestamp(), fb.reason)
             except (ValidationError, InvalidDecision, ValueError, OverflowError) as exc:
-                msg = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError)
-                       else str(exc))
-                d = dead_letter(raw, origin, f"bad feedback: {msg}", "schema")
+                d = dead_letter(raw, origin, f"bad feedback: {validation_message(exc)}",
+                                "schema")
                 pending.append(await self._send(self.deadletter_topic, m.key,
                                                 d.model_dump_json().encode()))
                 continue

@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from streams.core.errors import EXIT_USAGE, TocsinError
+from streams.core.errors import EXIT_USAGE, TocsinError, validation_message
 
 app = typer.Typer(help="Tocsin: cross-department early warning on Kafka.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -258,8 +258,7 @@ def feedback(
         check_feedback(fb)
         Decision(fb.warning_id, fb.action, fb.by, fb.at.timestamp(), fb.reason)
     except (ValidationError, InvalidDecision, ValueError) as e:
-        msg = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
-        raise TocsinError(f"not sent: {msg}") from e
+        raise TocsinError(f"not sent: {validation_message(e)}") from e
     s = _settings(broker=broker)
 
     async def send() -> None:
