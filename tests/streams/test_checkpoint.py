@@ -182,35 +182,24 @@ def test_state_carried_through_a_checkpoint_continues_exactly(
     b.checkpointer.adopt(restored)
     _OFFSETS[id(b), "ingest_env"] = 100  # re-delivered from before the checkpoint
     asyncio.run(drive(b, "ingest_env", readings[100:], b"harbour"))
-    c, c_sent = make_worker(tmp_path / "c", registry)
-    asyncio.run(drive(c, "ingest_env", readings[:120], b"harbour"))
-    n = len(c_sent)
-    asyncio.run(drive(c, "ingest_env", readings[120:], b"harbour"))
 
     assert b.metrics.records_skipped.labels("tocsin.env.readings")._value.get() == 20
     found = [v for k, v, _ in topic_of(b_sent, "anomalies") if k is not None]
     assert any(b'"r-150"' in v for v in found), "the jump at reading 150 must be found"
     # the same anomalies (batches, and so the watermark markers between them, differ)
-    assert found == [v for k, v, _ in topic_of(c_sent[n:], "anomalies") if k is not None]
+    assert found == _uninterrupted(tmp_path, registry, readings)
 
 
 def test_cold_partition_state_would_differ(tmp_path: Path, registry: RegionRegistry) -> None:
     """Control for the test above: without the checkpoint, B (cold) does not produce C's
     outputs for the same records, so the comparison above can fail."""
-    from datetime import timedelta
 
-    readings = [reading(i, 20.0 + (i % 5) * 0.2 + (30.0 if i in (150, 151) else 0.0),
-                        T0 + timedelta(minutes=15 * i)) for i in range(200)]
+    readings = _readings()
     b, b_sent = make_worker(tmp_path / "b", registry)
     _OFFSETS[id(b), "ingest_env"] = 120
     asyncio.run(drive(b, "ingest_env", readings[120:], b"harbour"))
-    c, c_sent = make_worker(tmp_path / "c", registry)
-    asyncio.run(drive(c, "ingest_env", readings[:120], b"harbour"))
-    n = len(c_sent)
-    asyncio.run(drive(c, "ingest_env", readings[120:], b"harbour"))
-    keyed = lambda sent: [v for k, v, _ in topic_of(sent, "anomalies")  # noqa: E731
-                          if k is not None]
-    assert keyed(b_sent) != keyed(c_sent[n:])
+    cold = [v for k, v, _ in topic_of(b_sent, "anomalies") if k is not None]
+    assert cold != _uninterrupted(tmp_path, registry, readings)
 
 
 @pytest.mark.parametrize("n", [0, 1])
@@ -371,6 +360,16 @@ def test_a_failed_write_keeps_the_generation_number(
     assert w.checkpointer.generation(1) == 1
 
 
+def _uninterrupted(tmp_path: Path, registry: RegionRegistry, readings: list[bytes]
+                   ) -> list[bytes]:
+    """The keyed anomalies a worker that saw every reading sends after the 120th."""
+    c, c_sent = make_worker(tmp_path / "c", registry)
+    asyncio.run(drive(c, "ingest_env", readings[:120], b"harbour"))
+    n = len(c_sent)
+    asyncio.run(drive(c, "ingest_env", readings[120:], b"harbour"))
+    return [v for k, v, _ in topic_of(c_sent[n:], "anomalies") if k is not None]
+
+
 def _readings() -> list[bytes]:
     from datetime import timedelta
 
@@ -418,13 +417,9 @@ def test_a_format_1_checkpoint_from_before_snapshots_is_restored(
     b.checkpointer.adopt(restored)
     _OFFSETS[id(b), "ingest_env"] = 120
     asyncio.run(drive(b, "ingest_env", readings[120:], b"harbour"))
-    c, c_sent = make_worker(tmp_path / "c", registry)
-    asyncio.run(drive(c, "ingest_env", readings[:120], b"harbour"))
-    n = len(c_sent)
-    asyncio.run(drive(c, "ingest_env", readings[120:], b"harbour"))
     found = [v for k, v, _ in topic_of(b_sent, "anomalies") if k is not None]
     assert any(b'"r-150"' in v for v in found)
-    assert found == [v for k, v, _ in topic_of(c_sent[n:], "anomalies") if k is not None]
+    assert found == _uninterrupted(tmp_path, registry, readings)
     # the next checkpoint of the restored state is written in the current format
     again = Assembler(b.settings.app_id)
     feed(again, encode(b.checkpointer.capture(1, 2), b.settings.app_id))

@@ -13,7 +13,7 @@ import msgpack
 
 from streams.core.regions import RegionRegistry
 from streams.core.settings import TocsinSettings
-from streams.evaluation.replay_score import feed_lines, read_replay
+from streams.evaluation.replay_score import ReplayLine, feed_lines, read_replay
 from streams.pipeline.stages import Pipeline
 from streams.runtime import snapshot
 from streams.tools.simulate import SimConfig, simulate
@@ -25,13 +25,17 @@ def _lines(w: list[object]) -> list[str]:
     return [w_.model_dump_json(exclude={"sent_at", "audit"}) for w_ in w]  # type: ignore[attr-defined]
 
 
+def _stream(tmp_path: Path, registry: RegionRegistry) -> tuple[Path, list[ReplayLine], int]:
+    """Four simulated days of every department, and where the snapshot is taken."""
+    events = tmp_path / "events.jsonl"
+    simulate(SimConfig(seed=21, days=4.0), registry).write(events, None)
+    lines = list(read_replay(events))
+    return events, lines, len(lines) * 3 // 5
+
+
 def test_a_snapshot_restored_in_another_process_continues_exactly(
         tmp_path: Path, registry: RegionRegistry) -> None:
-    sim = simulate(SimConfig(seed=21, days=4.0), registry)
-    events = tmp_path / "events.jsonl"
-    sim.write(events, None)
-    lines = list(read_replay(events))
-    cut = len(lines) * 3 // 5
+    events, lines, cut = _stream(tmp_path, registry)
     settings = TocsinSettings(partitions=2)
     pipe = Pipeline(settings, registry)
     feed_lines(pipe, lines[:cut])
@@ -57,11 +61,7 @@ def test_a_snapshot_restored_in_another_process_continues_exactly(
 def test_a_cold_pipeline_would_not_continue_the_same(registry: RegionRegistry,
                                                      tmp_path: Path) -> None:
     """Control: without the restored state the second part publishes other versions."""
-    sim = simulate(SimConfig(seed=21, days=4.0), registry)
-    events = tmp_path / "events.jsonl"
-    sim.write(events, None)
-    lines = list(read_replay(events))
-    cut = len(lines) * 3 // 5
+    _, lines, cut = _stream(tmp_path, registry)
     settings = TocsinSettings(partitions=2)
     warm = Pipeline(settings, registry)
     feed_lines(warm, lines[:cut])
