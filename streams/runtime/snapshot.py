@@ -27,6 +27,9 @@ def _register() -> None:
              load=Anomaly.model_validate_json)
     register("feedback", Feedback, dump=lambda m: m.model_dump_json(),
              load=Feedback.model_validate_json)
+    # earlier warning versions the CAP sink holds (for references)
+    register("warning", Warning, dump=lambda m: m.model_dump_json(),
+             load=Warning.model_validate_json)
     for name, cls in {
         "detection": detection.Detection, "sensor_series": sensor_path._SensorState,
         "level_series": detection._LevelState, "count_series": detection._CountCtx,
@@ -50,11 +53,8 @@ def externals(sources: stages.SourceStage, correlation: stages.CorrelationStage
 
 
 def capture(state: dict[str, Any], ext: dict[str, Any]) -> Any:
-    """The snapshot tree of one partition's ``state`` (``cap_prev``: earlier warning
-    versions, kept as their wire JSON)."""
-    cap = {wid: {str(v): w.model_dump_json() for v, w in versions.items()}
-           for wid, versions in (state.get("cap_prev") or {}).items()}
-    return to_state({**state, "cap_prev": cap}, ext)
+    """The snapshot tree of one partition's ``state`` (wire records as their JSON)."""
+    return to_state(state, ext)
 
 
 def restore(tree: Any, ext: dict[str, Any], fmt: int = 2) -> dict[str, Any]:
@@ -65,12 +65,6 @@ def restore(tree: Any, ext: dict[str, Any], fmt: int = 2) -> dict[str, Any]:
     out = from_state(tree, ext)
     if not isinstance(out, dict):
         raise StateError("a partition snapshot must be a mapping")
-    try:
-        out["cap_prev"] = {wid: {int(v): Warning.model_validate_json(j)
-                                 for v, j in versions.items()}
-                           for wid, versions in (out.get("cap_prev") or {}).items()}
-    except (ValueError, AttributeError) as exc:
-        raise StateError(f"the snapshot's CAP versions cannot be read ({exc})") from exc
     return out
 
 

@@ -82,32 +82,29 @@ def test_an_incident_like_ramp_at_a_lone_station_is_not_a_fault() -> None:
         assert set(kinds) == {None}
 
 
-def test_a_shift_the_twin_shows_too_is_the_place_not_the_instrument() -> None:
-    rng = random.Random(3)
+def _shifted_site(seed: int, twin_share: float, common: float) -> list[str | None]:
+    """Station a shifts by 8 sd at hour 96, its twin b by ``twin_share`` of that, while the
+    city's peers stand ``common`` sd up from then on; a's verdicts."""
+    rng = random.Random(seed)
     site = ColocatedSite("r1", "pm25")
     ar_a, ar_b = [0.0], [0.0]
     kinds = []
     for h in range(24 * 6):
         t = T0 + h * H
         off = 8.0 if h >= 96 else 0.0
-        kinds.append(site.observe("a", noise(rng, ar_a) + off, t, 0.0))
-        site.observe("b", noise(rng, ar_b) + 0.8 * off, t + 60.0, 0.0)
-    assert set(kinds) == {None}
+        city = common if h >= 96 else 0.0
+        kinds.append(site.observe("a", noise(rng, ar_a) + off, t, city))
+        site.observe("b", noise(rng, ar_b) + twin_share * off, t + 60.0, city)
+    return kinds
+
+
+def test_a_shift_the_twin_shows_too_is_the_place_not_the_instrument() -> None:
+    assert set(_shifted_site(3, twin_share=0.8, common=0.0)) == {None}
 
 
 def test_a_city_wide_rise_is_not_judged() -> None:
     """While the city's stations of the metric are up (the peers' median z), no verdict."""
-    rng = random.Random(4)
-    site = ColocatedSite("r1", "pm25")
-    ar_a, ar_b = [0.0], [0.0]
-    kinds = []
-    for h in range(24 * 6):
-        t = T0 + h * H
-        off = 8.0 if h >= 96 else 0.0
-        common = 3.0 if h >= 96 else 0.0
-        kinds.append(site.observe("a", noise(rng, ar_a) + off, t, common))
-        site.observe("b", noise(rng, ar_b), t + 60.0, common)
-    assert set(kinds) == {None}
+    assert set(_shifted_site(4, twin_share=0.0, common=3.0)) == {None}
 
 
 def test_drifting_shapes() -> None:
