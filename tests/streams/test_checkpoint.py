@@ -440,3 +440,21 @@ def test_a_snapshot_this_version_cannot_read_starts_the_partition_cold(
     b, _ = make_worker(tmp_path / "b", registry)
     with pytest.raises(StateError, match="version 99; this version of Tocsin reads up to 1"):
         b.checkpointer.adopt(snap)
+
+
+def test_earlier_cap_versions_survive_a_snapshot() -> None:
+    """The CAP sink's earlier versions (warnings by id and version) come back as equal
+    wire records, keyed by their integer versions."""
+    from datetime import UTC, datetime
+
+    from streams.core.schemas import Warning
+    from streams.runtime import snapshot
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    w = Warning(warning_id="tw-r1-x", version=1, status="new", region="r1",
+                scenario="pollution", severity="Minor", urgency="Immediate",
+                certainty="Possible", score=7.0, departments=["a", "b"], first_seen=t,
+                last_seen=t, evidence=[], explanation="e")
+    prev = {"tw-r1-x": {1: w, 2: w.model_copy(update={"version": 2, "status": "update"})}}
+    back = snapshot.restore(snapshot.capture({"cap_prev": prev}, {}), {})
+    assert back["cap_prev"] == prev
