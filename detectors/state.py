@@ -295,7 +295,16 @@ def loads(blob: bytes, externals: dict[str, Any] | None = None) -> Any:
 def _register_detectors() -> None:
     """The detectors' own stateful classes, each under a stable name (version 1)."""
     from detectors import base
-    from detectors.fusion import bar, citywide, correlation, decisions, history, reorder
+    from detectors.fusion import (
+        bar,
+        citywide,
+        correlation,
+        decisions,
+        history,
+        ledger,
+        reorder,
+        versions,
+    )
     from detectors.signals import (
         calibration,
         count_keys,
@@ -324,6 +333,8 @@ def _register_detectors() -> None:
         "count_surge": counts.CountSurge, "count_key": count_keys._KeyState,
         "rate_surge": rates.RateSurge, "rate_key": rate_keys._RateState,
         "event_time_buffer": reorder.EventTimeBuffer,
+        "publication_ledger": ledger.Ledger, "published_warning": ledger._Published,
+        "incident_version": versions.IncidentVersion,
         "correlator": correlation.Correlator, "incident": correlation._Incident,
         "city_view": citywide.CityView, "city_condition": citywide._Condition,
         "feedback_bar": bar.FeedbackBar, "feedback_level": bar._Bar,

@@ -7,6 +7,7 @@ module keeps the incidents (opened, extended, resolved when quiet, decided on)."
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections import deque
@@ -258,6 +259,24 @@ class Correlator(OpeningRule):
             else:
                 del self._open[region]
         return out
+
+    def seen(self, anomaly_id: str) -> bool:
+        """Has this anomaly been taken already?"""
+        return anomaly_id in self._seen_ids
+
+    def fork(self, region: str, city: CityView) -> Correlator:
+        """A scratch copy for early firing (:mod:`detectors.fusion.early`): ``region``'s
+        recent anomalies and open incidents copied, ``city`` as its city-wide view, the
+        rest shared and never written (a fork takes anomalies of ``region`` only)."""
+        twin = copy.copy(self)
+        twin._recent = {region: deque(self._recent.get(region, ()))}
+        twin._open = {region: [replace(i, evidence=dict(i.evidence))
+                               for i in self._open.get(region, ())]}
+        twin._seen_ids, twin._closed, twin._dismissed = {}, {}, {}
+        twin.city = city
+        if any(i.warning_id in self.history for i in self._open.get(region, ())):
+            twin.history = copy.deepcopy(self.history)  # quiet resolution records in it
+        return twin
 
     def open_incidents(self) -> int:
         return sum(len(v) for v in self._open.values())

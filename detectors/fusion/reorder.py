@@ -95,9 +95,13 @@ class EventTimeBuffer(Generic[T]):
             self.released_until = limit
         return out
 
+    def held(self) -> list[tuple[float, T]]:
+        """Every item held, oldest first (left held)."""
+        return [(e[0], e[3]) for e in sorted(self._heap, key=lambda e: e[:3])]
+
     def flush(self) -> list[tuple[float, T]]:
         """Release everything held, oldest first."""
-        out = [(e[0], e[3]) for e in sorted(self._heap, key=lambda e: e[:3])]
+        out = self.held()
         self._heap.clear()
         if out:
             self.released_until = max(self.released_until, out[-1][0])

@@ -113,6 +113,12 @@ class TocsinSettings(BaseSettings):
         "re-reported hourly while they last, and longer lags measured more chance pairings "
         "than late joins (docs/correlation.md).",
     )
+    early_firing: bool = Field(
+        True,
+        description="Publish a warning as soon as the anomalies that have arrived open it "
+        "(fire on arrival), not only once the event-time watermark has passed them by the "
+        "allowed lateness; the on-time correlation still confirms, updates or withdraws it.",
+    )
     reorder_idle_s: float = Field(
         30.0, gt=0,
         description="A source partition silent this long (wall clock) stops holding back the "

@@ -18,7 +18,8 @@ from streams.core.regions import RegionRegistry
 from streams.core.schemas import SOURCES, EventTime, Warning
 from streams.core.settings import TocsinSettings
 from streams.ingest.ingestor import Origin
-from streams.pipeline.stages import Pipeline, partition_for
+from streams.pipeline.inprocess import Pipeline
+from streams.pipeline.stages import partition_for
 
 MATCH_GRACE = timedelta(hours=1)
 

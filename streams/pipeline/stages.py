@@ -9,8 +9,11 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from detectors.base import Finding
 from detectors.fusion.correlation import Correlator, IncidentVersion
+from detectors.fusion.early import EarlyFiring
 from detectors.fusion.feedback import Decision, InvalidDecision
+from detectors.fusion.ledger import Ledger
 from detectors.fusion.reorder import EventTimeBuffer
 from detectors.fusion.templates import DEFAULT_FILE, load_templates
 from streams.core.regions import RegionRegistry
@@ -42,15 +45,21 @@ class _CorrelationPartition:
     buffer: EventTimeBuffer[Anomaly | Feedback]
     correlator: Correlator
     last_input: float = 0.0  # wall clock (monotonic) of the last record seen
+    ledger: Ledger = field(default_factory=Ledger)  # what has been published
 
 
 class CorrelationStage:
     """Anomalies and source watermarks in, warnings out; one state per anomalies partition.
 
-    Anomalies of one region always share an anomalies partition. In front of each
-    partition's correlator an event-time buffer releases anomalies sorted by event time once
-    every source partition's watermark has passed them, so a live worker and an in-process
-    replay correlate the same sequence. ``wall`` arguments are a monotonic clock (seconds).
+    Anomalies of one region always share an anomalies partition. Each anomaly fires on
+    arrival (``early_firing``, :mod:`detectors.fusion.early`): the incidents the anomalies
+    that have arrived open or extend are published at once. In front of each partition's
+    authoritative correlator an event-time buffer releases anomalies sorted by event time
+    once every source partition's watermark has passed them, so a live worker and an
+    in-process replay reach the same incidents and final versions whatever the arrival
+    order; a :class:`~detectors.fusion.ledger.Ledger` publishes only what is new and
+    withdraws early warnings that do not stand. ``wall`` arguments are a monotonic clock
+    (seconds).
     """
 
     def __init__(self, settings: TocsinSettings, expect_all_sources: bool = True) -> None:
@@ -60,6 +69,7 @@ class CorrelationStage:
         self._expected = [f"{src}/{p}" for src in SOURCES for p in range(settings.partitions)
                           ] if expect_all_sources else []
         self._parts: dict[int, _CorrelationPartition] = {}
+        self._early: dict[int, EarlyFiring] = {}  # derived from _parts: never checkpointed
         self.templates = load_templates(settings.scenarios or DEFAULT_FILE)
 
     def part(self, partition: int, wall: float = 0.0) -> _CorrelationPartition:
@@ -75,17 +85,35 @@ class CorrelationStage:
         return p
 
     def add(self, partition: int, rec: Anomaly | SourceWatermark | Feedback,
-            wall: float) -> None:
+            wall: float) -> list[Warning]:
+        """Take one record; return the warnings it fires on arrival (early firing)."""
         p = self.part(partition, wall)
         p.last_input = wall
         if isinstance(rec, Anomaly):
             p.buffer.push(rec.event_time.timestamp(), rec.anomaly_id, rec)
+            if self.settings.early_firing:
+                return self._fire(partition, p, anomaly_to_finding(rec))
         elif isinstance(rec, Feedback):
             # in event-time order with the anomalies: a replay applies it at the same point
             p.buffer.push(rec.at.timestamp(), f"~fb|{rec.warning_id}|{rec.action}|{rec.by}",
                           rec)
         else:
             p.buffer.watermark(f"{rec.source}/{rec.partition}", rec.watermark.timestamp(), wall)
+        return []
+
+    def _fire(self, partition: int, p: _CorrelationPartition, f: Finding) -> list[Warning]:
+        early = self._early.get(partition)
+        if early is None:  # new, or adopted from a checkpoint: what its buffer holds
+            early = self._early[partition] = EarlyFiring(p.correlator)
+            for _, held in p.buffer.held():
+                if isinstance(held, Anomaly) and held.anomaly_id != f.anomaly_id:
+                    early.add(anomaly_to_finding(held))
+        early.add(f)
+        if f.city:
+            return []
+        fired = early.fire(p.correlator, f.region)
+        return self._publish(p, [pv for t, v in fired
+                                 if (pv := p.ledger.publish(v, early_at=t)) is not None])
 
     def watermark(self, partition: int, source: str, src_partition: int, t: float,
                   wall: float) -> None:
@@ -97,21 +125,21 @@ class CorrelationStage:
     def release(self, partition: int, wall: float) -> list[Warning]:
         """Correlate every anomaly of ``partition`` that is final by now."""
         p = self.part(partition)
-        return self._correlate(p, p.buffer.release(wall), p.buffer.released_until)
+        return self._correlate(partition, p.buffer.release(wall), p.buffer.released_until)
 
     def flush_idle(self, wall: float) -> list[Warning]:
         """Flush partitions with no input for ``reorder_idle_s``: the stream has stopped."""
         out: list[Warning] = []
-        for p in self._parts.values():
+        for part, p in list(self._parts.items()):
             if len(p.buffer) and wall - p.last_input > self.settings.reorder_idle_s:
-                out.extend(self._correlate(p, p.buffer.flush(), -math.inf))
+                out.extend(self._correlate(part, p.buffer.flush(), math.inf))
         return out
 
     def flush(self) -> list[Warning]:
         """Correlate everything still held (end of a replay)."""
         out: list[Warning] = []
-        for p in self._parts.values():
-            out.extend(self._correlate(p, p.buffer.flush(), -math.inf))
+        for part, p in list(self._parts.items()):
+            out.extend(self._correlate(part, p.buffer.flush(), math.inf))
         return out
 
     def common_mode(self) -> dict[str, int]:
@@ -150,6 +178,7 @@ class CorrelationStage:
     def adopt(self, partition: int, state: _CorrelationPartition | None, wall: float) -> None:
         """Take over ``partition`` from a checkpoint; ``wall`` restarts its idle clocks."""
         self._parts.pop(partition, None)
+        self._early.pop(partition, None)
         if state is not None:
             state.buffer.rebase(wall)
             state.last_input = wall
@@ -160,6 +189,7 @@ class CorrelationStage:
 
     def drop(self, partition: int) -> None:
         self._parts.pop(partition, None)
+        self._early.pop(partition, None)
 
     def partitions(self) -> list[int]:
         return sorted(self._parts)
@@ -175,9 +205,12 @@ class CorrelationStage:
                 "10**neighbour_decay"), params
 
     def _correlate(
-        self, p: _CorrelationPartition, items: list[tuple[float, Anomaly | Feedback]],
+        self, part: int, items: list[tuple[float, Anomaly | Feedback]],
         until: float,
     ) -> list[Warning]:
+        """The authoritative correlator takes ``items`` (in event-time order), then event
+        time moves to ``until`` (``inf``: everything held was flushed; nothing moves)."""
+        p = self._parts[part]
         versions: list[IncidentVersion] = []
         for _, a in items:
             if isinstance(a, Feedback):
@@ -190,6 +223,16 @@ class CorrelationStage:
             versions.extend(p.correlator.process(anomaly_to_finding(a)))
         if math.isfinite(until):
             versions.extend(p.correlator.advance(until))  # resolve quiet incidents
+        published = [pv for v in versions if (pv := p.ledger.publish(v)) is not None]
+        # early warnings the correlator did not produce by now do not stand
+        published.extend(p.ledger.retract(until))
+        early = self._early.get(part)
+        if early is not None:
+            early.final(until)
+        return self._publish(p, published)
+
+    def _publish(self, p: _CorrelationPartition, versions: list[IncidentVersion]
+                 ) -> list[Warning]:
         if not versions:
             return []
         now = datetime.now(UTC)
@@ -320,60 +363,3 @@ class SourceStage:
             out.extend(neighbour_copies(a, self.registry))
             out.append(city_copy(a))
         return StepResult(anomalies=out)
-
-
-class Pipeline:
-    """Everything in one process, for evaluation and tests."""
-
-    def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
-        self.settings = settings
-        self.sources = SourceStage(settings, registry)
-        self.correlation = CorrelationStage(settings, expect_all_sources=False)
-        self._wm: dict[tuple[str, int], float] = {}
-        self.dead_letters: list[DeadLetter] = []
-        self.anomalies: list[Anomaly] = []
-        self.warnings: list[Warning] = []
-        self.conditions: list[Condition] = []
-
-    def feed(self, source: str, raw: bytes, origin: Origin) -> list[Warning]:
-        step = self.sources.process(source, raw, origin)
-        if step.dead is not None:
-            self.dead_letters.append(step.dead)
-        n = self.settings.partitions
-        for a in step.anomalies:
-            if a.city:  # to every partition, as a live ingest agent sends it
-                for part in range(n):
-                    self.correlation.add(part, a, 0.0)
-                continue
-            if a.via is None:  # neighbour copies are routing, not new anomalies
-                self.anomalies.append(a)
-            self.correlation.add(partition_for(a.region.encode(), n), a, 0.0)
-        # a live ingest agent sends its watermark after each batch; here, after each record
-        wm = self.sources.watermark(source, origin.partition)
-        out: list[Warning] = []
-        if wm is not None and wm > self._wm.get((source, origin.partition), -math.inf):
-            self._wm[source, origin.partition] = wm
-            for part in range(n):
-                self.correlation.watermark(part, source, origin.partition, wm, 0.0)
-                out.extend(self.correlation.release(part, 0.0))
-            self.conditions.extend(self.correlation.take_conditions())
-        self.warnings.extend(out)
-        return out
-
-    def feedback(self, fb: Feedback) -> list[Warning]:
-        """A duty officer's decision, routed like the live worker routes it (by region)."""
-        part = partition_for(fb.region.encode(), self.settings.partitions)
-        self.correlation.add(part, fb, 0.0)
-        out = self.correlation.release(part, 0.0)
-        self.warnings.extend(out)
-        return out
-
-    def finish(self) -> list[Warning]:
-        """End of input: correlate whatever the reorder buffers still hold."""
-        out: list[Warning] = []
-        for part in range(self.settings.partitions):
-            out.extend(self.correlation.release(part, 0.0))
-        out.extend(self.correlation.flush())
-        self.conditions.extend(self.correlation.take_conditions())
-        self.warnings.extend(out)
-        return out

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.state import StateError, from_state, register, to_state
+from detectors.fusion.ledger import Ledger
+from detectors.state import StateError, from_state, register, register_upgrade, to_state
 from streams.core.schemas import Anomaly, Feedback, Warning
 from streams.ingest.ingestor import Deduplicator
 from streams.pipeline import detection, sensor_path, stages
@@ -33,9 +34,18 @@ def _register() -> None:
     for name, cls in {
         "detection": detection.Detection, "sensor_series": sensor_path._SensorState,
         "level_series": detection._LevelState, "count_series": detection._CountCtx,
-        "dedup_window": Deduplicator, "correlation_partition": stages._CorrelationPartition,
+        "dedup_window": Deduplicator,
     }.items():
         register(name, cls)
+    # version 2: the publication ledger (early firing); a version-1 partition has none
+    register("correlation_partition", stages._CorrelationPartition, version=2)
+    register_upgrade("correlation_partition", 1, _with_ledger)
+
+
+def _with_ledger(state: Any) -> Any:
+    if isinstance(state, dict) and "ledger" not in state:
+        state = {**state, "ledger": Ledger()}
+    return state
 
 
 _register()

@@ -246,7 +246,7 @@ class Worker:
                 pending.append(await self._send(self.deadletter_topic, m.key,
                                                 d.model_dump_json().encode()))
                 continue
-            self.correlation.add(m.partition, rec, wall)
+            self.publisher.publish(self.correlation.add(m.partition, rec, wall))
             touched.add(m.partition)
         for part in sorted(touched):
             self.publisher.publish(self.correlation.release(part, wall))

@@ -11,7 +11,7 @@ import msgpack
 from streams.core.regions import RegionRegistry
 from streams.core.settings import DEFAULT_REGISTRY, TocsinSettings
 from streams.evaluation.replay_score import feed_lines, read_replay
-from streams.pipeline.stages import Pipeline
+from streams.pipeline.inprocess import Pipeline
 from streams.runtime import snapshot
 
 

@@ -135,7 +135,7 @@ def test_ingest_agent_emits_anomaly_for_a_jump(tmp_path: Path, registry: RegionR
     assert a.event_ids == ["r-120"]  # the first high reading; its repeats are not re-sent
 
 
-def test_correlate_agent_orders_by_event_time_and_warns(
+def test_correlate_agent_fires_on_arrival_and_confirms_in_event_time(
     tmp_path: Path, registry: RegionRegistry
 ) -> None:
     worker, sent = make_worker(tmp_path, registry)
@@ -155,21 +155,25 @@ def test_correlate_agent_orders_by_event_time_and_warns(
     later = T0 + timedelta(hours=13)  # 3 h past the anomalies below
 
     t1 = T0 + timedelta(hours=10)
-    # the complaint arrives before the earlier reading: the buffer must reorder them, so
-    # the incident starts with the reading (the first evidence in event time)
+    # the complaint arrives before the earlier reading: the early firing takes what has
+    # arrived in event-time order, so the incident starts with the reading
     records = [
         anomaly("c1", "complaint", "citizen_hotline", "complaint:odor", t1 + timedelta(hours=1)),
         anomaly("e1", "env", "ecology_bureau", "env:water_cod", t1),
-        # every source partition but one reports: nothing may be released yet
+        # every source partition but one reports: the buffer releases nothing yet
         *[mark(src, p, later) for src in ("env", "complaint", "market") for p in range(n)
           if (src, p) != ("market", n - 1)],
         b"not an anomaly",
     ]
     asyncio.run(drive(worker, "correlate", records, b"harbour"))
-    assert topic_of(sent, "warnings") == []
+    early = topic_of(sent, "warnings")  # fired on arrival, no watermark has passed them
+    assert worker.correlation.held() == 2
     asyncio.run(drive(worker, "correlate", [mark("market", n - 1, later)], b"harbour"))
+    assert worker.correlation.held() == 0
+    # the authoritative correlation in event time reaches the same version: silent
+    assert topic_of(sent, "warnings") == early
 
-    warnings = [Warning.model_validate_json(v) for _, v, _ in topic_of(sent, "warnings")]
+    warnings = [Warning.model_validate_json(v) for _, v, _ in early]
     assert [(w.status, w.version, w.scenario) for w in warnings] == [("new", 1, "pollution")]
     assert warnings[0].first_seen == t1
     assert [e.signal for e in warnings[0].evidence] == [

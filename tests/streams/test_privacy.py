@@ -16,7 +16,8 @@ from streams.core.settings import TocsinSettings
 from streams.ingest import ingestor as ingest_mod
 from streams.ingest.ingestor import Ingestor, IngestResult, Origin
 from streams.ingest.privacy import Pseudonymizer, id_check_char, luhn_ok, mask_text
-from streams.pipeline.stages import Pipeline, partition_for
+from streams.pipeline.inprocess import Pipeline
+from streams.pipeline.stages import partition_for
 from streams.publish.cap import to_cap_series
 from streams.tools.simulate import SimConfig, simulate
 

@@ -14,7 +14,7 @@ import msgpack
 from streams.core.regions import RegionRegistry
 from streams.core.settings import TocsinSettings
 from streams.evaluation.replay_score import ReplayLine, feed_lines, read_replay
-from streams.pipeline.stages import Pipeline
+from streams.pipeline.inprocess import Pipeline
 from streams.runtime import snapshot
 from streams.tools.simulate import SimConfig, simulate
 
