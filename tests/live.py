@@ -8,6 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from detectors.fusion.ledger import WITHDRAWN
 from streams.core.schemas import Warning
 from streams.core.settings import TocsinSettings
 from streams.core.topics import SOURCE_TOPICS, WARNINGS, topic_name
@@ -32,20 +33,56 @@ def read_warnings(s: TocsinSettings) -> list[Warning]:
             for v in asyncio.run(read_topic(s, topic_name(s, WARNINGS)))]
 
 
-def wait_for_warnings(s: TocsinSettings, count: int, extra_s: float = 30.0) -> list[Warning]:
-    """The warnings topic once it holds ``count`` versions (the last ones leave the reorder
-    buffer ``reorder_idle_s`` after input stops), or at the deadline; read once more a
-    second later so a duplicate published late is seen too."""
+def wait_for_warnings(s: TocsinSettings, expected: list[Warning], extra_s: float = 30.0
+                      ) -> list[Warning]:
+    """The warnings topic once it holds the incidents of ``expected`` (:func:`incidents`;
+    the last versions come once the reorder buffer flushes, ``reorder_idle_s`` after input
+    stops), or at the deadline; read once more a second later so a duplicate published
+    late is seen too."""
+    want = incidents(expected)
     deadline = time.monotonic() + s.reorder_idle_s + extra_s
-    while len(read_warnings(s)) < count and time.monotonic() < deadline:
+    while incidents(read_warnings(s)) != want and time.monotonic() < deadline:
         time.sleep(1.0)
     time.sleep(1.0)
     return read_warnings(s)
 
 
-def canon(ws: list[Warning]) -> list[str]:
-    """Warning versions comparable between runs (only the wall-clock sent_at differs)."""
-    return sorted(w.model_dump_json(exclude={"sent_at"}) for w in ws)
+def withdrawn(w: Warning) -> bool:
+    """An early warning the on-time correlation did not confirm (detectors.fusion.ledger)."""
+    return w.status == "cancelled" and w.explanation.startswith(WITHDRAWN)
+
+
+def incidents(ws: list[Warning]) -> dict[str, str]:
+    """The replay contract (docs/architecture.md, "Replay and live"): every warning id that
+    stands (was not withdrawn) and the content of its final version. Version numbers,
+    sent_at and new-vs-update may differ with arrival order; these may not."""
+    last: dict[str, Warning] = {}
+    for w in ws:
+        if w.warning_id not in last or w.version >= last[w.warning_id].version:
+            last[w.warning_id] = w
+    return {wid: w.model_copy(update={"status": "update" if w.status == "new" else w.status}
+                              ).model_dump_json(exclude={"sent_at", "version"})
+            for wid, w in sorted(last.items()) if not withdrawn(w)}
+
+
+def rewrites(ws: list[Warning]) -> list[tuple[str, int]]:
+    """(warning_id, version) pairs published with two different contents: a silent rewrite
+    for a consumer that de-duplicates by them."""
+    seen: dict[tuple[str, int], str] = {}
+    out = []
+    for w in ws:
+        key, body = (w.warning_id, w.version), w.model_dump_json(exclude={"sent_at"})
+        if seen.setdefault(key, body) != body:
+            out.append(key)
+    return out
+
+
+def assert_same_incidents(live: list[Warning], replay: list[Warning]) -> None:
+    """The replay contract holds between a live run and the in-process replay."""
+    got, want = incidents(live), incidents(replay)
+    assert set(got) == set(want), (sorted(set(got) ^ set(want)), len(live), len(replay))
+    assert got == want, [k for k in got if got[k] != want.get(k)]
+    assert rewrites(live) == []
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -10,7 +10,6 @@ departments are city-wide at the same time.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -119,23 +118,15 @@ class CityView:
             self._join(f.kind, f.t)
         self.advance(f.t)
 
-    def fork(self) -> CityView:
-        """An independent copy (its conditions are never published)."""
-        twin = copy.copy(self)
-        twin._last = {k: dict(v) for k, v in self._last.items()}
-        twin._dept = dict(self._dept)
-        twin._open = copy.deepcopy(self._open)
-        twin.pending = []
-        return twin
-
     def regions(self, kind: str, t: float) -> int:
         """Distinct regions with an anomaly of ``kind`` within its window (``window_s``;
-        ``market_window_s`` for market kinds) before ``t``, or after it: the view early
-        firing consults takes anomalies as they arrive, some ahead of ``t`` (a view fed in
-        event-time order never holds one after ``t``)."""
-        by_region = self._last.get(kind, {})
+        ``market_window_s`` for market kinds) before ``t``."""
+        return len(self.region_set(kind, t))
+
+    def region_set(self, kind: str, t: float) -> set[str]:
+        """The regions :meth:`regions` counts."""
         w = self._window(kind)
-        return sum(1 for last in by_region.values() if t - w <= last)
+        return {r for r, last in self._last.get(kind, {}).items() if t - w <= last <= t}
 
     def is_common(self, kind: str, t: float) -> bool:
         return self.regions(kind, t) >= self.min_regions

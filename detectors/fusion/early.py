@@ -12,8 +12,9 @@ passes those anomalies, the authoritative correlator reaches the same versions, 
 arrival order made a difference, its versions follow as updates, and early warnings it
 never produces are withdrawn.
 
-The city-wide view an early firing consults has taken every city-wide copy that has
-arrived, in arrival order (the authoritative one takes them in event-time order).
+The city-wide view an early firing consults (:class:`ArrivedCity`) is the authoritative
+one plus every city-wide copy that has arrived and is not final yet, each at its own event
+time, so a kind is common at ``t`` exactly when the authoritative view will say so.
 
 >>> from detectors.base import Finding
 >>> from detectors.fusion.correlation import Correlator
@@ -33,11 +34,58 @@ arrived, in arrival order (the authoritative one takes them in event-time order)
 
 from __future__ import annotations
 
+import bisect
+import math
+
 from detectors.base import Finding
+from detectors.fusion.citywide import CityView
 from detectors.fusion.correlation import Correlator, IncidentVersion
 
 #: the statuses an early firing publishes (closing an incident waits for event time)
 EARLY_STATUSES = frozenset({"new", "update"})
+
+
+class ArrivedCity(CityView):
+    """The authoritative city-wide view (read, never written) plus the city-wide copies
+    that have arrived but are not final, each region's at all their event times (anomalies
+    arrive out of order: keeping only the latest would miss a region at an earlier ``t``).
+    ``at`` is the (event time, id) of the anomaly being taken: copies that sort after it
+    do not count yet, as in the authoritative view, which takes them in that order. Its
+    conditions are never published: only :meth:`is_common` matters."""
+
+    def __init__(self, base: CityView) -> None:
+        super().__init__(base.min_regions, base.window_s, base.market_window_s, base.quiet_s)
+        self.base = base
+        self.at: tuple[float, str] = (math.inf, "")
+        # kind -> region -> sorted (event time, anomaly id)
+        self._times: dict[str, dict[str, list[tuple[float, str]]]] = {}
+
+    def add(self, f: Finding) -> None:  # type: ignore[override]
+        times = self._times.setdefault(f.kind, {}).setdefault(f.origin, [])
+        bisect.insort(times, (f.t, f.anomaly_id))
+
+    def region_set(self, kind: str, t: float) -> set[str]:
+        w = self._window(kind)
+        upto = self.at if self.at[0] == t else (t, "\U0010ffff")
+        out = self.base.region_set(kind, t)
+        for region, times in self._times.get(kind, {}).items():
+            i = bisect.bisect_left(times, (t - w, ""))
+            if i < len(times) and times[i] < upto:
+                out.add(region)
+        return out
+
+    def advance(self, t: float) -> None:
+        return None
+
+    def final(self, until: float) -> None:
+        """The authoritative view has taken every copy older than ``until``."""
+        for kind, by_region in list(self._times.items()):
+            for region, times in list(by_region.items()):
+                del times[: bisect.bisect_left(times, (until, ""))]
+                if not times:
+                    del by_region[region]
+            if not by_region:
+                del self._times[kind]
 
 
 class EarlyFiring:
@@ -45,7 +93,7 @@ class EarlyFiring:
     by region, and the city-wide view of everything that has arrived."""
 
     def __init__(self, correlator: Correlator) -> None:
-        self.city = correlator.city.fork()
+        self.city = ArrivedCity(correlator.city)
         self._held: dict[str, list[Finding]] = {}
 
     def __len__(self) -> int:
@@ -55,21 +103,18 @@ class EarlyFiring:
         """An anomaly arrived (a city-wide copy goes to the city view only)."""
         if f.city:
             self.city.add(f)
-            self.city.pending.clear()  # a scratch view: its conditions are never published
         else:
             self._held.setdefault(f.region, []).append(f)
 
     def final(self, until: float) -> None:
         """The authoritative correlator has taken every anomaly older than ``until``."""
+        self.city.final(until)
         for region in list(self._held):
             keep = [g for g in self._held[region] if g.t >= until]
             if keep:
                 self._held[region] = keep
             else:
                 del self._held[region]
-
-    def clear(self) -> None:
-        self._held.clear()
 
     def fire(self, c: Correlator, region: str) -> list[tuple[float, IncidentVersion]]:
         """The versions ``region``'s held anomalies lead to on top of ``c``'s state, each
@@ -81,9 +126,10 @@ class EarlyFiring:
         fork = c.fork(region, self.city)
         out: list[tuple[float, IncidentVersion]] = []
         for g in held:
+            self.city.at = (g.t, g.anomaly_id)
             out.extend((g.t, v) for v in fork.process(g) if v.status in EARLY_STATUSES)
-        self.city.pending.clear()
+        self.city.at = (math.inf, "")
         return out
 
 
-__all__ = ["EARLY_STATUSES", "EarlyFiring"]
+__all__ = ["EARLY_STATUSES", "ArrivedCity", "EarlyFiring"]

@@ -14,6 +14,7 @@ watermark passes the anomaly that opened it (arrival order made a different inci
 same evidence, or none) is *retracted*: published once more as ``cancelled``, with an
 explanation saying so.
 
+>>> from dataclasses import replace
 >>> from detectors.fusion.versions import IncidentVersion
 >>> v = IncidentVersion("w-1", 1, "new", "r1", "generic", "Minor", "Immediate", "Possible",
 ...                     7.0, 1e-7, ("a", "b"), 10.0, 20.0, (), "x")
@@ -22,8 +23,13 @@ explanation saying so.
 1
 >>> led.publish(v) is None                     # the same content on time: silent
 True
->>> led.retract(until=30.0)                    # confirmed on time: nothing to retract
+>>> led.retract(until=30.0)                    # confirmed on time: nothing to settle
 []
+>>> w = replace(v, warning_id="w-2")
+>>> led.publish(w, early_at=25.0).version      # fired early; never produced on time
+1
+>>> [(x.status, x.version) for x in led.retract(until=30.0)]
+[('cancelled', 2)]
 """
 
 from __future__ import annotations
@@ -46,8 +52,10 @@ WITHDRAWN = ("Withdrawn: this early warning was raised on the evidence that had 
 class _Published:
     number: int = 0  # versions published so far
     digests: dict[str, None] | None = None  # contents published (an ordered set)
-    early_at: float | None = None  # event time of the anomaly that opened it early
-    last: IncidentVersion | None = None  # kept until confirmed on time (to retract it)
+    last: IncidentVersion | None = None  # the last version published
+    # early versions not yet reached on time: (event time of their anomaly, digest)
+    unconfirmed: list[tuple[float, str]] | None = None
+    on_time: IncidentVersion | None = None  # the on-time correlator's latest version
 
 
 def digest(v: IncidentVersion) -> str:
@@ -61,12 +69,12 @@ def digest(v: IncidentVersion) -> str:
 
 
 class Ledger:
-    """Per warning id: the contents published, the last version number and, for a warning
-    fired early and not yet confirmed on time, what to retract."""
+    """Per warning id: the contents published, the last version published, the early
+    versions the on-time correlator has not reached yet and its own latest version."""
 
     def __init__(self) -> None:
         self._ids: OrderedDict[str, _Published] = OrderedDict()
-        self._early: dict[str, None] = {}  # fired early, not yet confirmed on time
+        self._early: dict[str, None] = {}  # ids with unconfirmed early versions
         self.retracted = 0
 
     def __len__(self) -> int:
@@ -74,57 +82,83 @@ class Ledger:
 
     def publish(self, v: IncidentVersion, early_at: float | None = None
                 ) -> IncidentVersion | None:
-        """``v`` renumbered for publication, or None if its content was published before.
+        """``v`` renumbered for publication, or None if a reader has it already.
         ``early_at``: fired early, on the arrival of the anomaly at that event time (None:
-        on time, from the authoritative correlator, which confirms the id)."""
+        on time, from the authoritative correlator).
+
+        An early version is published unless its content was published before. An
+        on-time version is silent if it reaches an early version (which it confirms) or
+        repeats the last version published."""
         e = self._ids.get(v.warning_id)
         if e is None:
-            e = self._ids[v.warning_id] = _Published(early_at=early_at)
-            if early_at is not None:
-                self._early[v.warning_id] = None
+            e = self._ids[v.warning_id] = _Published(digests={}, unconfirmed=[])
             while len(self._ids) > MAX_WARNINGS:
                 self._early.pop(self._ids.popitem(last=False)[0], None)
-        if early_at is None:
-            e.early_at, e.last = None, None
-            self._early.pop(v.warning_id, None)
+        assert e.digests is not None and e.unconfirmed is not None
         d = digest(v)
-        if e.digests is None:
-            e.digests = {}
-        if d in e.digests:
-            return None
+        if early_at is not None:
+            if d in e.digests:
+                return None
+            e.unconfirmed.append((early_at, d))
+            self._early[v.warning_id] = None
+        else:
+            e.on_time = v
+            hit = next((i for i, (_, u) in enumerate(e.unconfirmed) if u == d), None)
+            if hit is not None:  # reached what went out early: confirmed
+                del e.unconfirmed[: hit + 1]
+                self._settle(v.warning_id, e)
+                return None
+            if e.last is not None and digest(e.last) == d:
+                return None
+        return self._out(e, v, d)
+
+    def _out(self, e: _Published, v: IncidentVersion, d: str) -> IncidentVersion:
+        assert e.digests is not None
         e.digests[d] = None
         e.number += 1
         status = "update" if v.status == "new" and e.number > 1 else v.status
-        out = replace(v, version=e.number, status=status)
-        if e.early_at is not None:
-            e.last = out
+        e.last = out = replace(v, version=e.number, status=status)
         return out
 
+    def _settle(self, wid: str, e: _Published) -> None:
+        if not e.unconfirmed:
+            self._early.pop(wid, None)
+
     def retract(self, until: float) -> list[IncidentVersion]:
-        """Withdraw early warnings opened by an anomaly older than ``until`` (the
-        authoritative correlator has taken everything before it) that it never produced."""
+        """Settle early versions fired by anomalies older than ``until`` (the on-time
+        correlator has taken everything before it) that it has not reached: a warning it
+        never opened is withdrawn; one it holds gets its on-time version once more, if
+        that is not the last one published."""
         out = []
         for wid in list(self._early):
             e = self._ids[wid]
-            if e.early_at is not None and e.early_at < until:
-                out.append(self._withdraw(wid, e))
+            assert e.unconfirmed is not None
+            keep = [(t, d) for t, d in e.unconfirmed if t >= until]
+            if len(keep) == len(e.unconfirmed):
+                continue
+            e.unconfirmed = keep
+            if keep:
+                continue
+            self._early.pop(wid)
+            if e.on_time is None:
+                out.append(self._withdraw(e))
+            elif e.last is None or digest(e.on_time) != digest(e.last):
+                out.append(self._out(e, e.on_time, digest(e.on_time)))
         return out
 
     def retract_all(self) -> list[IncidentVersion]:
-        """Withdraw every early warning not confirmed (end of input)."""
+        """Settle every early version (end of input)."""
         return self.retract(float("inf"))
 
     def pending(self) -> int:
-        """Early warnings not yet confirmed on time."""
+        """Warnings with early versions not yet reached on time."""
         return len(self._early)
 
-    def _withdraw(self, wid: str, e: _Published) -> IncidentVersion:
+    def _withdraw(self, e: _Published) -> IncidentVersion:
         assert e.last is not None
-        del self._early[wid]
         e.number += 1
-        v = replace(e.last, version=e.number, status="cancelled", urgency="Past",
-                    explanation=f"{WITHDRAWN} {e.last.explanation}")
-        e.early_at, e.last = None, None
+        e.last = v = replace(e.last, version=e.number, status="cancelled", urgency="Past",
+                             explanation=f"{WITHDRAWN} {e.last.explanation}")
         self.retracted += 1
         return v
 

@@ -13,7 +13,14 @@ from streams.core.settings import TocsinSettings
 from streams.core.topics import SOURCE_TOPICS, create_topics
 from streams.tools.demo import start_worker, stop_process, wait_drained
 from streams.tools.replay import produce
-from tests.live import Scenario, canon, owned_source_partitions, scrape, total, wait_for_warnings
+from tests.live import (
+    Scenario,
+    assert_same_incidents,
+    owned_source_partitions,
+    scrape,
+    total,
+    wait_for_warnings,
+)
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -45,7 +52,7 @@ def test_two_workers_split_the_partitions_and_complete_the_scenario(
             return await wait_drained(s, 150)
 
         assert asyncio.run(go()), logs()
-        warnings = wait_for_warnings(s, len(scenario.expected))
+        warnings = wait_for_warnings(s, scenario.expected)
         received = [total(scrape(p), "tocsin_events_received_total") for p in ports]
         assert all(w.poll() is None for w in workers), logs()
     finally:
@@ -56,4 +63,4 @@ def test_two_workers_split_the_partitions_and_complete_the_scenario(
     assert all(r > 0 for r in received), received
     assert sum(received) == scenario.n_events
 
-    assert canon(warnings) == canon(scenario.expected)
+    assert_same_incidents(warnings, scenario.expected)

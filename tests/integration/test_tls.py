@@ -17,7 +17,7 @@ from streams.tools.broker import EmbeddedBroker, free_port
 from streams.tools.demo import start_worker, stop_process, wait_drained
 from streams.tools.replay import produce
 from streams.tools.simulate import SimConfig, simulate
-from tests.live import canon, wait_for_warnings
+from tests.live import assert_same_incidents, wait_for_warnings
 from tests.tls_proxy import make_cert, tls_proxy
 
 pytestmark = pytest.mark.integration
@@ -55,13 +55,13 @@ def test_worker_over_tls_processes_a_scenario(tmp_path: Path, registry: RegionRe
             try:
                 asyncio.run(produce(s, read_replay(events)))
                 assert asyncio.run(wait_drained(s, 150)), log.read_text()[-3000:]
-                got = wait_for_warnings(s, len(expected.warnings))
+                got = wait_for_warnings(s, expected.warnings)
                 assert worker.poll() is None, log.read_text()[-3000:]
             finally:
                 stop_process(worker)
     finally:
         broker.stop()
-    assert canon(got) == canon(expected.warnings)
+    assert_same_incidents(got, expected.warnings)
 
 
 async def _probe(s: TocsinSettings) -> None:
