@@ -264,18 +264,25 @@ class Correlator(OpeningRule):
         """Has this anomaly been taken already?"""
         return anomaly_id in self._seen_ids
 
-    def fork(self, region: str, city: CityView) -> Correlator:
+    def fork(self, region: str, city: CityView, decisions: bool = False) -> Correlator:
         """A scratch copy for early firing (:mod:`detectors.fusion.early`): ``region``'s
         recent anomalies and open incidents copied, ``city`` as its city-wide view, the
-        rest shared and never written (a fork takes anomalies of ``region`` only)."""
+        rest shared and never written (a fork takes anomalies of ``region`` only, and
+        with ``decisions`` duty officers' decisions too: then what they write is copied).
+        """
         twin = copy.copy(self)
         twin._recent = {region: deque(self._recent.get(region, ()))}
         twin._open = {region: [replace(i, evidence=dict(i.evidence))
                                for i in self._open.get(region, ())]}
-        twin._seen_ids, twin._closed, twin._dismissed = {}, {}, {}
+        twin._seen_ids = {}
         twin.city = city
-        if any(i.warning_id in self.history for i in self._open.get(region, ())):
-            twin.history = copy.deepcopy(self.history)  # quiet resolution records in it
+        if decisions:
+            twin.history, twin.bar = copy.deepcopy(self.history), copy.deepcopy(self.bar)
+            twin._closed, twin._dismissed = dict(self._closed), copy.deepcopy(self._dismissed)
+        else:
+            twin._closed, twin._dismissed = {}, {}
+            if any(i.warning_id in self.history for i in self._open.get(region, ())):
+                twin.history = copy.deepcopy(self.history)  # quiet resolution records
         return twin
 
     def open_incidents(self) -> int:

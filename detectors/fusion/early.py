@@ -40,6 +40,7 @@ import math
 from detectors.base import Finding
 from detectors.fusion.citywide import CityView
 from detectors.fusion.correlation import Correlator, IncidentVersion
+from detectors.fusion.feedback import Decision
 
 #: the statuses an early firing publishes (closing an incident waits for event time)
 EARLY_STATUSES = frozenset({"new", "update"})
@@ -94,7 +95,8 @@ class EarlyFiring:
 
     def __init__(self, correlator: Correlator) -> None:
         self.city = ArrivedCity(correlator.city)
-        self._held: dict[str, list[Finding]] = {}
+        # region -> (event time, buffer key, anomaly or decision), as the buffer holds them
+        self._held: dict[str, list[tuple[float, str, Finding | Decision]]] = {}
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._held.values())
@@ -104,30 +106,42 @@ class EarlyFiring:
         if f.city:
             self.city.add(f)
         else:
-            self._held.setdefault(f.region, []).append(f)
+            self._held.setdefault(f.region, []).append((f.t, f.anomaly_id, f))
+
+    def decide(self, d: Decision, region: str, key: str) -> None:
+        """A duty officer's decision on a warning of ``region`` arrived (``key``: its key
+        in the reorder buffer, which orders it among anomalies of the same time)."""
+        self._held.setdefault(region, []).append((d.at, key, d))
 
     def final(self, until: float) -> None:
-        """The authoritative correlator has taken every anomaly older than ``until``."""
+        """The authoritative correlator has taken everything older than ``until``."""
         self.city.final(until)
         for region in list(self._held):
-            keep = [g for g in self._held[region] if g.t >= until]
+            keep = [h for h in self._held[region] if h[0] >= until]
             if keep:
                 self._held[region] = keep
             else:
                 del self._held[region]
 
     def fire(self, c: Correlator, region: str) -> list[tuple[float, IncidentVersion]]:
-        """The versions ``region``'s held anomalies lead to on top of ``c``'s state, each
-        with the event time of the anomaly that caused it; ``c`` is not changed."""
-        held = sorted((g for g in self._held.get(region, ()) if not c.seen(g.anomaly_id)),
-                      key=lambda g: (g.t, g.anomaly_id))
+        """The versions ``region``'s held anomalies and decisions lead to on top of ``c``'s
+        state, each with the event time of what caused it; ``c`` is not changed. A
+        decision's own version goes out whatever its status (a dismissal cancels at once);
+        quiet incidents resolve only in event time, never early."""
+        held = sorted((h for h in self._held.get(region, ())
+                       if isinstance(h[2], Decision) or not c.seen(h[1])),
+                      key=lambda h: h[:2])
         if not held:
             return []
-        fork = c.fork(region, self.city)
+        fork = c.fork(region, self.city, any(isinstance(h[2], Decision) for h in held))
         out: list[tuple[float, IncidentVersion]] = []
-        for g in held:
-            self.city.at = (g.t, g.anomaly_id)
-            out.extend((g.t, v) for v in fork.process(g) if v.status in EARLY_STATUSES)
+        for t, key, item in held:
+            self.city.at = (t, key)
+            if isinstance(item, Decision):
+                fork.advance(t)  # (what resolves quiet by then does so in event time)
+                out.extend((t, v) for v in fork.feedback(item, region))
+            else:
+                out.extend((t, v) for v in fork.process(item) if v.status in EARLY_STATUSES)
         self.city.at = (math.inf, "")
         return out
 

@@ -9,7 +9,6 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from detectors.base import Finding
 from detectors.fusion.correlation import Correlator, IncidentVersion
 from detectors.fusion.early import EarlyFiring
 from detectors.fusion.feedback import Decision, InvalidDecision
@@ -92,26 +91,29 @@ class CorrelationStage:
         if isinstance(rec, Anomaly):
             p.buffer.push(rec.event_time.timestamp(), rec.anomaly_id, rec)
             if self.settings.early_firing:
-                return self._fire(partition, p, anomaly_to_finding(rec))
+                return self._fire(partition, p, rec)
         elif isinstance(rec, Feedback):
             # in event-time order with the anomalies: a replay applies it at the same point
-            p.buffer.push(rec.at.timestamp(), f"~fb|{rec.warning_id}|{rec.action}|{rec.by}",
-                          rec)
+            p.buffer.push(rec.at.timestamp(), _feedback_key(rec), rec)
+            if self.settings.early_firing:
+                return self._fire(partition, p, rec)
         else:
             p.buffer.watermark(f"{rec.source}/{rec.partition}", rec.watermark.timestamp(), wall)
         return []
 
-    def _fire(self, partition: int, p: _CorrelationPartition, f: Finding) -> list[Warning]:
+    def _fire(self, partition: int, p: _CorrelationPartition, rec: Anomaly | Feedback
+              ) -> list[Warning]:
+        """Fire on the arrival of ``rec`` (already in the buffer)."""
         early = self._early.get(partition)
         if early is None:  # new, or adopted from a checkpoint: what its buffer holds
             early = self._early[partition] = EarlyFiring(p.correlator)
             for _, held in p.buffer.held():
-                if isinstance(held, Anomaly) and held.anomaly_id != f.anomaly_id:
-                    early.add(anomaly_to_finding(held))
-        early.add(f)
-        if f.city:
+                _early_add(early, held)
+        else:
+            _early_add(early, rec)
+        if isinstance(rec, Anomaly) and rec.city:
             return []
-        fired = early.fire(p.correlator, f.region)
+        fired = early.fire(p.correlator, rec.region)
         return self._publish(p, [pv for t, v in fired
                                  if (pv := p.ledger.publish(v, early_at=t)) is not None])
 
@@ -214,11 +216,8 @@ class CorrelationStage:
         versions: list[IncidentVersion] = []
         for _, a in items:
             if isinstance(a, Feedback):
-                try:
-                    d = Decision(a.warning_id, a.action, a.by, a.at.timestamp(), a.reason)
-                except InvalidDecision:  # validated before it got here; never stop on it
-                    continue
-                versions.extend(p.correlator.feedback(d, a.region))
+                if (d := _decision(a)) is not None:
+                    versions.extend(p.correlator.feedback(d, a.region))
                 continue
             versions.extend(p.correlator.process(anomaly_to_finding(a)))
         if math.isfinite(until):
@@ -239,6 +238,25 @@ class CorrelationStage:
         rule, params = self.rule(p.correlator)
         return [version_to_warning(v, now, rule, params) for v in versions]
 
+
+
+def _feedback_key(fb: Feedback) -> str:
+    """A decision's key in the reorder buffer (after the anomalies of the same time)."""
+    return f"~fb|{fb.warning_id}|{fb.action}|{fb.by}"
+
+
+def _decision(fb: Feedback) -> Decision | None:
+    try:
+        return Decision(fb.warning_id, fb.action, fb.by, fb.at.timestamp(), fb.reason)
+    except InvalidDecision:  # validated before it got here; never stop on it
+        return None
+
+
+def _early_add(early: EarlyFiring, rec: Anomaly | Feedback) -> None:
+    if isinstance(rec, Anomaly):
+        early.add(anomaly_to_finding(rec))
+    elif (d := _decision(rec)) is not None:
+        early.decide(d, rec.region, _feedback_key(rec))
 
 
 @dataclass

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.core.schemas import Anomaly, Warning
+from streams.core.schemas import Anomaly, Feedback, Warning
 from streams.core.settings import TocsinSettings
 from streams.pipeline.stages import CorrelationStage, partition_for
 from tests.live import incidents, rewrites, withdrawn
@@ -58,6 +58,20 @@ def test_a_warning_fires_when_its_decisive_anomaly_arrives_and_is_confirmed_sile
     assert [(w.status, w.version) for w in fired] == [("new", 1)]
     assert stage.held() == 2
     assert stage.flush() == []  # the event-time correlation reaches the same version
+
+
+def test_a_dismissal_cancels_on_arrival_and_event_time_agrees() -> None:
+    stream = [anomaly(1, "env", "harbour", 0, 1e-9), anomaly(2, "complaint", "harbour", 40, 1e-4)]
+    s = TocsinSettings()
+    stage = CorrelationStage(s, expect_all_sources=True)  # event time held back throughout
+    part = partition_for(b"harbour", s.partitions)
+    w = (stage.add(part, stream[0], 0.0) + stage.add(part, stream[1], 0.0))[0]
+    fb = Feedback(warning_id=w.warning_id, region="harbour", action="dismiss", by="op-7",
+                  at=T0 + timedelta(hours=1), reason="drill")
+    out = stage.add(part, fb, 0.0)
+    assert [(x.status, x.version, x.history[0].reason) for x in out] == [
+        ("cancelled", 2, "drill")]
+    assert stage.flush() == []  # applied again at its event time: the same version
 
 
 def test_without_early_firing_the_warning_waits_for_event_time() -> None:

@@ -45,8 +45,8 @@ def feedback(stage: CorrelationStage, w: Warning, action: str, at: datetime,
              reason: str | None = None) -> list[Warning]:
     fb = Feedback(warning_id=w.warning_id, region=w.region, action=action,  # type: ignore[arg-type]
                   by="op-7", at=at, reason=reason)
-    stage.add(partition_for(w.region.encode(), stage.settings.partitions), fb, 0.0)
-    return stage.flush()
+    out = stage.add(partition_for(w.region.encode(), stage.settings.partitions), fb, 0.0)
+    return out + stage.flush()
 
 
 def test_a_dismissal_suppresses_the_repeat_of_the_same_false_alarm() -> None:
