@@ -156,6 +156,10 @@ def _figures(cfg: LiveBenchConfig, cities: list[LiveCity], n_live: int) -> dict[
             res[f"{key}_{q}_s"] = v
         res[f"{key}_measured"] = len(xs)
     res["incidents_measured"] = res.pop("live_measured")
+    # the worker released the warning before the replay's decisive record was produced
+    # (e.g. its reorder buffer gave up waiting on idle partitions): a negative latency
+    res["incidents_early"] = sum(1 for e in every if (x := e.latency(WARNING)) is not None
+                                 and x < 0)
     res["incidents_expected"] = len(every)
     res["incidents_decisive"] = sum(e.decisive is not None for e in every)
     res["incidents_missed"] = [_missed(e) for e in every if e.latency(WARNING) is None]

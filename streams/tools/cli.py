@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from streams.core.errors import EXIT_USAGE, TocsinError, validation_message
 
@@ -361,7 +362,7 @@ def main() -> None:
     try:
         app()
     except TocsinError as e:
-        err.print(f"[red]error:[/] {e}")
+        err.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)  # one line, unwrapped
         sys.exit(e.exit_code)
     except ValidationError as e:
         err.print(f"[red]configuration error:[/] {e}")

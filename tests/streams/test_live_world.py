@@ -5,7 +5,11 @@ and enough decisive records inside the live window for the bench's twenty incide
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +22,7 @@ from streams.tools.simulation.delivery import TIME_FIELDS
 from streams.tools.simulation.live import LiveConfig, LiveIncident, LiveWorld
 from streams.tools.simulation.model import SCENARIO_HOURS
 
+ROOT = Path(__file__).resolve().parents[2]
 END = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)  # a Wednesday morning: markets open
 START = END + timedelta(seconds=45)
 
@@ -124,3 +129,18 @@ def test_quantiles_use_the_nearest_rank() -> None:
     xs = [float(i) for i in range(1, 21)]
     assert quantiles(xs) == {"p50": 10.5, "p99": 20.0, "max": 20.0}
     assert quantiles([float(i) for i in range(1, 201)])["p99"] == 198.0
+
+
+def test_live_bench_without_alertmanager_fails_in_one_line(tmp_path: Path) -> None:
+    """No ``prometheus-alertmanager`` on PATH: exit 69 (EX_UNAVAILABLE) with one line that
+    says what to install, before any broker or worker starts; never a traceback."""
+    env = {**os.environ, "PATH": str(tmp_path)}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    proc = subprocess.run([sys.executable, "-m", "streams", "bench", "--live", "--json"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert proc.returncode == 69, proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if x.strip() and "PSEUDONYM" not in x]
+    assert len(lines) == 1, proc.stderr
+    assert "prometheus-alertmanager not found" in lines[0]
+    assert "apt-get install -y prometheus-alertmanager" in lines[0]
+    assert "Traceback" not in proc.stderr and proc.stdout == ""

@@ -74,8 +74,8 @@ class LiveConfig:
     effect_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.history_days < 1.5:
-            raise ValueError("history_days: at least 1.5 days of history")
+        if self.history_days <= 1.5:
+            raise ValueError("history_days: more than 1.5 days of history")
         if not 0 <= self.onsets_s[0] <= self.onsets_s[1] <= self.live_s:
             raise ValueError("onsets_s must lie within the tail (0 <= lo <= hi <= live_s)")
         if self.time_scale < 1 or self.step_s <= 0 or self.sensor_period_s <= 0:
