@@ -16,7 +16,7 @@ Method (``docs/performance.md``, "Live latency"):
    produced when the wall clock reaches its event time. The incidents run on a shortened
    time scale (``time_scale``, see ``streams.tools.simulation.live``).
 4. For each incident, the decisive record: the record after which an in-process replay of
-   the same stream (``Pipeline``, one partition per topic, every record in production
+   the same stream (``Pipeline``, the workers' partitions, every record in production
    order) opens the incident's warning. Latency = wall clock from producing that record
    to (a) the first version of the warning on its city's warnings topic, (b) the first
    firing alert with its ``warning_id`` at the webhook.
@@ -59,7 +59,7 @@ ALERT = "alertmanager"
 @dataclass
 class LiveBenchConfig:
     seed: int = 1
-    cities: int = 5
+    cities: int = 6
     partitions: int = 4
     live_s: float = 300.0
     history_days: float = 3.0
@@ -162,7 +162,8 @@ def _figures(cfg: LiveBenchConfig, cities: list[LiveCity], n_live: int) -> dict[
                                  and x < 0)
     res["incidents_expected"] = len(every)
     res["incidents_decisive"] = sum(e.decisive is not None for e in every)
-    res["incidents_missed"] = [_missed(e) for e in every if e.latency(WARNING) is None]
+    res["incidents_missed"] = [_missed(e, c) for c in cities for e in c.expected
+                               if e.latency(WARNING) is None]
     res["per_incident"] = [_row(e) for e in every]
     res["unmatched_warnings"] = sum(len(c.unmatched) for c in cities)
     res["records_history"] = sum(len(c.history) for c in cities)
@@ -180,9 +181,14 @@ def _figures(cfg: LiveBenchConfig, cities: list[LiveCity], n_live: int) -> dict[
     return res
 
 
-def _missed(e: Expected) -> dict[str, Any]:
-    why = ("the replay opened no warning for it during the tail" if e.decisive is None
-           else "its warning did not reach tocsin.warnings in time")
+def _missed(e: Expected, city: LiveCity) -> dict[str, Any]:
+    other = city.other_ids.get(e.incident.region)
+    if e.decisive is None:
+        why = "the replay opened no warning for it during the tail"
+    elif other is not None:
+        why = f"the worker opened {other} in its region, not the replay's {e.warning_id}"
+    else:
+        why = "its warning did not reach tocsin.warnings in time"
     return {"incident": e.incident.id, "city": e.city, "scenario": e.incident.scenario,
             "region": e.incident.region, "why": why}
 

@@ -313,7 +313,7 @@ def bench(
         "records with incident onsets; needs prometheus-alertmanager).")] = False,
     seed: Annotated[int, typer.Option(help="With --live: the worlds' seed.")] = 1,
     cities: Annotated[int, typer.Option(help="With --live: simulated cities (a worker each, "
-                                        "five incidents each).")] = 5,
+                                        "five incidents each).")] = 6,
     live_s: Annotated[float, typer.Option(help="With --live: seconds of real time.")] = 300.0,
     time_scale: Annotated[float, typer.Option(
         help="With --live: incidents run this many times faster than real ones.")] = 120.0,

@@ -38,7 +38,7 @@ from streams.evaluation.replay_score import (
     read_replay,
     score,
 )
-from streams.pipeline.stages import Pipeline
+from streams.pipeline.inprocess import Pipeline
 from streams.publish.cap_check import CapCheck, check_alerts
 from streams.runtime.kafka_util import assign_all, group_lag, read_topic
 from streams.tools.broker import EmbeddedBroker
@@ -214,9 +214,7 @@ async def run_pipeline_live(
 def _decisive_lines(settings: TocsinSettings, registry: RegionRegistry,
                     events_path: Path) -> dict[int, list[str]]:
     """Line number -> the warnings whose decisive record it is (in-process replay)."""
-    from streams.tools.live import replace_settings
-
-    pipe = Pipeline(replace_settings(settings, partitions=1), registry)
+    pipe = Pipeline(settings, registry)
     out: dict[int, list[str]] = {}
     for wid, ln in decisive_records(pipe, read_replay(events_path)).items():
         out.setdefault(ln.lineno, []).append(wid)

@@ -5,8 +5,9 @@ stream (``streams.tools.simulation.live`` makes the worlds). Used by ``tocsin be
 --live`` (``streams.bench.live``) and by ``tocsin demo``'s real-time tail.
 
 The decisive record of a warning is the record after which the in-process ``Pipeline``
-(one partition per topic), fed every record in production order, first returns a version
-of it; a tail incident's warning is the first one its region opens in the tail.
+(as many partitions as the worker's, each record routed by its key as Kafka routes it),
+fed every record in production order, first returns a version of it; a tail incident's
+warning is the first one its region opens in the tail.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from streams.core.regions import Region, RegionRegistry
 from streams.core.settings import TocsinSettings
 from streams.core.topics import SOURCE_TOPICS, WARNINGS, create_topics, topic_name
 from streams.evaluation.replay_score import decisive_records, feed_lines
-from streams.pipeline.stages import Pipeline
+from streams.pipeline.inprocess import Pipeline
 from streams.tools.simulation.live import LiveRecord, LiveTail, LiveWorld
 from streams.tools.simulation.model import Incident
 
@@ -59,11 +60,12 @@ class LiveCity:
         self.name = name
         self.world = world
         self.settings = settings
-        self.replay = Pipeline(replace_settings(settings, partitions=1), world.registry)
+        self.replay = Pipeline(settings, world.registry)  # the worker's partitions
         self.history: list[LiveRecord] = []
         self.tail: LiveTail | None = None
         self.expected: list[Expected] = []
         self.unmatched: list[str] = []  # warnings the replay opens in the tail, no incident
+        self.other_ids: dict[str, str] = {}  # region -> first other warning id that arrived
 
     def make_history(self, end: datetime) -> list[LiveRecord]:
         self.history = self.world.history(end)
@@ -90,11 +92,6 @@ class LiveCity:
             self.expected.append(exp)
         self.unmatched = [wid for wid in decisive if wid not in taken]
         return tail
-
-
-def replace_settings(s: TocsinSettings, **update: Any) -> TocsinSettings:
-    """``s`` with ``update`` (validated again, unlike ``model_copy``)."""
-    return TocsinSettings(**{**s.model_dump(), **update})
 
 
 def prefixed_registry(registry: RegionRegistry, prefix: str) -> RegionRegistry:
@@ -189,7 +186,8 @@ async def live_run(cities: list[LiveCity], workdir: Path, expected: dict[str, Ex
         await _warm_up(cities, workers, workdir, log)
         stop = asyncio.Event()
         settings = {c.name: c.settings for c in cities}
-        watcher = asyncio.create_task(watch_warnings(settings, stop, _on_warning(expected)))
+        watcher = asyncio.create_task(watch_warnings(
+            settings, stop, _on_warning(expected, {c.name: c for c in cities})))
         start = datetime.fromtimestamp(math.ceil(time.time()) + 3, UTC)
         for c in cities:
             c.make_tail(start)
@@ -239,11 +237,15 @@ async def _warm_up(cities: list[LiveCity], workers: list[Any], workdir: Path,
                                + " | ".join(text.strip().splitlines()[-3:]))
 
 
-def _on_warning(expected: dict[str, Expected]) -> Callable[[str, dict[str, Any], float], None]:
+def _on_warning(expected: dict[str, Expected], cities: dict[str, LiveCity]
+                ) -> Callable[[str, dict[str, Any], float], None]:
     def on_warning(city: str, w: dict[str, Any], now: float) -> None:
-        e = expected.get(str(w.get("warning_id")))
+        wid = str(w.get("warning_id"))
+        e = expected.get(wid)
         if e is not None and e.city == city:
             e.arrived.setdefault(WARNING, now)
+        elif w.get("status") == "new":  # not the replay's id: noted, for the report
+            cities[city].other_ids.setdefault(str(w.get("region")), wid)
     return on_warning
 
 

@@ -16,7 +16,7 @@ import pytest
 from streams.core.regions import RegionRegistry
 from streams.core.settings import TocsinSettings
 from streams.evaluation.replay_score import decisive_records, feed_lines
-from streams.pipeline.stages import Pipeline
+from streams.pipeline.inprocess import Pipeline
 from streams.tools.live import LiveCity, prefixed_registry, quantiles
 from streams.tools.simulation.delivery import TIME_FIELDS
 from streams.tools.simulation.live import LiveConfig, LiveIncident, LiveWorld
@@ -83,12 +83,10 @@ def test_the_world_is_deterministic_per_seed(registry: RegionRegistry) -> None:
 
 def test_five_cities_give_twenty_decisive_records_in_the_live_window(
         registry: RegionRegistry) -> None:
-    """The bench's composition (five cities, five incidents each): the in-process replay
-    opens at least twenty incidents' warnings inside the live window. Run with no allowed
-    lateness: under the default 30 min the replay's reorder buffer holds every anomaly
-    past a few minutes of event time (the correlator work that fires warnings on arrival
-    removes that wait)."""
-    settings = TocsinSettings(allowed_lateness_s=0.0, partitions=1)
+    """The bench's composition (five cities, five incidents each), the product's
+    settings: the in-process replay opens at least twenty incidents' warnings inside the
+    live window (the correlator fires on arrival, not after the allowed lateness)."""
+    settings = TocsinSettings(partitions=1)
     decided = 0
     for i in range(5):
         reg = prefixed_registry(registry, f"c{i + 1}-")
@@ -109,7 +107,7 @@ def test_five_cities_give_twenty_decisive_records_in_the_live_window(
 
 def test_decisive_record_is_the_one_whose_feed_opens_the_warning(
         registry: RegionRegistry) -> None:
-    settings = TocsinSettings(allowed_lateness_s=0.0, partitions=1)
+    settings = TocsinSettings(partitions=1)
     w = _world(101, registry, time_scale=120.0)
     lines = [r.line for r in w.history(END)] + [r.line for r in w.tail(START).records]
     found = decisive_records(Pipeline(settings, registry), lines)
