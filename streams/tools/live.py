@@ -72,7 +72,10 @@ class LiveCity:
         return self.history
 
     def replay_history(self) -> None:
+        """Replay the history, then flush what the reorder buffers hold, as the worker's
+        idle rule does when its input pauses between history and tail."""
         feed_lines(self.replay, (r.line for r in self.history))
+        self.replay.finish()
 
     def make_tail(self, start: datetime) -> LiveTail:
         """The tail from ``start``, replayed in-process after the history: the decisive
@@ -84,8 +87,9 @@ class LiveCity:
         taken: set[str] = set()
         for inc in tail.incidents:
             exp = Expected(self.name, inc)
-            for wid, ln in decisive.items():  # in opening order
-                if wid not in taken and firsts[wid].region == inc.region:
+            for wid, ln in decisive.items():  # in opening order, from the onset on
+                if (wid not in taken and firsts[wid].region == inc.region
+                        and by_line[id(ln)].t >= inc.start.timestamp()):
                     exp.warning_id, exp.decisive = wid, by_line[id(ln)]
                     taken.add(wid)
                     break
@@ -183,7 +187,11 @@ async def live_run(cities: list[LiveCity], workdir: Path, expected: dict[str, Ex
             c.make_history(end)
             create_topics(c.settings)
             workers.append(start_worker(c.settings, workdir / f"{c.name}-worker.log"))
-        await _warm_up(cities, workers, workdir, log)
+        produced = await _warm_up(cities, workers, workdir, log)
+        # the workers' idle rule flushes their reorder buffers once the input has paused
+        # reorder_idle_s: let that happen before the tail, as the replay did (replay_history)
+        await asyncio.sleep(max(0.0, cities[0].settings.reorder_idle_s + 2.0
+                                - (time.monotonic() - produced)))
         stop = asyncio.Event()
         settings = {c.name: c.settings for c in cities}
         watcher = asyncio.create_task(watch_warnings(
@@ -216,8 +224,9 @@ async def live_run(cities: list[LiveCity], workdir: Path, expected: dict[str, Ex
 
 
 async def _warm_up(cities: list[LiveCity], workers: list[Any], workdir: Path,
-                   log: Callable[[str], None]) -> None:
-    """Produce every city's history, replay it in-process meanwhile, wait for the workers."""
+                   log: Callable[[str], None]) -> float:
+    """Produce every city's history, replay it in-process meanwhile, wait for the workers;
+    when (monotonic) the last history record was produced."""
     from streams.tools.demo import wait_drained
     from streams.tools.replay import produce
 
@@ -228,6 +237,7 @@ async def _warm_up(cities: list[LiveCity], workers: list[Any], workdir: Path,
         stats = await produce(c.settings, (r.line for r in c.history))
         if sum(stats.sent.values()) != len(c.history):
             raise LiveRunError(f"produced {stats.sent} of {len(c.history)} history records")
+    produced = time.monotonic()
     for c in cities:
         c.replay_history()
     for c, w in zip(cities, workers, strict=True):
@@ -235,6 +245,7 @@ async def _warm_up(cities: list[LiveCity], workers: list[Any], workdir: Path,
             text = (workdir / f"{c.name}-worker.log").read_text(errors="replace")
             raise LiveRunError(f"the worker of {c.name} did not consume its history: "
                                + " | ".join(text.strip().splitlines()[-3:]))
+    return produced
 
 
 def _on_warning(expected: dict[str, Expected], cities: dict[str, LiveCity]
