@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from streams.bench.common import bench_settings, broker
+from streams.bench.common import BenchError, bench_settings, broker
 from streams.core.regions import RegionRegistry
 from streams.core.settings import TocsinSettings
 from streams.tools.broker import free_port
@@ -82,6 +82,9 @@ def alertmanager_config(webhook_url: str) -> dict[str, Any]:
 def run_live(cfg: LiveBenchConfig) -> dict[str, Any]:
     """Every live figure, measured in one run (see the module docstring)."""
     t_start = time.monotonic()
+    if cfg.cities < 1 or cfg.live_s < 20 or cfg.time_scale < 1 or cfg.partitions < 1:
+        raise BenchError("--live needs --cities >= 1, --live-s >= 20, --time-scale >= 1 and "
+                         "--partitions >= 1")
     ensure_binary("prometheus-alertmanager", install=False)  # before anything starts
     base = TocsinSettings()
     registry = RegionRegistry.from_csv(base.region_registry)
@@ -107,8 +110,11 @@ def _cities(cfg: LiveBenchConfig, registry: RegionRegistry, bootstrap: str, work
         s = bench_settings(bootstrap, cfg.partitions, workdir, alertmanager_url=am_url,
                            region_registry=write_registry(reg, workdir / f"{name}.csv"),
                            metrics_port=free_port(), metrics_addr="127.0.0.1")
+        # onsets from 10 s into the window to 120 s (or 40% of a shorter window)
+        onsets = (min(10.0, cfg.live_s * 0.05), min(120.0, cfg.live_s * 0.4))
         world = LiveWorld(LiveConfig(seed=cfg.seed * 100 + i, history_days=cfg.history_days,
-                                     live_s=cfg.live_s, time_scale=cfg.time_scale), reg)
+                                     live_s=cfg.live_s, time_scale=cfg.time_scale,
+                                     onsets_s=onsets), reg)
         out.append(LiveCity(name, world, s))
     return out
 

@@ -251,11 +251,13 @@ async def _warm_up(cities: list[LiveCity], workers: list[Any], workdir: Path,
 def _on_warning(expected: dict[str, Expected], cities: dict[str, LiveCity]
                 ) -> Callable[[str, dict[str, Any], float], None]:
     def on_warning(city: str, w: dict[str, Any], now: float) -> None:
-        wid = str(w.get("warning_id"))
+        wid, status = str(w.get("warning_id")), w.get("status")
+        if status not in ("new", "update"):
+            return  # a resolved or cancelled version warns nobody (nor fires an alert)
         e = expected.get(wid)
         if e is not None and e.city == city:
             e.arrived.setdefault(WARNING, now)
-        elif w.get("status") == "new":  # not the replay's id: noted, for the report
+        elif status == "new":  # not the replay's id: noted, for the report
             cities[city].other_ids.setdefault(str(w.get("region")), wid)
     return on_warning
 

@@ -142,3 +142,36 @@ def test_live_bench_without_alertmanager_fails_in_one_line(tmp_path: Path) -> No
     assert "prometheus-alertmanager not found" in lines[0]
     assert "apt-get install -y prometheus-alertmanager" in lines[0]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.integration
+def test_live_bench_runs_end_to_end(kafka_bootstrap: str, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """One city, 45 s of real time, through a real Alertmanager: every field present and
+    consistent (the figures themselves are never asserted)."""
+    from typer.testing import CliRunner
+
+    from streams.tools.cli import app
+    from tests.services import ensure_binary
+
+    ensure_binary("prometheus-alertmanager")  # the tests install it when missing
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    result = CliRunner().invoke(app, ["bench", "--live", "--json", "--cities", "1",
+                                      "--live-s", "45", "--time-scale", "600"])
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.stdout[result.stdout.index("{"):])
+    assert res["incidents_expected"] == 5
+    assert res["incidents_measured"] <= res["incidents_decisive"] <= 5
+    assert res["alertmanager_measured"] <= res["incidents_decisive"]
+    assert len(res["incidents_missed"]) == 5 - res["incidents_measured"]
+    assert len(res["per_incident"]) == 5
+    for key, n in (("live", res["incidents_measured"]),
+                   ("alertmanager", res["alertmanager_measured"])):
+        if n:
+            assert res[f"{key}_p50_s"] <= res[f"{key}_p99_s"] <= res[f"{key}_max_s"]
+        else:
+            assert res[f"{key}_p50_s"] is None
+    assert res["records_history"] > 10_000 and res["records_live"] > 0
+    defaults = TocsinSettings()
+    assert res["settings"]["allowed_lateness_s"] == defaults.allowed_lateness_s
+    assert res["settings"]["reorder_idle_s"] == defaults.reorder_idle_s
