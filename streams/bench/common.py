@@ -3,8 +3,11 @@ consumer group, and reading a worker's metrics."""
 
 from __future__ import annotations
 
+import os
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +37,17 @@ def metric_sum(port: int, name: str, prefix: str = "") -> float:
         if line.startswith(name) and (not prefix or prefix in line):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+@contextmanager
+def broker() -> Iterator[str]:
+    """The bootstrap address of ``KAFKA_BOOTSTRAP_SERVERS`` if set, else of an embedded
+    Tansu broker started for the block."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    from streams.tools.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as b:
+        yield b.bootstrap

@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.bench.common import BenchError, bench_settings, metric_sum
+from streams.bench.common import BenchError, bench_settings, broker, metric_sum
 from streams.bench.latency import latency
 from streams.core.regions import RegionRegistry
 from streams.core.settings import TocsinSettings
@@ -67,18 +65,6 @@ class BenchConfig:
     series: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     variants: bool = True
     log: Callable[[str], None] = field(default=lambda msg: None)
-
-
-@contextmanager
-def _broker() -> Iterator[str]:
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
-        return
-    from streams.tools.broker import EmbeddedBroker
-
-    with EmbeddedBroker() as b:
-        yield b.bootstrap
 
 
 def _lines(seed: int, events: int, workdir: Path, registry: RegionRegistry) -> list[ReplayLine]:
@@ -213,7 +199,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     t_start = time.monotonic()
     registry = RegionRegistry.from_csv(TocsinSettings().region_registry)
     res: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp, _broker() as bootstrap:
+    with tempfile.TemporaryDirectory() as tmp, broker() as bootstrap:
         workdir = Path(tmp)
         s = bench_settings(bootstrap, cfg.partitions, workdir)
         create_topics(s)

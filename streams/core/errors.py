@@ -9,7 +9,10 @@ EXIT_SOFTWARE = 70  # EX_SOFTWARE: an internal error (a batch failed half-way)
 
 
 class TocsinError(Exception):
-    """Base class of every error Tocsin raises on purpose."""
+    """Base class of every error Tocsin raises on purpose; ``tocsin`` exits with its
+    ``exit_code``."""
+
+    exit_code: int = EXIT_USAGE
 
 
 class ConfigError(TocsinError):

@@ -84,11 +84,18 @@ def read_replay(path: Path) -> Iterator[ReplayLine]:
                 yield ReplayLine(lineno, None, line, None,
                                  f"line {lineno}: needs a 'source' of {', '.join(SOURCES)}")
                 continue
-            source = obj.pop("source")
-            region = obj.get("region")
-            key = region.encode() if isinstance(region, str) else None
-            raw = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-            yield ReplayLine(lineno, source, raw, key)
+            yield replay_line(lineno, obj)
+
+
+def replay_line(lineno: int, obj: dict[str, Any]) -> ReplayLine:
+    """The replay line of ``obj``, a record with its ``source`` (taken out of it), keyed by
+    its region as a producer keys it."""
+    obj = dict(obj)
+    source = obj.pop("source")
+    region = obj.get("region")
+    key = region.encode() if isinstance(region, str) else None
+    raw = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    return ReplayLine(lineno, source, raw, key)
 
 
 def run_pipeline(lines: Iterable[ReplayLine], settings: TocsinSettings,
@@ -103,14 +110,34 @@ def feed_lines(pipe: Pipeline, lines: Iterable[ReplayLine]) -> int:
     """Feed replay lines to ``pipe`` in file order, each from the partition a live run
     would read it from (keyed by region); the number of lines without a source."""
     bad_lines = 0
+    for _ln, out in feed_each(pipe, lines):
+        if out is None:
+            bad_lines += 1
+    return bad_lines
+
+
+def feed_each(pipe: Pipeline, lines: Iterable[ReplayLine]
+              ) -> Iterator[tuple[ReplayLine, list[Warning] | None]]:
+    """Feed replay lines to ``pipe`` as :func:`feed_lines` does, yielding each with the
+    warning versions its ``feed`` returned (``None`` for a line without a source)."""
     n = pipe.settings.partitions
     for ln in lines:
         if ln.source is None:
-            bad_lines += 1
+            yield ln, None
             continue
         part = partition_for(ln.key, n)
-        pipe.feed(ln.source, ln.raw, Origin(f"replay:{ln.source}", part, ln.lineno, ln.key))
-    return bad_lines
+        yield ln, pipe.feed(ln.source, ln.raw,
+                            Origin(f"replay:{ln.source}", part, ln.lineno, ln.key))
+
+
+def decisive_records(pipe: Pipeline, lines: Iterable[ReplayLine]) -> dict[str, ReplayLine]:
+    """Feed ``lines`` to ``pipe``; for each warning it opens meanwhile, the *decisive
+    record*: the line whose ``feed`` first returned a version of that warning id."""
+    out: dict[str, ReplayLine] = {}
+    for ln, warnings in feed_each(pipe, lines):
+        for w in warnings or ():
+            out.setdefault(w.warning_id, ln)
+    return out
 
 
 def first_versions(warnings: Iterable[Warning]) -> dict[str, Warning]:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from streams.core.errors import EXIT_USAGE, TocsinError, validation_message
 
@@ -306,9 +307,28 @@ def bench(
                       ] = "10000,100000,1000000",
     variants: Annotated[bool, typer.Option(help="Measure each faust setting on its own.")
                         ] = True,
+    live: Annotated[bool, typer.Option(
+        "--live", help="Instead: wall-clock latency of warnings and Alertmanager alerts in "
+        "real time (simulated cities warmed with days of history, then minutes of live "
+        "records with incident onsets; needs prometheus-alertmanager).")] = False,
+    seed: Annotated[int, typer.Option(help="With --live: the worlds' seed.")] = 1,
+    cities: Annotated[int, typer.Option(help="With --live: simulated cities (a worker each, "
+                                        "five incidents each).")] = 6,
+    live_s: Annotated[float, typer.Option(help="With --live: seconds of real time.")] = 300.0,
+    time_scale: Annotated[float, typer.Option(
+        help="With --live: incidents run this many times faster than real ones.")] = 120.0,
 ) -> None:
     """Measure, in one run on one broker: the raw aiokafka limit, faust's default and tuned
-    no-op agents, the full pipeline, latency at half load, memory per tracked series."""
+    no-op agents, the full pipeline, latency at half load, memory per tracked series. With
+    --live: warning and alert latency in real time (docs/performance.md, Live latency)."""
+    if live:
+        from streams.bench.live import LiveBenchConfig, run_live
+
+        res = run_live(LiveBenchConfig(seed=seed, cities=cities, partitions=partitions,
+                                       live_s=live_s, time_scale=time_scale,
+                                       log=lambda m: err.print(m)))
+        _print_bench(res, as_json)
+        return
     from streams.bench.run import BenchConfig, run
 
     try:
@@ -317,12 +337,16 @@ def bench(
         raise TocsinError(f"--series: comma-separated whole numbers, got {series!r}") from exc
     res = run(BenchConfig(events=events, partitions=partitions, latency_s=latency_s,
                           series=counts, variants=variants, log=lambda m: err.print(m)))
+    _print_bench(res, as_json)
+
+
+def _print_bench(res: dict[str, object], as_json: bool) -> None:
     if as_json:
         print(json.dumps(res, indent=2, sort_keys=True))
     else:
         from streams.tools.eval_cli import print_report
 
-        print_report(res, False, tuple(k for k in res if not isinstance(res[k], dict)))
+        print_report(res, False, tuple(k for k in res if not isinstance(res[k], dict | list)))
 
 
 def _add_eval() -> None:
@@ -338,8 +362,8 @@ def main() -> None:
     try:
         app()
     except TocsinError as e:
-        err.print(f"[red]error:[/] {e}")
-        sys.exit(EXIT_USAGE)
+        err.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)  # one line, unwrapped
+        sys.exit(e.exit_code)
     except ValidationError as e:
         err.print(f"[red]configuration error:[/] {e}")
         sys.exit(EXIT_USAGE)

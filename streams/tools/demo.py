@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,10 +31,18 @@ from streams.core.topics import (
     create_topics,
     topic_name,
 )
-from streams.evaluation.replay_score import TruthIncident, read_replay, score
+from streams.evaluation.replay_score import (
+    ReplayLine,
+    TruthIncident,
+    decisive_records,
+    read_replay,
+    score,
+)
+from streams.pipeline.inprocess import Pipeline
 from streams.publish.cap_check import CapCheck, check_alerts
 from streams.runtime.kafka_util import assign_all, group_lag, read_topic
 from streams.tools.broker import EmbeddedBroker
+from streams.tools.demo_live import TailResult, print_tail, run_tail, tail_rows
 from streams.tools.replay import produce
 from streams.tools.simulate import SimConfig, simulate
 
@@ -49,6 +58,10 @@ class DemoResult:
     warnings: list[Warning] = field(default_factory=list)
     seconds: float = 0.0
     cap: CapCheck | None = None
+    #: warning id -> wall clock from producing its decisive record to its arrival (the
+    #: accelerated week's; the real-time tail's are in ``tail``)
+    latency: dict[str, float] = field(default_factory=dict)
+    tail: TailResult | None = None
 
     @property
     def ok(self) -> bool:
@@ -105,7 +118,7 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 
 
 async def _watch_warnings(settings: TocsinSettings, sink: list[Warning], progress: Progress,
-                          stop: asyncio.Event) -> None:
+                          stop: asyncio.Event, arrived: dict[str, float]) -> None:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), enable_auto_commit=False)
@@ -117,6 +130,7 @@ async def _watch_warnings(settings: TocsinSettings, sink: list[Warning], progres
             for msgs in batch.values():
                 for m in msgs:
                     w = Warning.model_validate_json(m.value)
+                    arrived.setdefault(w.warning_id, time.perf_counter())
                     sink.append(w)
                     style = SEVERITY_STYLE.get(w.severity, "white")
                     progress.console.print(
@@ -147,8 +161,11 @@ async def run_pipeline_live(
 ) -> DemoResult:
     """Start a worker, replay the file into the topics, collect warnings, score them."""
     t0 = time.monotonic()
+    decisive = _decisive_lines(settings, registry, events_path)
     worker = start_worker(settings, workdir / "worker.log")
     warnings: list[Warning] = []
+    produced: dict[str, float] = {}
+    arrived: dict[str, float] = {}
     stop = asyncio.Event()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TextColumn("{task.fields[clock]}"),
@@ -156,16 +173,25 @@ async def run_pipeline_live(
     try:
         with progress:
             task = progress.add_task("replaying", total=n_lines, clock="")
-            watcher = asyncio.create_task(_watch_warnings(settings, warnings, progress, stop))
+            watcher = asyncio.create_task(_watch_warnings(settings, warnings, progress, stop,
+                                                          arrived))
+            current = [0]
+
+            def lines() -> Iterator[ReplayLine]:
+                for ln in read_replay(events_path):
+                    current[0] = ln.lineno
+                    yield ln
 
             def on_sent(n: int, et: float | None) -> None:
+                for wid in decisive.get(current[0], ()):
+                    produced[wid] = time.perf_counter()
                 clock = f"{datetime.fromtimestamp(et, UTC):%a %d %b %H:%M}" if et else None
                 if clock:
                     progress.update(task, advance=n, clock=clock)
                 else:
                     progress.advance(task, n)
 
-            await produce(settings, read_replay(events_path), speed, on_sent)
+            await produce(settings, lines(), speed, on_sent)
             progress.update(task, description="draining")
             drained = await wait_drained(settings, drain_timeout)
             if worker.poll() is not None:
@@ -181,14 +207,25 @@ async def run_pipeline_live(
         stop_process(worker)
     report = score(warnings, truth, registry)
     cap = check_alerts(await read_topic(settings, topic_name(settings, WARNINGS_CAP)), CAP_XSD)
-    return DemoResult(report, warnings, time.monotonic() - t0, cap)
+    latency = {w: arrived[w] - t for w, t in produced.items() if w in arrived}
+    return DemoResult(report, warnings, time.monotonic() - t0, cap, latency)
+
+
+def _decisive_lines(settings: TocsinSettings, registry: RegionRegistry,
+                    events_path: Path) -> dict[int, list[str]]:
+    """Line number -> the warnings whose decisive record it is (in-process replay)."""
+    pipe = Pipeline(settings, registry)
+    out: dict[int, list[str]] = {}
+    for wid, ln in decisive_records(pipe, read_replay(events_path)).items():
+        out.setdefault(ln.lineno, []).append(wid)
+    return out
 
 
 def print_report(console: Console, result: DemoResult) -> None:
     r = result.report
     t = Table(title="Injected incidents")
     for col in ("incident", "scenario", "region", "kind", "start (UTC)", "detected", "delay",
-                "warning"):
+                "warning", "latency"):
         t.add_column(col)
     for p in r["per_incident"]:
         kind = "cross-dept" if p["cross_department"] else "single-dept noise"
@@ -197,8 +234,11 @@ def print_report(console: Console, result: DemoResult) -> None:
         else:
             det = "[red]warned[/]" if p["detected"] else "[green]quiet[/]"
         delay = "" if p["delay_s"] is None else f"{p['delay_s'] / 3600:.1f} h"
+        lat = [result.latency[w] for w in p["warnings"] if w in result.latency]
         t.add_row(p["id"], p["scenario"], p["region"], kind, p["start"][:16].replace("T", " "),
-                  det, delay, ", ".join(p["warnings"]))
+                  det, delay, ", ".join(p["warnings"]),
+                  f"{min(lat):.2f} s" if lat else "")
+    tail_rows(t, result.tail)
     console.print(t)
     u = Table(title="Warnings that matched no incident")
     for col in ("warning", "region", "scenario", "first seen", "departments"):
@@ -213,6 +253,7 @@ def print_report(console: Console, result: DemoResult) -> None:
     if not r["false_warning_ids"]:
         u.add_row("(none)", "", "", "", "")
     console.print(u)
+    print_tail(console, result.tail)
     med = r["median_delay_s"]
     console.print(
         f"recall {r['recall']:.2f} ({r['detected']}/{r['incidents']} cross-department), "
@@ -265,8 +306,25 @@ def run_demo(seed: int, speed: float, days: float, broker: str | None,
             result: DemoResult = run_async(run_pipeline_live(
                 settings, events_path, truth, registry, speed, console, len(sim.events),
                 workdir))
+            result.tail = _live_tail(settings, registry, seed, workdir, console)
         print_report(console, result)
     return result
+
+
+def _live_tail(settings: TocsinSettings, registry: RegionRegistry, seed: int, workdir: Path,
+               console: Console) -> TailResult | None:
+    """The real-time tail (``streams.tools.demo_live``); a failure is reported, not fatal
+    (the demo's verdict is the week's)."""
+    from streams.core.errors import TocsinError
+
+    console.print("[bold]real-time tail[/]: a live city, event time = wall clock")
+    try:
+        tail: TailResult = run_async(run_tail(settings, registry, seed, workdir,
+                                              lambda m: console.print(m)))
+    except TocsinError as e:
+        console.print(f"[yellow]the real-time tail did not run: {e}[/]")
+        return None
+    return tail
 
 
 def run_async(coro: Any) -> Any:

@@ -3,6 +3,7 @@ day and at weekends, more where (and next to where) an incident is active."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,36 +29,56 @@ COMPLAINT_EFFECTS: dict[str, dict[str, float]] = {
 }
 
 
-def complaints(ctx: SimContext) -> None:
-    """Every complaint of the run, hour by hour."""
-    cfg, rng = ctx.cfg, ctx.rng
-    n = 0
-    t = cfg.start
+class ComplaintIds:
+    """Complaint ids ``<prefix>-<n>``, numbered from 1 (a live tail continues them under
+    another prefix)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"{self.prefix}-{self.n:07d}"
+
+
+def complaints(ctx: SimContext, ids: ComplaintIds | None = None) -> None:
+    """Every complaint of the run, hour by hour (numbered by ``ids``, default
+    ``cp-<seed>-<n>``)."""
+    next_id = ids or ComplaintIds(f"cp-{ctx.cfg.seed}")
+    t = ctx.cfg.start
     while t < ctx.end:
-        hour = t.hour + 0.5
-        act = diurnal_activity(hour) * (1.15 if t.weekday() >= 5 else 1.0)
-        for r in ctx.regions:
-            for cat, lam in _rates(ctx, r, t, act).items():
-                for _ in range(poisson(rng, lam)):
-                    ts = t + timedelta(seconds=rng.uniform(0, 3600))
-                    n += 1
-                    ctx.emit("complaint", ts, _complaint(ctx, f"cp-{cfg.seed}-{n:07d}", cat, r,
-                                                         ts))
+        complaint_span(ctx, t, 3600.0, next_id)
         t += timedelta(hours=1)
 
 
-def _rates(ctx: SimContext, region: str, t: datetime, act: float) -> dict[str, float]:
+def complaint_span(ctx: SimContext, t: datetime, span_s: float, next_id: Callable[[], str],
+                   boost: float = 1.0) -> None:
+    """The complaints of every region in the ``span_s`` seconds from ``t``; incidents'
+    extra complaints come ``boost`` times faster (a live tail's shortened incidents)."""
+    rng = ctx.rng
+    hour = t.hour + 0.5
+    act = diurnal_activity(hour) * (1.15 if t.weekday() >= 5 else 1.0)
+    for r in ctx.regions:
+        for cat, lam in _rates(ctx, r, t, act, boost).items():
+            for _ in range(poisson(rng, lam * span_s / 3600.0)):
+                ts = t + timedelta(seconds=rng.uniform(0, span_s))
+                ctx.emit("complaint", ts, _complaint(ctx, next_id(), cat, r, ts))
+
+
+def _rates(ctx: SimContext, region: str, t: datetime, act: float,
+           boost: float = 1.0) -> dict[str, float]:
     """Expected complaints per category in ``region`` in the hour from ``t``: odour drifts
-    to the neighbours of a chemical leak."""
+    to the neighbours of a chemical leak; the incidents' share times ``boost``."""
     rates = {c: base * act for c, base in COMPLAINT_RATES.items()}
     for inc, a in ctx.effects(region, t):
         for cat, extra in COMPLAINT_EFFECTS.get(inc.scenario, {}).items():
-            rates[cat] += a * extra * ctx.cfg.effect_scale * max(act, 0.8)
+            rates[cat] += a * extra * ctx.cfg.effect_scale * max(act, 0.8) * boost
     for nb_inc in ctx.incidents:
         if nb_inc.scenario == "chemical_leak" and region in ctx.registry.neighbours(
             nb_inc.region
         ) and (a := nb_inc.active(t)) > 0:
-            rates["odor"] += 0.4 * a * ctx.cfg.effect_scale * max(act, 0.5)
+            rates["odor"] += 0.4 * a * ctx.cfg.effect_scale * max(act, 0.5) * boost
     return rates
 
 

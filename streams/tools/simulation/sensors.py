@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from streams.tools.simulation.context import SimContext
@@ -13,45 +14,71 @@ from streams.tools.simulation.model import ENV_DEPT, METRICS, Incident, diurnal_
 Outages = dict[tuple[str, str], tuple[datetime, datetime]]
 
 
-def sensor_readings(ctx: SimContext) -> None:
-    """Every station's readings, one per metric and ``sensor_period_s``."""
+@dataclass
+class SensorState:
+    """What the sensor generator carries from reading to reading: each region's level, each
+    series' slow drift, the regions that report in other units and the readings numbered so
+    far (a live tail, :mod:`.live`, continues it)."""
+
+    region_factor: dict[str, float]
+    drift: dict[tuple[str, str], float]
+    ppb_region: str
+    cm_region: str
+    n: int = 0
+
+    def step_drift(self, rng: random.Random, region: str, metric: str, rho: float) -> float:
+        """Advance the drift of ``(region, metric)`` by one step of autocorrelation ``rho``."""
+        d = self.drift[(region, metric)] = rho * self.drift[(region, metric)] + math.sqrt(
+            1 - rho * rho) * rng.gauss(0, 0.15)
+        return d
+
+
+def sensor_readings(ctx: SimContext) -> SensorState:
+    """Every station's readings, one per metric and ``sensor_period_s``; the generator's
+    state at the end."""
     cfg, rng = ctx.cfg, ctx.rng
     step = timedelta(seconds=cfg.sensor_period_s)
-    region_factor = {r: rng.uniform(0.7, 1.4) for r in ctx.regions}
-    drift = {(r, m): 0.0 for r in ctx.regions for m in METRICS}
+    st = SensorState({r: rng.uniform(0.7, 1.4) for r in ctx.regions},
+                     {(r, m): 0.0 for r in ctx.regions for m in METRICS},
+                     ctx.regions[0], ctx.regions[-1])
     outages = _outages(ctx)
-    ppb_region = ctx.regions[0]
-    cm_region = ctx.regions[-1]
-    n = 0
     t = cfg.start
     rho = math.exp(-cfg.sensor_period_s / (12 * 3600))
     while t < ctx.end:
         hour = t.hour + t.minute / 60.0
         for r in ctx.regions:
             effects = ctx.effects(r, t)
-            for metric, (kind, _base, _noise, _amp, unit) in METRICS.items():
-                d = drift[(r, metric)] = rho * drift[(r, metric)] + math.sqrt(
-                    1 - rho * rho) * rng.gauss(0, 0.15)
+            for metric, (kind, _base, _noise, _amp, _unit) in METRICS.items():
+                d = st.step_drift(rng, r, metric, rho)
                 if _in_outage(outages, r, kind, t) or rng.random() < cfg.missing_rate:
                     continue
-                value = _normal_value(rng, metric, t, hour, d, region_factor[r])
-                for inc, a in effects:
-                    value = _sensor_effect(ctx, inc, metric, value, a)
-                out_unit = unit
-                if metric == "no2" and r == ppb_region:
-                    value, out_unit = value / 1.88, "ppb"
-                if metric == "water_level_m" and r == cm_region:
-                    value, out_unit = value * 100.0, "cm"
-                n += 1
-                ctx.emit("env", t, {
-                    "reading_id": f"rd-{cfg.seed}-{n:08d}",
-                    "sensor_id": f"{kind}-{r}",
-                    "metric": metric, "value": round(value, 4), "unit": out_unit,
-                    "region": r, "lat": ctx.registry.get(r).lat,
-                    "lon": ctx.registry.get(r).lon,
-                    "observed_at": iso(t), "department": ENV_DEPT,
-                })
+                emit_reading(ctx, st, r, metric, t, hour, d, effects)
         t += step
+    return st
+
+
+def emit_reading(ctx: SimContext, st: SensorState, region: str, metric: str, t: datetime,
+                 hour: float, drift: float, effects: list[tuple[Incident, float]]) -> None:
+    """One reading of ``metric`` in ``region`` at ``t``: its normal value, the effects of
+    the incidents active there, the region's unit."""
+    kind, _base, _noise, _amp, unit = METRICS[metric]
+    value = _normal_value(ctx.rng, metric, t, hour, drift, st.region_factor[region])
+    for inc, a in effects:
+        value = _sensor_effect(ctx, inc, metric, value, a)
+    out_unit = unit
+    if metric == "no2" and region == st.ppb_region:
+        value, out_unit = value / 1.88, "ppb"
+    if metric == "water_level_m" and region == st.cm_region:
+        value, out_unit = value * 100.0, "cm"
+    st.n += 1
+    ctx.emit("env", t, {
+        "reading_id": f"rd-{ctx.cfg.seed}-{st.n:08d}",
+        "sensor_id": f"{kind}-{region}",
+        "metric": metric, "value": round(value, 4), "unit": out_unit,
+        "region": region, "lat": ctx.registry.get(region).lat,
+        "lon": ctx.registry.get(region).lon,
+        "observed_at": iso(t), "department": ENV_DEPT,
+    })
 
 
 def _outages(ctx: SimContext) -> Outages:
