@@ -91,14 +91,23 @@ def running(cmd: list[str], ready_url: str, workdir: Path, name: str) -> Iterato
 
 
 @contextmanager
-def prometheus(config: Path, workdir: Path) -> Iterator[str]:
-    """A Prometheus on loopback with ``config``; yields its base URL."""
-    binary = ensure_binary("prometheus")
+def _on_loopback(binary: str, config: Path, flags: list[str], workdir: Path, name: str
+                 ) -> Iterator[str]:
+    """``binary`` with ``config`` and ``flags`` on a free loopback port; yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-           f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"]
-    with running(cmd, f"{url}/-/ready", workdir, "prometheus"):
+    cmd = [binary, f"--config.file={config}", *flags,
+           f"--web.listen-address=127.0.0.1:{port}"]
+    with running(cmd, f"{url}/-/ready", workdir, name):
+        yield url
+
+
+@contextmanager
+def prometheus(config: Path, workdir: Path) -> Iterator[str]:
+    """A Prometheus on loopback with ``config``; yields its base URL."""
+    with _on_loopback(ensure_binary("prometheus"), config,
+                      [f"--storage.tsdb.path={workdir / 'tsdb'}", "--web.enable-lifecycle"],
+                      workdir, "prometheus") as url:
         yield url
 
 
@@ -107,10 +116,7 @@ def alertmanager(config: Path, workdir: Path, install: bool = True) -> Iterator[
     """An Alertmanager on loopback with ``config`` (no clustering); yields its base URL.
     ``install``: install the package if the binary is missing (else fail, see
     :func:`ensure_binary`)."""
-    binary = ensure_binary("prometheus-alertmanager", install)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [binary, f"--config.file={config}", f"--storage.path={workdir / 'am-data'}",
-           f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="]
-    with running(cmd, f"{url}/-/ready", workdir, "alertmanager"):
+    with _on_loopback(ensure_binary("prometheus-alertmanager", install), config,
+                      [f"--storage.path={workdir / 'am-data'}", "--cluster.listen-address="],
+                      workdir, "alertmanager") as url:
         yield url
