@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, dashboard, geomap, table
+from grafana_foundation_sdk.builders import bargauge, dashboard, geomap, table, timeseries
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
@@ -25,6 +25,7 @@ from .common import (
     transformation,
     warning_annotations,
 )
+from .health import per_received, rate_by_source
 
 UID = "tocsin-overview"
 REGION_URL = "/d/tocsin-region/tocsin-region?var-region={value}&${{__url_time_range}}"
@@ -98,7 +99,28 @@ def build() -> dashboard.Dashboard:
                '[$__rate_interval]))', "{{department}}")],
         unit="cps", axis_label="anomalies / s"))
     d = d.with_panel(detection_delay())
-    return d
+    return d.with_panel(data_quality())
+
+
+def data_quality() -> timeseries.Panel:
+    """Data quality per department: the shares public data standards ask about."""
+    invalid = (f"(\n  {rate_by_source('tocsin_events_received_total')}\n"
+               f"  - {rate_by_source('tocsin_events_valid_total')}\n"
+               f"  - {rate_by_source('tocsin_events_duplicate_total')}\n)")
+    return timeseries_panel(
+        "Data quality per department", "Of the records each department sent: the share "
+        "invalid (dead-lettered: accuracy), duplicate (re-delivered: consistency), late "
+        "(later than the allowed lateness, not scored: timeliness), and of the sensor "
+        "readings expected from each station's cadence, the share missing (integrity). "
+        "Details on the pipeline health dashboard.",
+        [query(per_received(invalid), "{{source}} invalid"),
+         query(per_received(rate_by_source("tocsin_events_duplicate_total")),
+               "{{source}} duplicate"),
+         query(per_received(rate_by_source("tocsin_events_late_total")), "{{source}} late"),
+         query("sum(rate(tocsin_sensor_readings_missing_total[$__rate_interval]))\n"
+               "/ clamp_min(sum(rate(tocsin_sensor_readings_expected_total"
+               "[$__rate_interval])), 1e-9)", "env missing")],
+        unit="percentunit", w=24)
 
 
 def region_map() -> geomap.Panel:

@@ -317,6 +317,7 @@ def _register_detectors() -> None:
         sensor_components,
         shift,
         station_faults,
+        station_health,
     )
     from detectors.signals.calendar import HolidayCalendar
 
@@ -341,6 +342,8 @@ def _register_detectors() -> None:
         "warning_history": history.WarningHistory, "warning_decisions": history._Warning,
         "decision": decisions.Decision, "history_entry": history.Entry,
         "station_track": station_faults.StationTrack,
+        "station_health": station_health.StationHealth,
+        "station_series_health": station_health._Series,
         "colocated_site": station_faults.ColocatedSite,
         "holiday_calendar": HolidayCalendar,
     }

@@ -15,6 +15,7 @@ from detectors.signals.calendar import HolidayCalendar
 from detectors.signals.counts import CountSurge
 from detectors.signals.rates import RateSurge
 from detectors.signals.robust import RobustBaseline
+from detectors.signals.station_health import StationHealth
 from streams.core.schemas import Complaint, MarketEvent, SensorReading
 from streams.pipeline.sensor_path import SensorPath
 from streams.pipeline.sensor_path import _SensorState as _SensorState  # (was defined here)
@@ -137,6 +138,8 @@ class Detection(SensorPath):
         self.entry_errors = 0
         # sensor readings screened out as an instrument fault, by fault kind
         self.sensor_faults: dict[str, int] = {}
+        # cadence, missing readings, silence, stuck values and faults per sensor series
+        self.health = StationHealth()
 
     # -- entry ----------------------------------------------------------------------------
     def process(self, source: str, rec: SensorReading | Complaint | MarketEvent) -> list[Finding]:

@@ -13,6 +13,7 @@ from detectors.base import Finding, Score
 from detectors.signals.sensor import SensorEnsemble
 from detectors.signals.shift import FaultScreen, SustainedShift
 from detectors.signals.station_faults import ColocatedSite
+from detectors.signals.station_health import StationHealth
 from streams.core.schemas import SensorReading
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class SensorPath:
     common_mode: dict[str, float]
     signals: dict[tuple[str, str, str], tuple[float, float]]
     sensor_faults: dict[str, int]
+    health: StationHealth
 
     if TYPE_CHECKING:
         @staticmethod
@@ -61,16 +63,16 @@ class SensorPath:
         ) -> Finding: ...
 
     def _sensor(self, r: SensorReading, t: float) -> list[Finding]:
-        key = (r.sensor_id, r.metric)
         x = r.value
-        st = self._sensors.get(key)
+        st = self._sensors.get((r.sensor_id, r.metric))
         if st is None:
-            st = self._sensors[key] = _SensorState(
+            st = self._sensors[r.sensor_id, r.metric] = _SensorState(
                 SensorEnsemble(learning=self.p.sensor_learning),
                 SustainedShift(direction=SENSOR_DIRECTION.get(r.metric, "up")),
                 FaultScreen())
         fault = st.faults.kind(x, t)
         st.faults.learn_one(x, t)
+        self.health.learn_one(r.sensor_id, r.metric, x, t, fault)
         if fault is not None:  # an instrument fault: for operators, never evidence
             self.sensor_faults[fault] = self.sensor_faults.get(fault, 0) + 1
             return []

@@ -15,6 +15,7 @@ from detectors.fusion.feedback import Decision, InvalidDecision
 from detectors.fusion.ledger import Ledger
 from detectors.fusion.reorder import EventTimeBuffer
 from detectors.fusion.templates import DEFAULT_FILE, load_templates
+from detectors.signals.station_health import merge_health
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
     SOURCES,
@@ -351,6 +352,13 @@ class SourceStage:
             for kind, n in d.sensor_faults.items():
                 out[kind] = out.get(kind, 0) + n
         return out
+
+    def station_health(self, n: int) -> tuple[dict[str, int], int,
+                                              list[tuple[str, str, str, float]]]:
+        """Sensor series per status, readings missing so far, and the ``n`` series most
+        in need of attention; each partition judged at its own newest sensor event time."""
+        return merge_health([(d.health, now) for d in list(self._detection.values())
+                             if (now := d.watermark.get("env")) is not None], n)
 
     def signals(self) -> list[tuple[str, str, str, float, float]]:
         """(region, source, signal kind, observed, expected), latest per partition."""

@@ -35,6 +35,7 @@ from detectors.base import STATUSES
 from streams.core.errors import ConfigError
 from streams.core.schemas import SEVERITIES, SOURCES, Anomaly, Warning
 from streams.pipeline.detection import is_weak
+from streams.runtime.station_metrics import StationMetrics
 
 log = logging.getLogger("tocsin.worker")
 
@@ -196,6 +197,7 @@ class TocsinMetrics:
             "fault (stuck, impossible, unit_slip, erratic, step, drift): for operators, "
             "never incident evidence.",
             ["kind"], registry=r)
+        self.stations = StationMetrics(r)
         self.common_mode = Gauge(
             "tocsin_common_mode_regions", "Regions in which a signal kind is anomalous at "
             "once, while it is a city-wide (common-mode) condition; local warnings of that "

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.fusion.ledger import Ledger
+from detectors.signals.station_health import StationHealth
 from detectors.state import StateError, from_state, register, register_upgrade, to_state
 from streams.core.schemas import Anomaly, Feedback, Warning
 from streams.ingest.ingestor import Deduplicator
@@ -31,8 +32,11 @@ def _register() -> None:
     # earlier warning versions the CAP sink holds (for references)
     register("warning", Warning, dump=lambda m: m.model_dump_json(),
              load=Warning.model_validate_json)
+    # version 2: station health (a version-1 detection starts it empty)
+    register("detection", detection.Detection, version=2)
+    register_upgrade("detection", 1, _with_health)
     for name, cls in {
-        "detection": detection.Detection, "sensor_series": sensor_path._SensorState,
+        "sensor_series": sensor_path._SensorState,
         "level_series": detection._LevelState, "count_series": detection._CountCtx,
         "dedup_window": Deduplicator,
     }.items():
@@ -40,6 +44,12 @@ def _register() -> None:
     # version 2: the publication ledger (early firing); a version-1 partition has none
     register("correlation_partition", stages._CorrelationPartition, version=2)
     register_upgrade("correlation_partition", 1, _with_ledger)
+
+
+def _with_health(state: Any) -> Any:
+    if isinstance(state, dict) and "health" not in state:
+        state = {**state, "health": StationHealth()}
+    return state
 
 
 def _with_ledger(state: Any) -> Any:
@@ -85,4 +95,6 @@ def _legacy(state: Any, ext: dict[str, Any]) -> dict[str, Any]:
     det = (state.get("sources") or {}).get("detection")
     if isinstance(det, detection.Detection):
         det.p = ext["detect_params"]
+        if not hasattr(det, "health"):  # (pickled before station health)
+            det.health = StationHealth()
     return state

@@ -45,6 +45,7 @@ from streams.runtime.app import make_app, make_topic, watch_broker
 from streams.runtime.checkpointer import Checkpointer
 from streams.runtime.metrics import TocsinMetrics
 from streams.runtime.publisher import build_publisher
+from streams.runtime.station_metrics import MAX_ATTENTION
 
 log = logging.getLogger("tocsin.worker")
 
@@ -326,6 +327,9 @@ class Worker:
     async def _report(self) -> None:
         self.metrics.tracked_series.set(self.sources.n_series)
         c = self.sources.counters
+        # station health walks every sensor series: every 10 s, not per batch
+        summary, missing, worst = self.sources.station_health(MAX_ATTENTION)
+        self.metrics.stations.observe(summary, c.valid["env"], missing, worst)
         log.info("received=%s valid=%s dead=%s duplicate=%s anomalies=%d warnings=%d at %s",
                  c.received, c.valid, c.dead, c.duplicate, c.anomalies,
                  self.publisher.warnings_sent,

@@ -141,7 +141,10 @@ def exported_metrics() -> tuple[set[str], set[str]]:
         names |= {family.name + s for s in suffixes.get(family.type, ("",))}
         names |= {s.name for s in family.samples}
     labels = {"le", "job", "instance", "__name__", "region", "department", "signal"}
-    for metric in vars(metrics).values():
+    parts = list(vars(metrics).values())
+    parts += [m for p in parts if hasattr(p, "__dict__") and not isinstance(
+        p, MetricWrapperBase) for m in vars(p).values()]  # groups such as .stations
+    for metric in parts:
         if isinstance(metric, MetricWrapperBase):
             labels |= set(metric._labelnames)
     return names, labels
