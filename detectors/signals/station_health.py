@@ -128,11 +128,12 @@ class StationHealth:
 
     def attention(self, now: float, n: int) -> list[tuple[str, str, str, float]]:
         """The ``n`` series most in need of attention: (station, metric, status, share of
-        expected readings missing), worst status first, then most missing."""
+        expected readings missing), worst status first, then most missing (``ok`` series
+        too, after the others: the view shows the least complete even when all report)."""
         rows = []
         for (station, metric), s in self._series.items():
             st = self._status(s, now)
-            if st in ("ok", "learning"):
+            if st == "learning":
                 continue
             exp = self.expected(station, metric, now)
             share = 1.0 - s.received / exp if math.isfinite(exp) and exp > 0 else 0.0

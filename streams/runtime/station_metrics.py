@@ -28,7 +28,8 @@ class StationMetrics:
             "by a series' learned cadence and did not.", registry=registry)
         self.attention = Gauge(
             "tocsin_station_attention", f"The {MAX_ATTENTION} sensor series most in need "
-            "of attention (not ok): the share of their expected readings missing.",
+            "of attention (worst status first, then most missing): the share of their "
+            "expected readings missing.",
             ["station", "metric", "status"], registry=registry)
         self._seen = (0, 0)
 
