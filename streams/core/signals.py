@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,13 @@ def load_signals(path: Path | None, regions: Iterable[str] | None = None,
                         f"TOCSIN_SIGNALS: {cat.path}: metrics.{m}.limits.{i}.regions.{region}:"
                         " not a region of the region registry")
     return cat
+
+
+@cache
+def packaged() -> Catalogue:
+    """The packaged catalogue (read once, on first use): what an ``Ingestor`` or
+    ``DetectParams`` built without a catalogue uses."""
+    return load_signals(None)
 
 
 def signals_for(settings: TocsinSettings, regions: Iterable[str]) -> Catalogue:
@@ -95,5 +103,5 @@ def catalogue_json(cat: Catalogue, templates: TemplateSet | None = None) -> dict
     return out
 
 
-__all__ = ["DEFAULT_FILE", "catalogue_json", "fed_templates", "load_signals", "signals_for",
-           "with_signals"]
+__all__ = ["DEFAULT_FILE", "catalogue_json", "fed_templates", "load_signals", "packaged",
+           "signals_for", "with_signals"]

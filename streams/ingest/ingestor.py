@@ -22,7 +22,7 @@ from detectors.signals.catalogue import Catalogue
 from streams.core.errors import ValidationFailure, validation_message
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import SOURCE_MODELS, Complaint, DeadLetter, MarketEvent, SensorReading
-from streams.core.signals import load_signals
+from streams.core.signals import packaged
 from streams.core.units import normalise_price, normalise_sensor
 from streams.ingest.privacy import Pseudonymizer, mask_text
 
@@ -93,7 +93,7 @@ class Ingestor:
                  catalogue: Catalogue | None = None) -> None:
         self.registry = registry
         # the signal catalogue in force (None: the packaged one)
-        self.catalogue = load_signals(None) if catalogue is None else catalogue
+        self.catalogue = packaged() if catalogue is None else catalogue
         self.max_ahead_s = max_ahead_s  # None: no check against the clock
         self.min_event_time = min_event_time
         self.pseudonymizer = (

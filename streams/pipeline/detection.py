@@ -18,13 +18,13 @@ from detectors.signals.rates import RateSurge
 from detectors.signals.robust import RobustBaseline
 from detectors.signals.station_health import StationHealth
 from streams.core.schemas import Complaint, MarketEvent, SensorReading
-from streams.core.signals import load_signals
+from streams.core.signals import packaged
 from streams.pipeline.sensor_path import SensorPath
 from streams.pipeline.sensor_path import _SensorState as _SensorState  # (was defined here)
 
 
 def _packaged_directions() -> dict[str, str]:
-    return load_signals(None).directions()
+    return packaged().directions()
 
 
 @dataclass(frozen=True)

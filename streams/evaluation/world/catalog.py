@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache
 
-from streams.core.signals import load_signals
+from streams.core.signals import packaged
 from streams.core.units import PRICE_UNITS
 
 #: the city's local time (event times on the wire are UTC or carry an offset)
@@ -52,11 +51,10 @@ STATION_TYPES: dict[str, tuple[str, ...]] = {
 CADENCES = (60, 120, 300, 600, 900, 1800, 3600)
 
 
-@cache
 def sensor_units(metric: str) -> dict[str, float]:
     """Accepted units of ``metric`` -> factor to its canonical unit (the packaged signal
     catalogue's, which the ingest reads by default)."""
-    return dict(load_signals(None).metrics[metric].accepted)
+    return dict(packaged().metrics[metric].accepted)
 
 
 @dataclass(frozen=True)
