@@ -38,6 +38,7 @@ from detectors import policy  # noqa: E402
 from detectors.signals.multivariate import StationDetector  # noqa: E402
 from streams.core.errors import ValidationFailure  # noqa: E402
 from streams.core.settings import load_settings  # noqa: E402
+from streams.core.signals import packaged  # noqa: E402
 from streams.core.units import normalise_sensor  # noqa: E402
 from streams.evaluation.replay_score import read_replay, run_pipeline  # noqa: E402
 from streams.evaluation.world.generate import simulate_world  # noqa: E402
@@ -60,7 +61,7 @@ def station_flags(path: Path) -> tuple[dict[str, list[float]], dict[str, str], f
             continue
         try:
             r = json.loads(ln.raw)
-            value, _ = normalise_sensor(r["metric"], float(r["value"]), r["unit"])
+            value, _ = normalise_sensor(r["metric"], float(r["value"]), r["unit"], packaged())
             readings[r["sensor_id"]].append((_t(r["observed_at"]), r["metric"], value))
             region_of[r["sensor_id"]] = r["region"]
         except (ValueError, KeyError, TypeError, ValidationFailure):

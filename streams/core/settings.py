@@ -150,6 +150,10 @@ class TocsinSettings(BaseSettings):
         None, description="Holiday calendar YAML: the city's UTC offset, public holidays and "
         "make-up working days; the count baselines keep working days apart from weekends "
         "and holidays (default: the packaged holidays.yaml, China 2024-2026).")
+    signals: Path | None = Field(
+        None, description="Signal catalogue YAML: every sensor metric accepted, its canonical "
+        "and accepted units, bad direction, regulatory limits and the scenario templates it "
+        "feeds (default: the packaged signals.yaml; `tocsin signals` lists it).")
     grants: Path | None = Field(
         None, description="Sharing grants YAML: per-audience warning views on "
         "tocsin.warnings.view.<audience>, each release audited on tocsin.releases "

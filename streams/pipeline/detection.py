@@ -6,6 +6,7 @@ The sensor path is :mod:`streams.pipeline.sensor_path`; this module holds the ma
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from detectors import policy
@@ -17,8 +18,13 @@ from detectors.signals.rates import RateSurge
 from detectors.signals.robust import RobustBaseline
 from detectors.signals.station_health import StationHealth
 from streams.core.schemas import Complaint, MarketEvent, SensorReading
+from streams.core.signals import packaged
 from streams.pipeline.sensor_path import SensorPath
 from streams.pipeline.sensor_path import _SensorState as _SensorState  # (was defined here)
+
+
+def _packaged_directions() -> dict[str, str]:
+    return packaged().directions()
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,9 @@ class DetectParams:
     # no holidays; the pipeline passes TOCSIN_HOLIDAYS'). Not given to SustainedShift,
     # which takes one: measured, it cost 2 of 46 zoo and 2 of 36 dev incidents (docs/detectors.md)
     calendar: HolidayCalendar | None = None
+    # metric -> which way is bad (up, down, both): the signal catalogue's (default: the
+    # packaged one's; the pipeline passes TOCSIN_SIGNALS'); a metric not in it: up
+    directions: Mapping[str, str] = field(default_factory=_packaged_directions)
 
 
 def is_weak(anomaly_id: str) -> bool:

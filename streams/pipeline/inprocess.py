@@ -20,7 +20,8 @@ class Pipeline:
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
         self.settings = settings
         self.sources = SourceStage(settings, registry)
-        self.correlation = CorrelationStage(settings, expect_all_sources=False)
+        self.correlation = CorrelationStage(settings, expect_all_sources=False,
+                                            catalogue=self.sources.catalogue)
         self._wm: dict[tuple[str, int], float] = {}
         self.dead_letters: list[DeadLetter] = []
         self.anomalies: list[Anomaly] = []

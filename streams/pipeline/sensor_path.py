@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from streams.pipeline.detection import DetectParams
 
 
-#: which way a sensor metric is bad (default "up": concentrations, noise, water levels)
-SENSOR_DIRECTION: dict[str, str] = {"water_ph": "both", "dissolved_oxygen": "down"}
 #: peers (stations of one metric) a common-mode reference needs, and how recent they must be
 MIN_PEERS = 3
 PEER_MAX_AGE_S = 3 * 3600.0
@@ -68,7 +66,7 @@ class SensorPath:
         if st is None:
             st = self._sensors[r.sensor_id, r.metric] = _SensorState(
                 SensorEnsemble(learning=self.p.sensor_learning),
-                SustainedShift(direction=SENSOR_DIRECTION.get(r.metric, "up")),
+                SustainedShift(direction=self.p.directions.get(r.metric, "up")),
                 FaultScreen())
         fault = st.faults.kind(x, t)
         st.faults.learn_one(x, t)
@@ -111,7 +109,7 @@ class SensorPath:
             out.append(self._finding(f"{signal}/shift@{bucket}", "env", r.department, r.region,
                                      kind, signal, "sustained_shift", s, t, (r.reading_id,)))
         # the fast view: a spike or an abrupt step in the bad direction, not city-wide
-        direction = SENSOR_DIRECTION.get(r.metric, "up")
+        direction = self.p.directions.get(r.metric, "up")
         bad = (direction == "both" or (x > fast.expected) == (direction == "up"))
         if fast.p_value >= self.p.alpha_level or not bad or common >= COMMON_MODE_Z:
             st.run = 0
@@ -158,5 +156,4 @@ class SensorPath:
         self._sensors[(sensor_id, metric)] = _SensorState(det, shift, faults)
 
 
-__all__ = ["COMMON_MODE_Z", "MIN_PEERS", "PEER_MAX_AGE_S", "PEER_NEED_Z", "SENSOR_DIRECTION",
-           "SensorPath"]
+__all__ = ["COMMON_MODE_Z", "MIN_PEERS", "PEER_MAX_AGE_S", "PEER_NEED_Z", "SensorPath"]

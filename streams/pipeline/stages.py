@@ -15,6 +15,7 @@ from detectors.fusion.feedback import Decision, InvalidDecision
 from detectors.fusion.ledger import Ledger
 from detectors.fusion.reorder import EventTimeBuffer
 from detectors.fusion.templates import DEFAULT_FILE, load_templates
+from detectors.signals.catalogue import Catalogue
 from detectors.signals.station_health import merge_health
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
@@ -27,6 +28,7 @@ from streams.core.schemas import (
     Warning,
 )
 from streams.core.settings import TocsinSettings
+from streams.core.signals import signals_for, with_signals
 from streams.ingest.ingestor import Ingestor, Origin
 from streams.ingest.privacy import Pseudonymizer
 from streams.pipeline.detection import Detection, DetectParams
@@ -62,7 +64,8 @@ class CorrelationStage:
     (seconds).
     """
 
-    def __init__(self, settings: TocsinSettings, expect_all_sources: bool = True) -> None:
+    def __init__(self, settings: TocsinSettings, expect_all_sources: bool = True,
+                 catalogue: Catalogue | None = None) -> None:
         self.settings = settings
         # a live worker waits for every source partition (or its idle timeout); the
         # in-process replay, whose input is already in file order, for those seen so far
@@ -71,6 +74,8 @@ class CorrelationStage:
         self._parts: dict[int, _CorrelationPartition] = {}
         self._early: dict[int, EarlyFiring] = {}  # derived from _parts: never checkpointed
         self.templates = load_templates(settings.scenarios or DEFAULT_FILE)
+        if catalogue is not None:  # its metrics' kinds join the templates they feed
+            self.templates = with_signals(self.templates, catalogue)
 
     def part(self, partition: int, wall: float = 0.0) -> _CorrelationPartition:
         p = self._parts.get(partition)
@@ -293,13 +298,17 @@ class SourceStage:
 
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
         key = settings.pseudonym_key
+        #: the signal catalogue in force, read once (a bad one stops the start here)
+        self.catalogue = signals_for(settings, registry.ids())
         self.ingestor = Ingestor(registry, settings.dedup_window, None if key is None else
                                  Pseudonymizer(key.get_secret_value().encode()),
                                  max_ahead_s=settings.max_ahead_s,
-                                 min_event_time=settings.min_event_time.timestamp())
+                                 min_event_time=settings.min_event_time.timestamp(),
+                                 catalogue=self.catalogue)
         self.registry = registry
         self._params = DetectParams(lateness_s=settings.allowed_lateness_s,
-                                    calendar=settings.holiday_calendar)
+                                    calendar=settings.holiday_calendar,
+                                    directions=self.catalogue.directions())
         self._detection: dict[int, Detection] = {}
         self.counters = Counters()
 
