@@ -88,6 +88,13 @@ class Publisher:
         for sink in self.sinks:
             sink.submit(warnings)
 
+    def notify_stations(self, rows: list[tuple[str, str, str, float]]) -> None:
+        """Station-fault notices (the sinks that notify operators: Alertmanager)."""
+        for sink in self.notifiers:
+            notify = getattr(sink, "notify_stations", None)
+            if notify is not None:
+                notify(rows)
+
     def publish_conditions(self, conditions: list[Condition]) -> None:
         """City-wide conditions (only partition 0's correlator has any)."""
         for c in conditions:

@@ -330,6 +330,7 @@ class Worker:
         # station health walks every sensor series: every 10 s, not per batch
         summary, missing, worst = self.sources.station_health(MAX_ATTENTION)
         self.metrics.stations.observe(summary, c.valid["env"], missing, worst)
+        self.publisher.notify_stations(worst)
         log.info("received=%s valid=%s dead=%s duplicate=%s anomalies=%d warnings=%d at %s",
                  c.received, c.valid, c.dead, c.duplicate, c.anomalies,
                  self.publisher.warnings_sent,
