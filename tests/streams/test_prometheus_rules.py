@@ -24,7 +24,8 @@ RULE_TESTS = DEPLOY / "tests" / "tocsin.rules.test.yml"
 
 ALERTS = {"TocsinConsumerLagGrowing", "TocsinDeadLetterRateHigh", "TocsinSourceQuiet",
           "TocsinWorkerDown", "TocsinDetectionDelayHigh", "TocsinNotificationsFailing",
-          "TocsinBrokerUnreachable", "TocsinCheckpointsFailing", "TocsinSensorFaulty"}
+          "TocsinBrokerUnreachable", "TocsinCheckpointsFailing", "TocsinSensorFaulty",
+          "TocsinStationsSilent"}
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
