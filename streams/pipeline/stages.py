@@ -21,9 +21,11 @@ from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
     SOURCES,
     Anomaly,
+    Complaint,
     Condition,
     DeadLetter,
     Feedback,
+    MarketEvent,
     SourceWatermark,
     Warning,
 )
@@ -32,6 +34,7 @@ from streams.core.signals import signals_for, with_signals
 from streams.ingest.ingestor import Ingestor, Origin
 from streams.ingest.privacy import Pseudonymizer
 from streams.pipeline.detection import Detection, DetectParams
+from streams.pipeline.entities import EntityStep, top_of
 from streams.pipeline.records import (
     anomaly_to_finding,
     city_copy,
@@ -279,6 +282,8 @@ class Counters:
 class StepResult:
     dead: DeadLetter | None = None
     anomalies: list[Anomaly] = field(default_factory=list)
+    # entity risk (streams/pipeline/entities.py): topic records and entity_risk warnings
+    entities: EntityStep = field(default_factory=EntityStep)
 
 
 def partition_for(key: bytes | None, partitions: int) -> int:
@@ -308,7 +313,8 @@ class SourceStage:
         self.registry = registry
         self._params = DetectParams(lateness_s=settings.allowed_lateness_s,
                                     calendar=settings.holiday_calendar,
-                                    directions=self.catalogue.directions())
+                                    directions=self.catalogue.directions(),
+                                    entity_level=settings.entity_risk_level)
         self._detection: dict[int, Detection] = {}
         self.counters = Counters()
 
@@ -389,7 +395,8 @@ class SourceStage:
             return StepResult(dead=res.dead)
         assert res.record is not None
         c.valid[source] += 1
-        found = self.detection(origin.partition).process(source, res.record)
+        det = self.detection(origin.partition)
+        found = det.process(source, res.record)
         c.anomalies += len(found)
         out = []
         for f in found:
@@ -397,4 +404,12 @@ class SourceStage:
             out.append(a)
             out.extend(neighbour_copies(a, self.registry))
             out.append(city_copy(a))
+        rec = res.record
+        if isinstance(rec, MarketEvent | Complaint):
+            return StepResult(anomalies=out, entities=det.entities.observe(
+                rec, rec.event_time.timestamp()))
         return StepResult(anomalies=out)
+
+    def entity_top(self, n: int) -> list[tuple[str, float]]:
+        """The ``n`` riskiest entities over every partition (code, score), highest first."""
+        return top_of([d.entities for d in list(self._detection.values())], n)

@@ -112,11 +112,13 @@ class CapSink(KafkaSink):
         # predecessor)
         prev = [versions[v] for v in sorted(versions) if v < w.version]
         tpl = self.templates.get(w.scenario)
+        # a scenario of no template (entity_risk): CAP's own wording (cap_scenarios.py)
+        own = tpl is not self.templates.generic or w.scenario == tpl.name
         try:
-            closed = w.status in CLOSED_STATUSES  # keep CAP's own wording
+            closed = w.status in CLOSED_STATUSES or not own  # keep CAP's own wording
             xml = to_cap(w, self.registry, sender=self.sender, previous=prev,
                          instruction=None if closed else (tpl.instruction or None),
-                         category=tpl.cap_category)  # type: ignore[arg-type]
+                         category=tpl.cap_category if own else None)  # type: ignore[arg-type]
         except CapError as exc:
             log.warning("no CAP rendering of %s v%d: %s", w.warning_id, w.version, exc)
             xml = None

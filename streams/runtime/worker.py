@@ -40,6 +40,7 @@ from streams.core.topics import (
     topic_name,
 )
 from streams.ingest.ingestor import Origin, dead_letter
+from streams.pipeline.entities import ENTITY_SCENARIO, EntityStep
 from streams.pipeline.stages import CorrelationStage, SourceStage
 from streams.runtime.app import make_app, make_topic, watch_broker
 from streams.runtime.checkpointer import Checkpointer
@@ -72,10 +73,12 @@ class Worker:
             CollectorRegistry(), regions=registry.ids(),
             region_coords={r: (registry.get(r).name, registry.get(r).lat, registry.get(r).lon)
                            for r in registry.ids()},
-            scenarios=[t.name for t in self.correlation.templates.scenarios],
+            scenarios=[*(t.name for t in self.correlation.templates.scenarios),
+                       ENTITY_SCENARIO],
             app_id=settings.app_id, partitions=settings.partitions,
             max_signals=settings.metrics_max_signals)
         self.metrics.add_signal_reader(self.sources.signals)
+        self.metrics.add_entity_reader(lambda: self.sources.entity_top(settings.entity_risk_top))
         self.app = make_app(settings)
         self.deadletter_topic = self._topic(DEADLETTER)
         self.anomalies_topic = self._topic(ANOMALIES)
@@ -145,6 +148,7 @@ class Worker:
         touched: set[int] = set()
         dead_reasons: Counter[str] = Counter()
         found: list[Anomaly] = []
+        entity = EntityStep()  # entity risk records and warnings of this batch
         for ev in events:
             m = ev.message
             if not self.checkpointer.accept(m):
@@ -169,6 +173,7 @@ class Worker:
                 self.dead_sent += 1
                 dead_reasons[step.dead.error_type] += 1
             found.extend(step.anomalies)
+            entity.extend(step.entities)
             for a in step.anomalies:
                 if a.city:  # the common-mode view: every correlate partition gets it
                     body = a.model_dump_json().encode()
@@ -183,6 +188,9 @@ class Worker:
         detect_s = time.perf_counter() - started
         if pending:
             await asyncio.gather(*pending)
+        if entity.records or entity.warnings:
+            self.publisher.publish_entities(entity)
+            await self.publisher.flush()
         self._observe_ingest(source, touched, dead_reasons, found, detect_s, len(events))
         self.metrics.observe_batch(f"ingest.{source}", time.perf_counter() - started)
         self._lag(events)

@@ -1,0 +1,218 @@
+"""Entity risk in the live path (streams/pipeline/entities.py): the warning lifecycle, the
+bounded metric view, no personal data, the snapshot, and the in-process pipeline."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, generate_latest
+
+from streams.core.regions import RegionRegistry
+from streams.core.schemas import Complaint, MarketEvent
+from streams.core.settings import TocsinSettings
+from streams.core.topics import CATALOGUE, ENTITY_RISK
+from streams.core.uscc import check_char
+from streams.ingest.ingestor import Origin
+from streams.pipeline.detection import Detection, DetectParams
+from streams.pipeline.entities import ENTITY_SCENARIO, EntityTracker, top_of
+from streams.pipeline.inprocess import Pipeline
+from streams.pipeline.stages import partition_for
+from streams.publish.alertmanager import receiving_departments
+from streams.publish.cap import to_cap
+from streams.runtime import snapshot
+from streams.runtime.entity_metrics import EntityCollector
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+DAY = 86400.0
+
+
+def code(i: int) -> str:
+    body = f"91110000{i:09d}"
+    return body + check_char(body)
+
+
+RISKY = code(777)
+
+
+def market(i: int, entity: str, kind: str, t: float, passed: bool | None = None,
+           name: str | None = None) -> MarketEvent:
+    return MarketEvent(event_id=f"m-{i}", kind=kind, entity_id=entity,  # type: ignore[arg-type]
+                       entity_name=name, passed=passed, region="harbour",
+                       occurred_at=datetime.fromtimestamp(t, UTC),
+                       department="market_regulation")
+
+
+def population(tr: EntityTracker, t0: float, n: int = 200) -> float:
+    """``n`` inspected firms, one in ten failing; returns the time after them."""
+    for i in range(n):
+        tr.observe(market(i, code(i), "inspection", t0 + 600 * i, passed=i % 10 != 0),
+                   t0 + 600 * i)
+    return t0 + 600 * n
+
+
+def run_risky(tr: EntityTracker, t: float, kinds: list[str]) -> list[str]:
+    statuses = []
+    for k, kind in enumerate(kinds):
+        tk = t + 3 * DAY * k
+        step = tr.observe(market(1000 + k, RISKY, kind, tk,
+                                 passed=False if kind == "inspection" else None), tk)
+        statuses += [w.status for w in step.warnings]
+    return statuses
+
+
+def test_lifecycle_new_update_resolved() -> None:
+    tr = EntityTracker(DetectParams())
+    t = population(tr, T0.timestamp())
+    statuses = run_risky(tr, t, ["recall", "inspection", "license_violation", "inspection"])
+    # a recall alone (score ~4) stays below the level 6; the violation crosses it
+    assert statuses == ["new", "update"]
+    w = tr.sweep(t + 200 * DAY).warnings
+    assert [(x.status, x.version, x.scenario) for x in w] == [("resolved", 3, ENTITY_SCENARIO)]
+    assert tr.n_open == 0
+
+
+def test_warning_names_entity_and_goes_to_the_market_regulator(registry: RegionRegistry
+                                                                ) -> None:
+    tr = EntityTracker(DetectParams())
+    t = population(tr, T0.timestamp())
+    out = []
+    for k, kind in enumerate(["recall", "license_violation", "recall"]):
+        tk = t + DAY * k
+        out += tr.observe(market(2000 + k, RISKY, kind, tk), tk).warnings
+    w = out[0]
+    assert w.departments == ["market_regulation"] and w.evidence[0].source == "market"
+    assert RISKY in w.explanation and "recall" in w.explanation
+    assert w.evidence[0].event_ids == ["m-2000", "m-2001"]
+    assert receiving_departments(w) == ["market"]
+    xml = to_cap(w, registry)
+    assert "<category>Safety</category>" in xml and "High-risk market entity" in xml
+
+
+def test_topic_records_on_material_change_only() -> None:
+    tr = EntityTracker(DetectParams())
+    t = population(tr, T0.timestamp())
+    step = tr.observe(market(3000, RISKY, "recall", t), t)
+    assert [r.entity_id for r in step.records] == [RISKY]
+    # the same moment, a neutral price report: no material change, no record
+    assert tr.observe(MarketEvent(
+        event_id="p-1", kind="price_report", entity_id=RISKY, commodity="pork", price=30.0,
+        unit="CNY/kg", region="harbour", occurred_at=datetime.fromtimestamp(t, UTC),
+        department="market_regulation"), t).records == []
+    # decayed a year later: a last record, and it leaves the view
+    late = [r for r in tr.sweep(t + 365 * DAY).records if r.entity_id == RISKY]
+    assert len(late) == 1 and late[0].score < 1.0
+    assert RISKY not in dict(tr.top(10))
+
+
+def test_top_n_is_bounded_and_stale_entities_leave_the_view() -> None:
+    tr = EntityTracker(DetectParams())
+    t = population(tr, T0.timestamp())
+    for i in range(50):
+        for k in range(1 + i % 4):
+            tr.observe(market(5000 + 10 * i + k, code(300 + i), "recall", t), t)
+    top = tr.top(5)
+    assert len(top) == 5 and [v for _, v in top] == sorted((v for _, v in top), reverse=True)
+    reg = CollectorRegistry()
+    reg.register(EntityCollector(lambda: top_of([tr], 5)))
+    text = generate_latest(reg).decode()
+    assert text.count("tocsin_entity_risk_score{") == 5
+    tr.sweep(t + 2 * 365 * DAY)
+    assert top_of([tr], 5) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.sampled_from(
+    ["recall", "license_violation", "inspection", "price_report"]), st.floats(0, 60)),
+    max_size=60), st.integers(0, 8))
+def test_view_never_exceeds_n(events: list[tuple[int, str, float]], n: int) -> None:
+    tr = EntityTracker(DetectParams())
+    t0 = T0.timestamp()
+    for i, (e, kind, day) in enumerate(sorted(events, key=lambda x: x[2])):
+        t = t0 + day * DAY
+        ev = (MarketEvent(event_id=f"p-{i}", kind="price_report", entity_id=code(e),
+                          commodity="pork", price=1.0, unit="CNY/kg", region="harbour",
+                          occurred_at=datetime.fromtimestamp(t, UTC), department="m")
+              if kind == "price_report" else
+              market(i, code(e), kind, t, passed=False if kind == "inspection" else None))
+        step = tr.observe(ev, t)
+        assert all(0.0 <= r.risk <= 1.0 for r in step.records)
+    top = tr.top(n)
+    assert len(top) <= n
+    assert all(score >= 1.0 for _, score in top)
+
+
+def test_no_personal_data_leaves() -> None:
+    tr = EntityTracker(DetectParams())
+    t = population(tr, T0.timestamp())
+    blobs = []
+    for k in range(4):
+        tk = t + DAY * k
+        c = Complaint(complaint_id=f"c-{k}", channel="hotline", category="food_safety",
+                      text="Zhang San 13812345678 got sick", region="harbour",
+                      reporter_phone="13812345678", received_at=datetime.fromtimestamp(tk, UTC),
+                      department="citizen_hotline", entity_id=RISKY)
+        step = tr.observe(c, tk)
+        step.extend(tr.observe(market(4000 + k, RISKY, "recall", tk, name="Zhang San Shop"),
+                               tk))
+        blobs += [r.model_dump_json() for r in step.records]
+        blobs += [w.model_dump_json() for w in step.warnings]
+    reg = CollectorRegistry()
+    reg.register(EntityCollector(lambda: tr.top(10)))
+    blobs.append(generate_latest(reg).decode())
+    everything = "\n".join(blobs)
+    assert RISKY in everything and "c-0" in everything  # complaints named by id only
+    for secret in ("Zhang", "13812345678", "sick"):
+        assert secret not in everything
+
+
+def test_snapshot_keeps_the_tracker_and_upgrades_version_1() -> None:
+    p = DetectParams()
+    det = Detection(p)
+    t = population(det.entities, T0.timestamp())
+    run_risky(det.entities, t, ["recall", "license_violation"])
+    ext = {"detect_params": p, "templates": [], "generic_template": None}
+    back = snapshot.restore(snapshot.capture({"d": det}, ext), ext)["d"]
+    assert isinstance(back, Detection) and back.entities.p is p
+    assert back.entities.top(3) == det.entities.top(3) and back.entities.n_open == 1
+    state = {k: v for k, v in vars(Detection(p)).items() if k != "entities"}
+    up = snapshot._with_entities(state)
+    assert isinstance(up["entities"], EntityTracker)
+
+
+def test_topic_is_compacted() -> None:
+    spec = next(s for s in CATALOGUE if s.name == ENTITY_RISK)
+    assert spec.configs()["cleanup.policy"] == "compact"
+
+
+def test_pipeline_repeated_violations_raise_entity_risk(registry: RegionRegistry) -> None:
+    s = TocsinSettings()
+    pipe = Pipeline(s, registry)
+    key = b"harbour"
+    part = partition_for(key, s.partitions)
+    t0 = T0.timestamp()
+    lines = []
+    for i in range(200):  # the population: inspected firms
+        lines.append({"event_id": f"i-{i}", "kind": "inspection", "entity_id": code(i),
+                      "passed": i % 10 != 0, "t": t0 + 600 * i})
+    t = t0 + 600 * 200
+    for k, kind in enumerate(["license_violation", "recall", "license_violation", "recall"]):
+        lines.append({"event_id": f"v-{k}", "kind": kind, "entity_id": RISKY,
+                      "t": t + 2 * DAY * k})
+    for n, obj in enumerate(lines):
+        at = datetime.fromtimestamp(obj.pop("t"), UTC)
+        raw = json.dumps({**obj, "region": "harbour", "department": "market_regulation",
+                          "occurred_at": at.isoformat()}).encode()
+        pipe.feed("market", raw, Origin("tocsin.market.events", part, n, key))
+    pipe.finish()
+    assert not pipe.dead_letters
+    ent = [w for w in pipe.warnings if w.scenario == ENTITY_SCENARIO]
+    assert [w.status for w in ent][:1] == ["new"]
+    assert all(w.evidence[0].signal == f"entity:{RISKY}" for w in ent)
+    recs = [r for r in pipe.entity_records if r.entity_id == RISKY]
+    assert recs and recs[-1].above_level and recs[-1].warning_id == ent[0].warning_id
+    assert recs[-1].counts == {"license_violation": 2, "recall": 2}
+    assert pipe.sources.entity_top(1) == [(RISKY, recs[-1].score)]
+    assert timedelta(0) <= ent[-1].last_seen - ent[0].first_seen
