@@ -106,12 +106,16 @@ class Publisher:
             self.outbox.put(self.conditions_topic, c.condition_id.encode(),
                             c.model_dump_json().encode())
 
-    def publish_entities(self, step: EntityStep) -> None:
+    async def publish_entities(self, step: EntityStep) -> None:
         """Entity risk from the detect stage: its warnings (entity_risk, to every sink like
-        the correlator's) and its records to the compacted ``tocsin.entities.risk``."""
+        the correlator's) and its records to the compacted ``tocsin.entities.risk``; returns
+        once they are delivered (an ingest batch is acknowledged after them)."""
+        if not (step.warnings or step.records):
+            return
         self.publish(step.warnings)
         for r in step.records:
             self.outbox.put(self.entity_topic, r.entity_id.encode(), r.model_dump_json().encode())
+        await self.flush()
 
     async def flush(self) -> None:
         """Deliver what was published: return once the broker has every Kafka record

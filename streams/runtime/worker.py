@@ -188,9 +188,7 @@ class Worker:
         detect_s = time.perf_counter() - started
         if pending:
             await asyncio.gather(*pending)
-        if entity.records or entity.warnings:
-            self.publisher.publish_entities(entity)
-            await self.publisher.flush()
+        await self.publisher.publish_entities(entity)
         self._observe_ingest(source, touched, dead_reasons, found, detect_s, len(events))
         self.metrics.observe_batch(f"ingest.{source}", time.perf_counter() - started)
         self._lag(events)
