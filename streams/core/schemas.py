@@ -202,6 +202,9 @@ class Anomaly(Evidence):
     city: bool = Field(
         False, description="Set on the copy sent to every anomalies partition for the "
         "city-wide (common-mode) view: never evidence of a local incident.")
+    entities: list[str] = Field(
+        default_factory=list, description="What the risky market entities behind its "
+        "events have on record (credit codes only); added to market warnings' explanations.")
 
 
 class SourceWatermark(WireModel):

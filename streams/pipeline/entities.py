@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from detectors.base import Score, warning_id
 from detectors.signals.entity_risk import DEFAULT_WEIGHTS, EntityRisk
 from streams.core.schemas import (
+    Anomaly,
     Audit,
     Complaint,
     EntityRiskRecord,
@@ -53,6 +54,11 @@ ENTITY_MIN_SCORE = 1.0
 MAX_EVENTS = 20
 #: event time between two sweeps of the open and published entities (their risk decays)
 SWEEP_S = 3600.0
+#: entities named in one market warning's evidence, and the window of "also had"
+MAX_NOTES = 3
+NOTE_WINDOW_S = 30 * 86400.0
+#: notes of anomalies a correlation partition keeps (the most recent)
+MAX_KEPT_NOTES = 2000
 #: the resolved level is this many decades below the warning level
 HYSTERESIS = 1.0
 #: adverse kinds as they are named in explanations
@@ -256,14 +262,30 @@ class EntityTracker:
         return [(k, v) for k, v in heapq.nlargest(n, scored, key=lambda kv: kv[1])
                 if v is not None]
 
-    def entities_of(self, event_ids: set[str]) -> dict[str, list[str]]:
-        """entity code -> the kinds of its adverse events among ``event_ids``."""
-        out: dict[str, list[str]] = {}
+    def notes(self, event_ids: tuple[str, ...], t: float) -> list[str]:
+        """What the entities behind ``event_ids`` (a finding's evidence) have on record:
+        one sentence for each of the ``MAX_NOTES`` riskiest with two or more of these
+        events or a published score, e.g. "3 of the failed inspections are at entity X,
+        which also had 1 recall in the last 30 days (risk score 7.2)"."""
+        ids = set(event_ids)
+        found: list[tuple[float, str]] = []
         for k, e in self._entities.items():
-            kinds = [kind for kind, _, eid in e.events if eid in event_ids]
-            if kinds:
-                out[k] = kinds
-        return out
+            mine = [kind for kind, _, eid in e.events if eid in ids]
+            if not mine or (len(mine) < 2 and e.published is None):
+                continue
+            kind = max(set(mine), key=mine.count)
+            n = mine.count(kind)
+            name = KIND_NAMES.get(kind, kind)
+            head = (f"{n} of the {name}s are at entity {k}" if n > 1
+                    else f"the {name} at entity {k}")
+            others = {kk: c for kk, c in self.counts(k, t, NOTE_WINDOW_S).items()
+                      if kk != kind}
+            also = ", ".join(f"{c} {KIND_NAMES.get(kk, kk)}{'s' if c > 1 else ''}"
+                             for kk, c in others.items())
+            score = score_of(self.det.assess(k, t))
+            tail = f", which also had {also} in the last 30 days" if also else ""
+            found.append((score, f"{head}{tail} (risk score {score:.1f})"))
+        return [note for _, note in sorted(found, reverse=True)[:MAX_NOTES]]
 
     @property
     def n_open(self) -> int:
@@ -277,3 +299,31 @@ def top_of(trackers: list[EntityTracker], n: int) -> list[tuple[str, float]]:
         for k, v in tr.top(n):
             best[k] = max(v, best.get(k, v))
     return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+
+def annotate(anomalies: list[Anomaly], tracker: EntityTracker, t: float) -> list[Anomaly]:
+    """``anomalies`` of the market and complaint paths with the notes of the risky entities
+    behind their events (see :meth:`EntityTracker.notes`); the others unchanged."""
+    out = []
+    for a in anomalies:
+        notes = tracker.notes(tuple(a.event_ids), t) if a.source != "env" else []
+        out.append(a.model_copy(update={"entities": notes}) if notes else a)
+    return out
+
+
+def keep_notes(kept: dict[str, list[str]], a: Anomaly) -> None:
+    """Keep ``a``'s entity notes by anomaly id (the most recent ``MAX_KEPT_NOTES``)."""
+    if a.entities and not a.city:
+        kept[a.anomaly_id] = list(a.entities)
+        while len(kept) > MAX_KEPT_NOTES:
+            del kept[next(iter(kept))]
+
+
+def with_notes(w: Warning, anomaly_ids: list[str], kept: dict[str, list[str]]) -> Warning:
+    """``w`` with the entity notes of its evidence's anomalies added to its explanation
+    (the warning is otherwise unchanged: the correlator's decisions are not touched)."""
+    notes = list(dict.fromkeys(n for i in anomaly_ids for n in kept.get(i, ())))
+    if not notes:
+        return w
+    text = "; ".join(notes[:MAX_NOTES])
+    return w.model_copy(update={"explanation": f"{w.explanation} Entities: {text}."})

@@ -34,7 +34,7 @@ from streams.core.signals import signals_for, with_signals
 from streams.ingest.ingestor import Ingestor, Origin
 from streams.ingest.privacy import Pseudonymizer
 from streams.pipeline.detection import Detection, DetectParams
-from streams.pipeline.entities import EntityStep, top_of
+from streams.pipeline.entities import EntityStep, annotate, keep_notes, top_of, with_notes
 from streams.pipeline.records import (
     anomaly_to_finding,
     city_copy,
@@ -51,6 +51,7 @@ class _CorrelationPartition:
     correlator: Correlator
     last_input: float = 0.0  # wall clock (monotonic) of the last record seen
     ledger: Ledger = field(default_factory=Ledger)  # what has been published
+    entity_notes: dict[str, list[str]] = field(default_factory=dict)  # anomaly id -> notes
 
 
 class CorrelationStage:
@@ -98,6 +99,7 @@ class CorrelationStage:
         p = self.part(partition, wall)
         p.last_input = wall
         if isinstance(rec, Anomaly):
+            keep_notes(p.entity_notes, rec)  # risky entities, for market warnings' text
             p.buffer.push(rec.event_time.timestamp(), rec.anomaly_id, rec)
             if self.settings.early_firing:
                 return self._fire(partition, p, rec)
@@ -245,8 +247,9 @@ class CorrelationStage:
             return []
         now = datetime.now(UTC)
         rule, params = self.rule(p.correlator)
-        return [version_to_warning(v, now, rule, params) for v in versions]
-
+        return [with_notes(version_to_warning(v, now, rule, params),
+                           [g.anomaly_id for g in v.evidence], p.entity_notes)
+                for v in versions]
 
 
 def _feedback_key(fb: Feedback) -> str:
@@ -275,7 +278,6 @@ class Counters:
     dead: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
     duplicate: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
     anomalies: int = 0
-
 
 
 @dataclass
@@ -395,20 +397,18 @@ class SourceStage:
             return StepResult(dead=res.dead)
         assert res.record is not None
         c.valid[source] += 1
-        det = self.detection(origin.partition)
-        found = det.process(source, res.record)
+        det, rec = self.detection(origin.partition), res.record
+        found = det.process(source, rec)
         c.anomalies += len(found)
+        t = rec.event_time.timestamp()
+        ent = (det.entities.observe(rec, t) if isinstance(rec, MarketEvent | Complaint)
+               else EntityStep())
         out = []
-        for f in found:
-            a = finding_to_anomaly(f)
+        for a in annotate([finding_to_anomaly(f) for f in found], det.entities, t):
             out.append(a)
             out.extend(neighbour_copies(a, self.registry))
             out.append(city_copy(a))
-        rec = res.record
-        if isinstance(rec, MarketEvent | Complaint):
-            return StepResult(anomalies=out, entities=det.entities.observe(
-                rec, rec.event_time.timestamp()))
-        return StepResult(anomalies=out)
+        return StepResult(anomalies=out, entities=ent)
 
     def entity_top(self, n: int) -> list[tuple[str, float]]:
         """The ``n`` riskiest entities over every partition (code, score), highest first."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.core.regions import RegionRegistry
-from streams.core.schemas import Complaint, MarketEvent
+from streams.core.schemas import Anomaly, Complaint, MarketEvent
 from streams.core.settings import TocsinSettings
 from streams.core.topics import CATALOGUE, ENTITY_RISK
 from streams.core.uscc import check_char
@@ -19,7 +19,7 @@ from streams.ingest.ingestor import Origin
 from streams.pipeline.detection import Detection, DetectParams
 from streams.pipeline.entities import ENTITY_SCENARIO, EntityTracker, top_of
 from streams.pipeline.inprocess import Pipeline
-from streams.pipeline.stages import partition_for
+from streams.pipeline.stages import CorrelationStage, partition_for
 from streams.publish.alertmanager import receiving_departments
 from streams.publish.cap import to_cap
 from streams.runtime import snapshot
@@ -216,3 +216,46 @@ def test_pipeline_repeated_violations_raise_entity_risk(registry: RegionRegistry
     assert recs[-1].counts == {"license_violation": 2, "recall": 2}
     assert pipe.sources.entity_top(1) == [(RISKY, recs[-1].score)]
     assert timedelta(0) <= ent[-1].last_seen - ent[0].first_seen
+
+
+def test_notes_name_the_entities_behind_a_findings_events() -> None:
+    tr = EntityTracker(DetectParams())
+    t = population(tr, T0.timestamp())
+    tr.observe(market(6000, RISKY, "recall", t - 10 * DAY), t - 10 * DAY)
+    ids = []
+    for k in range(3):
+        tr.observe(market(6100 + k, RISKY, "inspection", t + k, passed=False), t + k)
+        ids.append(f"m-{6100 + k}")
+    notes = tr.notes((*ids, "m-0"), t + 3)
+    assert len(notes) == 1
+    assert notes[0].startswith(f"3 of the failed inspections are at entity {RISKY}, which "
+                               "also had 1 recall in the last 30 days (risk score ")
+    assert tr.notes(("m-nothing",), t) == []
+
+
+def anomaly(i: str, kind: str, t: datetime, entities: list[str]) -> Anomaly:
+    source = kind.split(":")[0]
+    return Anomaly(anomaly_id=i, kind=kind, source=source,  # type: ignore[arg-type]
+                   department=f"{source}_dept", region="harbour", signal=f"{kind}:harbour",
+                   detector="count_surge", observed=9.0, expected=1.0, score=5.0,
+                   p_value=1e-6, event_time=t, event_ids=[f"ev-{i}"], entities=entities)
+
+
+def test_market_warning_explanation_names_entities_without_changing_decisions() -> None:
+    s = TocsinSettings()
+    note = f"3 of the failed inspections are at entity {RISKY} (risk score 7.0)"
+    out = {}
+    for with_notes in (True, False):
+        stage = CorrelationStage(s, expect_all_sources=False)
+        part = partition_for(b"harbour", s.partitions)
+        ws = stage.add(part, anomaly("a1", "market:inspection_fail", T0,
+                                     [note] if with_notes else []), 0.0)
+        ws += stage.add(part, anomaly("a2", "complaint:food_safety", T0 + timedelta(hours=1),
+                                      []), 0.0)
+        out[with_notes] = ws + stage.flush()
+    assert out[True], "food_safety should open, or the test checks nothing"
+    assert all(w.scenario == "food_safety" for w in out[True])
+    assert [(w.warning_id, w.version, w.status, w.severity, w.score) for w in out[True]] == \
+        [(w.warning_id, w.version, w.status, w.severity, w.score) for w in out[False]]
+    assert all(f"Entities: {note}." in w.explanation for w in out[True])
+    assert not any("Entities:" in w.explanation for w in out[False])
