@@ -39,6 +39,7 @@ from streams.core.schemas import (
     Status,
     Warning,
 )
+from streams.pipeline.records import DETECTOR_VERSIONS
 
 if TYPE_CHECKING:
     from streams.pipeline.detection import DetectParams
@@ -216,7 +217,7 @@ class EntityTracker:
             audit=Audit(template=ENTITY_SCENARIO,
                         rule="entity risk score (-log10 p of its decayed adverse weight "
                         "against the population) >= level opens, < level - 1 resolves",
-                        detectors={"entity_risk": "1"},
+                        detectors={"entity_risk": DETECTOR_VERSIONS["entity_risk"]},
                         parameters={"level": level, "half_life_s": self.p.entity_half_life_s},
                         event_ids=sorted(ids)),
         )

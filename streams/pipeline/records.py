@@ -66,7 +66,7 @@ def anomaly_to_finding(a: Anomaly) -> Finding:
 #: detector name -> version, recorded in every warning's audit (bump on a behaviour change)
 DETECTOR_VERSIONS = {
     "sensor_ensemble": "3", "sustained_shift": "1", "robust_baseline": "2",
-    "count_surge": "2", "rate_surge": "2",
+    "count_surge": "2", "rate_surge": "2", "entity_risk": "1",
 }
 
 

@@ -259,3 +259,22 @@ def test_market_warning_explanation_names_entities_without_changing_decisions() 
         [(w.warning_id, w.version, w.status, w.severity, w.score) for w in out[False]]
     assert all(f"Entities: {note}." in w.explanation for w in out[True])
     assert not any("Entities:" in w.explanation for w in out[False])
+
+
+def test_entity_risk_alerts_route_to_the_market_regulator() -> None:
+    from streams.publish.alertmanager import warning_alerts
+    from tests.streams.test_alertmanager import DEPLOY, amtool
+
+    tr = EntityTracker(DetectParams())
+    t = population(tr, T0.timestamp())
+    ws = []
+    for k, kind in enumerate(["recall", "license_violation"]):
+        ws += tr.observe(market(7000 + k, RISKY, kind, t + k), t + k).warnings
+    [w] = ws
+    [a] = warning_alerts(w, runbook_url="https://docs.example.org/runbook.md",
+                         dashboard_url="http://grafana.example.org/d/tocsin-region")
+    assert a["labels"]["scenario"] == ENTITY_SCENARIO and a["labels"]["department"] == "market"
+    assert a["annotations"]["runbook_url"].endswith("#entity_risk")
+    proc = amtool("config", "routes", "test", f"--config.file={DEPLOY}",
+                  *(f"{k}={v}" for k, v in a["labels"].items()))
+    assert proc.stdout.strip() == "market-regulator", proc.stdout + proc.stderr
