@@ -309,6 +309,7 @@ def _register_detectors() -> None:
         calibration,
         count_keys,
         counts,
+        entity_risk,
         fault_screen,
         rate_keys,
         rates,
@@ -346,6 +347,7 @@ def _register_detectors() -> None:
         "station_series_health": station_health._Series,
         "colocated_site": station_faults.ColocatedSite,
         "holiday_calendar": HolidayCalendar,
+        "entity_risk": entity_risk.EntityRisk,
     }
     for name, cls in names.items():
         register(name, cls)

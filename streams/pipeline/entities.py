@@ -152,7 +152,8 @@ class EntityTracker:
 
     def _prune(self) -> None:
         """Forget the records of entities the detector has evicted (bounded memory)."""
-        if len(self._entities) > self.det.max_entities:
+        cap = self.det.max_entities
+        if len(self._entities) > cap + cap // 10:
             for k in [k for k in self._entities if k not in self.det and k not in self._open]:
                 del self._entities[k]
 

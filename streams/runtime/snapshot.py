@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.fusion.ledger import Ledger
-from detectors.signals.entity_risk import EntityRisk
 from detectors.signals.station_health import StationHealth
 from detectors.state import StateError, from_state, register, register_upgrade, to_state
 from streams.core.schemas import Anomaly, Feedback, Warning
@@ -40,7 +39,7 @@ def _register() -> None:
     register_upgrade("detection", 2, _with_entities)
     for name, cls in {
         "entity_tracker": entities.EntityTracker, "entity_record": entities._Entity,
-        "entity_warning": entities._Open, "entity_risk": EntityRisk,
+        "entity_warning": entities._Open,
         "sensor_series": sensor_path._SensorState,
         "level_series": detection._LevelState, "count_series": detection._CountCtx,
         "dedup_window": Deduplicator,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
@@ -278,3 +279,19 @@ def test_entity_risk_alerts_route_to_the_market_regulator() -> None:
     proc = amtool("config", "routes", "test", f"--config.file={DEPLOY}",
                   *(f"{k}={v}" for k, v in a["labels"].items()))
     assert proc.stdout.strip() == "market-regulator", proc.stdout + proc.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="0123456789ABCDEFGHJKLMNPQRTUWXY", min_size=17, max_size=17),
+       st.booleans())
+def test_complaint_entity_id_is_a_checked_credit_code(body: str, corrupt: bool) -> None:
+    good = body + check_char(body)
+    bad = body + ("0" if check_char(body) != "0" else "1")
+    base = {"complaint_id": "c-1", "channel": "app", "category": "food_safety", "text": "",
+            "region": "harbour", "received_at": T0.isoformat(), "department": "hotline"}
+    if corrupt:
+        with pytest.raises(ValueError, match="checksum"):
+            Complaint.model_validate({**base, "entity_id": bad})
+    else:
+        c = Complaint.model_validate({**base, "entity_id": f" {good.lower()} "})
+        assert c.entity_id == good
