@@ -214,7 +214,7 @@ class EntityTracker:
                 expected=round(s.expected, 3), score=score, p_value=s.p_value,
                 event_time=when, event_ids=ids)],
             explanation=self.explain(entity, e, s, score, t, status),
-            sent_at=when,
+            sent_at=datetime.now(UTC),  # as the correlator's warnings: when it is sent
             audit=Audit(template=ENTITY_SCENARIO,
                         rule="entity risk score (-log10 p of its decayed adverse weight "
                         "against the population) >= level opens, < level - 1 resolves",

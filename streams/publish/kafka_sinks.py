@@ -41,16 +41,20 @@ class Outbox:
     def __init__(self, send: Send) -> None:
         self._send = send
         self._records: list[tuple[Any, bytes | None, bytes]] = []
+        # one flush at a time: agents share the outbox (correlate, and ingest for entity
+        # risk), and a flush must not return while another holds records put before it
+        self._lock = asyncio.Lock()
 
     def put(self, topic: Any, key: bytes | None, value: bytes) -> None:
         self._records.append((topic, key, value))
 
     async def flush(self) -> None:
         """Send every record put so far, in order; return once the broker has all."""
-        records, self._records = self._records, []
-        pending = [await self._send(t, k, v, None) for t, k, v in records]
-        if pending:
-            await asyncio.gather(*pending)
+        async with self._lock:
+            records, self._records = self._records, []
+            pending = [await self._send(t, k, v, None) for t, k, v in records]
+            if pending:
+                await asyncio.gather(*pending)
 
 
 class KafkaSink:

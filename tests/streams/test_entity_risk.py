@@ -295,3 +295,42 @@ def test_complaint_entity_id_is_a_checked_credit_code(body: str, corrupt: bool) 
     else:
         c = Complaint.model_validate({**base, "entity_id": f" {good.lower()} "})
         assert c.entity_id == good
+
+
+def test_a_flush_waits_for_records_another_flush_is_sending() -> None:
+    """The correlate agent and an ingest agent (entity risk) flush the same outbox: a
+    flush returns only once the broker has every record put before it."""
+    import asyncio
+    from typing import Any
+
+    from streams.publish.kafka_sinks import Outbox
+
+    async def run() -> list[str]:
+        log: list[str] = []
+        gate = asyncio.Event()
+
+        async def send(topic: Any, key: bytes | None, value: bytes,
+                       partition: int | None) -> Any:
+            async def delivered() -> None:
+                if value == b"slow":
+                    await gate.wait()
+                log.append(f"acked {value.decode()}")
+            await asyncio.sleep(0)  # queueing yields, as aiokafka's send does
+            return asyncio.ensure_future(delivered())
+
+        box = Outbox(send)
+        box.put("t", None, b"slow")
+        first = asyncio.create_task(box.flush())
+        await asyncio.sleep(0)  # the first flush has taken the record
+        box.put("t", None, b"fast")
+        second = asyncio.create_task(box.flush())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        log.append("second done" if second.done() else "second waiting")
+        gate.set()
+        await asyncio.gather(first, second)
+        return log
+
+    log = asyncio.run(run())
+    assert log[0] == "second waiting"
+    assert "acked slow" in log and "acked fast" in log
