@@ -323,7 +323,7 @@ def _register_detectors() -> None:
     from detectors.signals.calendar import HolidayCalendar
 
     names: dict[str, type] = {
-        "finding": base.Finding, "score": base.Score,
+        "score": base.Score,
         "sensor_ensemble": sensor.SensorEnsemble,
         "robust_level": sensor_components.RobustLevel,
         "ewma_variance": sensor_components.EwmaVariance,
@@ -351,6 +351,20 @@ def _register_detectors() -> None:
     }
     for name, cls in names.items():
         register(name, cls)
+    _register_finding()
+
+
+def _register_finding() -> None:
+    """Version 2: ``Finding.entities`` (notes on risky market entities); 1 had none."""
+    from detectors.base import Finding
+
+    register("finding", Finding, version=2)
+    register_upgrade("finding", 1, _finding_with_entities)
+
+
+def _finding_with_entities(state: Any) -> Any:
+    """A version-1 finding's field values, with no entity notes appended."""
+    return [*state, ()] if isinstance(state, list) and len(state) == 14 else state
 
 
 _register_detectors()

@@ -157,11 +157,16 @@ class Detection(SensorPath):
         self.sensor_faults: dict[str, int] = {}
         # cadence, missing readings, silence, stuck values and faults per sensor series
         self.health = StationHealth()
-        # per market entity (credit code): risk from its record (SourceStage feeds it)
+        # per market entity (credit code): risk from its record, notes on its findings
         self.entities = EntityTracker(self.p)
 
     # -- entry ----------------------------------------------------------------------------
     def process(self, source: str, rec: SensorReading | Complaint | MarketEvent) -> list[Finding]:
+        """Findings of ``rec``; a market event or complaint also feeds entity risk."""
+        return self.entities.detect(rec, self._detect(source, rec))
+
+    def _detect(self, source: str, rec: SensorReading | Complaint | MarketEvent
+                ) -> list[Finding]:
         t = rec.event_time.timestamp()
         wm = self.watermark.get(source)
         if wm is None:

@@ -13,6 +13,11 @@ what it learns into
 * :class:`~streams.core.schemas.Warning` versions of scenario ``entity_risk`` to the
   market regulator: new when the score reaches ``entity_level``, update at each further
   adverse event while open, resolved when the score has decayed below ``entity_level - 1``.
+* notes on the risky entities behind a finding's events (``Finding.entities``), which
+  the warnings rendered from it name in their explanation.
+
+:meth:`EntityTracker.take` (through :class:`EntityViews`, mixed into the source stage)
+hands the records and warnings to the worker, which publishes them with the correlator's.
 
 Nothing personal leaves it: an entity is named by its code only (never the business name,
 which for a sole trader is a person's name), complaints only by their ids.
@@ -23,26 +28,26 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from detectors.base import Score, warning_id
+from detectors.base import Finding, Score, warning_id
 from detectors.signals.entity_risk import DEFAULT_WEIGHTS, EntityRisk
 from streams.core.schemas import (
-    Anomaly,
     Audit,
     Complaint,
     EntityRiskRecord,
     Evidence,
     MarketEvent,
+    SensorReading,
     Status,
     Warning,
 )
 from streams.pipeline.records import DETECTOR_VERSIONS
 
 if TYPE_CHECKING:
-    from streams.pipeline.detection import DetectParams
+    from streams.pipeline.detection import Detection, DetectParams
 
 #: the scenario of an entity's warning (single department: market regulation)
 ENTITY_SCENARIO = "entity_risk"
@@ -58,8 +63,6 @@ SWEEP_S = 3600.0
 #: entities named in one market warning's evidence, and the window of "also had"
 MAX_NOTES = 3
 NOTE_WINDOW_S = 30 * 86400.0
-#: notes of anomalies a correlation partition keeps (the most recent)
-MAX_KEPT_NOTES = 2000
 #: the resolved level is this many decades below the warning level
 HYSTERESIS = 1.0
 #: adverse kinds as they are named in explanations
@@ -111,6 +114,31 @@ class EntityTracker:
         self._entities: dict[str, _Entity] = {}  # entities with an adverse record
         self._open: dict[str, _Open] = {}
         self._swept = -math.inf
+        self._out = EntityStep()  # output not yet taken (never snapshotted)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_out"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._out = EntityStep()
+
+    def detect(self, rec: SensorReading | Complaint | MarketEvent, found: list[Finding]
+               ) -> list[Finding]:
+        """Learn ``rec`` (a market event or complaint; its output kept for :meth:`take`)
+        and return its findings ``found`` with notes on the risky entities behind their
+        events (:meth:`notes`)."""
+        if isinstance(rec, SensorReading):
+            return found
+        t = rec.event_time.timestamp()
+        self._out.extend(self.observe(rec, t))
+        return [replace(f, entities=tuple(n)) if (n := self.notes(f.event_ids, t)) else f
+                for f in found]
+
+    def take(self) -> EntityStep:
+        """The topic records and warnings produced since the last call."""
+        out, self._out = self._out, EntityStep()
+        return out
 
     # -- input -----------------------------------------------------------------------------
     def observe(self, rec: MarketEvent | Complaint, t: float) -> EntityStep:
@@ -303,29 +331,19 @@ def top_of(trackers: list[EntityTracker], n: int) -> list[tuple[str, float]]:
     return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
-def annotate(anomalies: list[Anomaly], tracker: EntityTracker, t: float) -> list[Anomaly]:
-    """``anomalies`` of the market and complaint paths with the notes of the risky entities
-    behind their events (see :meth:`EntityTracker.notes`); the others unchanged."""
-    out = []
-    for a in anomalies:
-        notes = tracker.notes(tuple(a.event_ids), t) if a.source != "env" else []
-        out.append(a.model_copy(update={"entities": notes}) if notes else a)
-    return out
+class EntityViews:
+    """What a :class:`~streams.pipeline.stages.SourceStage` offers of its partitions'
+    entity risk (mixed into it)."""
 
+    _detection: dict[int, Detection]
 
-def keep_notes(kept: dict[str, list[str]], a: Anomaly) -> None:
-    """Keep ``a``'s entity notes by anomaly id (the most recent ``MAX_KEPT_NOTES``)."""
-    if a.entities and not a.city:
-        kept[a.anomaly_id] = list(a.entities)
-        while len(kept) > MAX_KEPT_NOTES:
-            del kept[next(iter(kept))]
+    def entity_top(self, n: int) -> list[tuple[str, float]]:
+        """The ``n`` riskiest entities over every partition (code, score), highest first."""
+        return top_of([d.entities for d in list(self._detection.values())], n)
 
-
-def with_notes(w: Warning, anomaly_ids: list[str], kept: dict[str, list[str]]) -> Warning:
-    """``w`` with the entity notes of its evidence's anomalies added to its explanation
-    (the warning is otherwise unchanged: the correlator's decisions are not touched)."""
-    notes = list(dict.fromkeys(n for i in anomaly_ids for n in kept.get(i, ())))
-    if not notes:
-        return w
-    text = "; ".join(notes[:MAX_NOTES])
-    return w.model_copy(update={"explanation": f"{w.explanation} Entities: {text}."})
+    def take_entities(self) -> EntityStep:
+        """Every partition's topic records and entity_risk warnings since the last call."""
+        out = EntityStep()
+        for d in list(self._detection.values()):
+            out.extend(d.entities.take())
+        return out

@@ -42,8 +42,9 @@ class Pipeline:
             self.dead_letters.append(step.dead)
         n = self.settings.partitions
         # entity risk: its topic records, and its warnings (published as the worker does)
-        self.entity_records.extend(step.entities.records)
-        out: list[Warning] = list(step.entities.warnings)
+        entities = self.sources.take_entities()
+        self.entity_records.extend(entities.records)
+        out: list[Warning] = list(entities.warnings)
         for a in step.anomalies:
             if a.city:  # to every partition, as a live ingest agent sends it
                 for part in range(n):

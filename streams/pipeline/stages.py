@@ -21,11 +21,9 @@ from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
     SOURCES,
     Anomaly,
-    Complaint,
     Condition,
     DeadLetter,
     Feedback,
-    MarketEvent,
     SourceWatermark,
     Warning,
 )
@@ -34,7 +32,7 @@ from streams.core.signals import signals_for, with_signals
 from streams.ingest.ingestor import Ingestor, Origin
 from streams.ingest.privacy import Pseudonymizer
 from streams.pipeline.detection import Detection, DetectParams
-from streams.pipeline.entities import EntityStep, annotate, keep_notes, top_of, with_notes
+from streams.pipeline.entities import EntityViews
 from streams.pipeline.records import (
     anomaly_to_finding,
     city_copy,
@@ -51,7 +49,6 @@ class _CorrelationPartition:
     correlator: Correlator
     last_input: float = 0.0  # wall clock (monotonic) of the last record seen
     ledger: Ledger = field(default_factory=Ledger)  # what has been published
-    entity_notes: dict[str, list[str]] = field(default_factory=dict)  # anomaly id -> notes
 
 
 class CorrelationStage:
@@ -99,7 +96,6 @@ class CorrelationStage:
         p = self.part(partition, wall)
         p.last_input = wall
         if isinstance(rec, Anomaly):
-            keep_notes(p.entity_notes, rec)  # risky entities, for market warnings' text
             p.buffer.push(rec.event_time.timestamp(), rec.anomaly_id, rec)
             if self.settings.early_firing:
                 return self._fire(partition, p, rec)
@@ -247,9 +243,7 @@ class CorrelationStage:
             return []
         now = datetime.now(UTC)
         rule, params = self.rule(p.correlator)
-        return [with_notes(version_to_warning(v, now, rule, params),
-                           [g.anomaly_id for g in v.evidence], p.entity_notes)
-                for v in versions]
+        return [version_to_warning(v, now, rule, params) for v in versions]
 
 
 def _feedback_key(fb: Feedback) -> str:
@@ -284,8 +278,6 @@ class Counters:
 class StepResult:
     dead: DeadLetter | None = None
     anomalies: list[Anomaly] = field(default_factory=list)
-    # entity risk (streams/pipeline/entities.py): topic records and entity_risk warnings
-    entities: EntityStep = field(default_factory=EntityStep)
 
 
 def partition_for(key: bytes | None, partitions: int) -> int:
@@ -297,8 +289,8 @@ def partition_for(key: bytes | None, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-class SourceStage:
-    """Ingest + detect for the three source topics (one instance per worker).
+class SourceStage(EntityViews):
+    """Ingest + detect for the three source topics (one instance per worker), entity risk.
 
     Detector state (and its event-time watermark) is kept per partition: a partition's
     records arrive in producer order, so a replay and a live run see the same sequence."""
@@ -397,19 +389,12 @@ class SourceStage:
             return StepResult(dead=res.dead)
         assert res.record is not None
         c.valid[source] += 1
-        det, rec = self.detection(origin.partition), res.record
-        found = det.process(source, rec)
+        found = self.detection(origin.partition).process(source, res.record)
         c.anomalies += len(found)
-        t = rec.event_time.timestamp()
-        ent = (det.entities.observe(rec, t) if isinstance(rec, MarketEvent | Complaint)
-               else EntityStep())
         out = []
-        for a in annotate([finding_to_anomaly(f) for f in found], det.entities, t):
+        for f in found:
+            a = finding_to_anomaly(f)
             out.append(a)
             out.extend(neighbour_copies(a, self.registry))
             out.append(city_copy(a))
-        return StepResult(anomalies=out, entities=ent)
-
-    def entity_top(self, n: int) -> list[tuple[str, float]]:
-        """The ``n`` riskiest entities over every partition (code, score), highest first."""
-        return top_of([d.entities for d in list(self._detection.values())], n)
+        return StepResult(anomalies=out)

@@ -11,7 +11,7 @@ the batch ends."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from detectors.fusion.templates import TemplateSet
@@ -106,16 +106,16 @@ class Publisher:
             self.outbox.put(self.conditions_topic, c.condition_id.encode(),
                             c.model_dump_json().encode())
 
-    async def publish_entities(self, step: EntityStep) -> None:
+    def publish_entities(self, step: EntityStep) -> list[Awaitable[None]]:
         """Entity risk from the detect stage: its warnings (entity_risk, to every sink like
         the correlator's) and its records to the compacted ``tocsin.entities.risk``; returns
-        once they are delivered (an ingest batch is acknowledged after them)."""
+        the flush to await before the batch is acknowledged (none if there is nothing)."""
         if not (step.warnings or step.records):
-            return
+            return []
         self.publish(step.warnings)
         for r in step.records:
             self.outbox.put(self.entity_topic, r.entity_id.encode(), r.model_dump_json().encode())
-        await self.flush()
+        return [self.flush()]
 
     async def flush(self) -> None:
         """Deliver what was published: return once the broker has every Kafka record

@@ -46,10 +46,8 @@ def _register() -> None:
     }.items():
         register(name, cls)
     # version 2: the publication ledger (early firing); a version-1 partition has none
-    register("correlation_partition", stages._CorrelationPartition, version=3)
+    register("correlation_partition", stages._CorrelationPartition, version=2)
     register_upgrade("correlation_partition", 1, _with_ledger)
-    # version 3: the entity notes of its anomalies (streams/pipeline/entities.py)
-    register_upgrade("correlation_partition", 2, _with_entity_notes)
 
 
 def _with_health(state: Any) -> Any:
@@ -61,12 +59,6 @@ def _with_health(state: Any) -> Any:
 def _with_entities(state: Any) -> Any:
     if isinstance(state, dict) and "entities" not in state and "p" in state:
         state = {**state, "entities": entities.EntityTracker(state["p"])}
-    return state
-
-
-def _with_entity_notes(state: Any) -> Any:
-    if isinstance(state, dict) and "entity_notes" not in state:
-        state = {**state, "entity_notes": {}}
     return state
 
 

@@ -40,7 +40,7 @@ from streams.core.topics import (
     topic_name,
 )
 from streams.ingest.ingestor import Origin, dead_letter
-from streams.pipeline.entities import ENTITY_SCENARIO, EntityStep
+from streams.pipeline.entities import ENTITY_SCENARIO
 from streams.pipeline.stages import CorrelationStage, SourceStage
 from streams.runtime.app import make_app, make_topic, watch_broker
 from streams.runtime.checkpointer import Checkpointer
@@ -73,8 +73,7 @@ class Worker:
             CollectorRegistry(), regions=registry.ids(),
             region_coords={r: (registry.get(r).name, registry.get(r).lat, registry.get(r).lon)
                            for r in registry.ids()},
-            scenarios=[*(t.name for t in self.correlation.templates.scenarios),
-                       ENTITY_SCENARIO],
+            scenarios=[*(t.name for t in self.correlation.templates.scenarios), ENTITY_SCENARIO],
             app_id=settings.app_id, partitions=settings.partitions,
             max_signals=settings.metrics_max_signals)
         self.metrics.add_signal_reader(self.sources.signals)
@@ -148,7 +147,6 @@ class Worker:
         touched: set[int] = set()
         dead_reasons: Counter[str] = Counter()
         found: list[Anomaly] = []
-        entity = EntityStep()  # entity risk records and warnings of this batch
         for ev in events:
             m = ev.message
             if not self.checkpointer.accept(m):
@@ -173,7 +171,6 @@ class Worker:
                 self.dead_sent += 1
                 dead_reasons[step.dead.error_type] += 1
             found.extend(step.anomalies)
-            entity.extend(step.entities)
             for a in step.anomalies:
                 if a.city:  # the common-mode view: every correlate partition gets it
                     body = a.model_dump_json().encode()
@@ -185,10 +182,10 @@ class Worker:
                     self.anomalies_topic, a.region.encode(),
                     a.model_dump_json().encode()))
         pending.extend(await self._send_watermarks(source, touched))
+        pending.extend(self.publisher.publish_entities(self.sources.take_entities()))
         detect_s = time.perf_counter() - started
         if pending:
             await asyncio.gather(*pending)
-        await self.publisher.publish_entities(entity)
         self._observe_ingest(source, touched, dead_reasons, found, detect_s, len(events))
         self.metrics.observe_batch(f"ingest.{source}", time.perf_counter() - started)
         self._lag(events)

@@ -259,3 +259,16 @@ def test_snapshot_round_trip_keeps_the_scores() -> None:
     assert [back.assess(f"firm{k}", t) for k in range(7)] == \
         [det.assess(f"firm{k}", t) for k in range(7)]
     assert "firm3" in back and "nobody" not in back
+
+
+def test_a_version_1_finding_snapshot_gets_no_entity_notes() -> None:
+    from detectors.base import Finding
+    from detectors.state import from_state, to_state
+
+    f = Finding("a", "market", "m", "r", "market:recall", "s", "count_surge", 3.0, 1.0, 1e-3,
+                0.0, ("e1",), entities=("note",))
+    tree = to_state(f)
+    assert from_state(tree) == f
+    tree["n"], tree["s"] = 1, tree["s"][:-1]  # as written before Finding.entities
+    old = from_state(tree)
+    assert old.entities == () and old.event_ids == ("e1",) and old.p_value == 1e-3
