@@ -334,3 +334,22 @@ def test_a_flush_waits_for_records_another_flush_is_sending() -> None:
     log = asyncio.run(run())
     assert log[0] == "second waiting"
     assert "acked slow" in log and "acked fast" in log
+
+
+def test_detect_puts_the_notes_on_the_findings_and_keeps_the_output() -> None:
+    from detectors.base import Finding
+
+    tr = EntityTracker(DetectParams())
+    t = population(tr, T0.timestamp())
+    tr.take()
+    tr.observe(market(8000, RISKY, "inspection", t, passed=False), t)
+    rec = market(8001, RISKY, "inspection", t + 60, passed=False)
+    f = Finding("market:inspection_fail:harbour@1", "market", "market_regulation", "harbour",
+                "market:inspection_fail", "market:inspection_fail:harbour", "rate_surge",
+                4.0, 1.0, 1e-4, t + 60, ("m-8000", "m-8001", "m-3"))
+    [g] = tr.detect(rec, [f])
+    assert g.entities and g.entities[0].startswith(
+        f"2 of the failed inspections are at entity {RISKY}")
+    assert (g.anomaly_id, g.p_value, g.event_ids) == (f.anomaly_id, f.p_value, f.event_ids)
+    assert [r.entity_id for r in tr.take().records] == [RISKY]
+    assert tr.take().records == []
