@@ -33,6 +33,7 @@ REGION_URL = "/d/tocsin-region/tocsin-region?var-region={value}&${{__url_time_ra
 ACTIVE_BY_REGION = (
     'sum by (region, severity) (tocsin_warnings_active)\nor\n'
     'label_replace(sum by (region) (tocsin_warnings_active), "severity", "Total", "", "")')
+ENTITY_RISK = "sort_desc(max by (entity) (tocsin_entity_risk_score))"
 REGIONS_ON_MAP = (
     "max by (region, name, latitude, longitude) (tocsin_region_info)\n"
     "* on (region) group_left ()\n"
@@ -99,6 +100,7 @@ def build() -> dashboard.Dashboard:
                '[$__rate_interval]))', "{{department}}")],
         unit="cps", axis_label="anomalies / s"))
     d = d.with_panel(detection_delay())
+    d = d.with_panel(entity_table())
     return d.with_panel(data_quality())
 
 
@@ -121,6 +123,25 @@ def data_quality() -> timeseries.Panel:
                "/ clamp_min(sum(rate(tocsin_sensor_readings_expected_total"
                "[$__rate_interval])), 1e-9)", "env missing")],
         unit="percentunit", w=24)
+
+
+def entity_table() -> table.Panel:
+    """The riskiest market entities (credit code and risk score), riskiest first."""
+    panel = table_panel(
+        "Riskiest market entities",
+        "Market entities (unified social credit code) with the highest risk score, "
+        "-log10 p of their recent recalls, licence violations, failed inspections and "
+        "complaints against all entities; the worker exports its top TOCSIN_ENTITY_RISK_TOP. "
+        "At TOCSIN_ENTITY_RISK_LEVEL (default 6) the market regulator gets an entity_risk "
+        "warning.",
+        [query(ENTITY_RISK, "", instant=True, table_format=True)], w=12, h=10)
+    return (panel
+            .with_transformation(transformation("organize", {
+                "excludeByName": {"Time": True},
+                "renameByName": {"entity": "Entity", "Value": "Risk score"}}))
+            .with_transformation(transformation("sortBy", {
+                "fields": {}, "sort": [{"field": "Risk score", "desc": True}]}))
+            .thresholds(thresholds("text", (4, "orange"), (6, "red"))))
 
 
 def region_map() -> geomap.Panel:

@@ -104,6 +104,9 @@ class Finding:
     event_ids: tuple[str, ...] = ()
     via: str = ""  # set on a neighbour's copy: the region it was observed in
     city: bool = False  # the city-wide view's copy: never local evidence
+    # notes on the risky market entities behind its events (streams/pipeline/entities.py):
+    # shown in the warning's explanation, never used by the correlator's decisions
+    entities: tuple[str, ...] = ()
 
     @property
     def score(self) -> float:

@@ -19,6 +19,7 @@ from detectors.signals.robust import RobustBaseline
 from detectors.signals.station_health import StationHealth
 from streams.core.schemas import Complaint, MarketEvent, SensorReading
 from streams.core.signals import packaged
+from streams.pipeline.entities import EntityTracker
 from streams.pipeline.sensor_path import SensorPath
 from streams.pipeline.sensor_path import _SensorState as _SensorState  # (was defined here)
 
@@ -52,6 +53,13 @@ class DetectParams:
     # metric -> which way is bad (up, down, both): the signal catalogue's (default: the
     # packaged one's; the pipeline passes TOCSIN_SIGNALS'); a metric not in it: up
     directions: Mapping[str, str] = field(default_factory=_packaged_directions)
+    # entity risk (streams/pipeline/entities.py): the score (-log10 p) at which an entity's
+    # warning opens, the half-life of its adverse events, the change of score worth a topic
+    # record, and the most entities tracked per partition
+    entity_level: float = 6.0
+    entity_half_life_s: float = 30 * 86400.0
+    entity_material: float = 0.5
+    entity_max: int = 100_000
 
 
 def is_weak(anomaly_id: str) -> bool:
@@ -149,9 +157,16 @@ class Detection(SensorPath):
         self.sensor_faults: dict[str, int] = {}
         # cadence, missing readings, silence, stuck values and faults per sensor series
         self.health = StationHealth()
+        # per market entity (credit code): risk from its record, notes on its findings
+        self.entities = EntityTracker(self.p)
 
     # -- entry ----------------------------------------------------------------------------
     def process(self, source: str, rec: SensorReading | Complaint | MarketEvent) -> list[Finding]:
+        """Findings of ``rec``; a market event or complaint also feeds entity risk."""
+        return self.entities.detect(rec, self._detect(source, rec))
+
+    def _detect(self, source: str, rec: SensorReading | Complaint | MarketEvent
+                ) -> list[Finding]:
         t = rec.event_time.timestamp()
         wm = self.watermark.get(source)
         if wm is None:

@@ -32,6 +32,7 @@ from streams.core.signals import signals_for, with_signals
 from streams.ingest.ingestor import Ingestor, Origin
 from streams.ingest.privacy import Pseudonymizer
 from streams.pipeline.detection import Detection, DetectParams
+from streams.pipeline.entities import EntityViews
 from streams.pipeline.records import (
     anomaly_to_finding,
     city_copy,
@@ -245,7 +246,6 @@ class CorrelationStage:
         return [version_to_warning(v, now, rule, params) for v in versions]
 
 
-
 def _feedback_key(fb: Feedback) -> str:
     """A decision's key in the reorder buffer (after the anomalies of the same time)."""
     return f"~fb|{fb.warning_id}|{fb.action}|{fb.by}"
@@ -274,7 +274,6 @@ class Counters:
     anomalies: int = 0
 
 
-
 @dataclass
 class StepResult:
     dead: DeadLetter | None = None
@@ -290,8 +289,8 @@ def partition_for(key: bytes | None, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-class SourceStage:
-    """Ingest + detect for the three source topics (one instance per worker).
+class SourceStage(EntityViews):
+    """Ingest + detect for the three source topics (one instance per worker), entity risk.
 
     Detector state (and its event-time watermark) is kept per partition: a partition's
     records arrive in producer order, so a replay and a live run see the same sequence."""
@@ -308,7 +307,8 @@ class SourceStage:
         self.registry = registry
         self._params = DetectParams(lateness_s=settings.allowed_lateness_s,
                                     calendar=settings.holiday_calendar,
-                                    directions=self.catalogue.directions())
+                                    directions=self.catalogue.directions(),
+                                    entity_level=settings.entity_risk_level)
         self._detection: dict[int, Detection] = {}
         self.counters = Counters()
 

@@ -41,16 +41,20 @@ class Outbox:
     def __init__(self, send: Send) -> None:
         self._send = send
         self._records: list[tuple[Any, bytes | None, bytes]] = []
+        # one flush at a time: agents share the outbox (correlate, and ingest for entity
+        # risk), and a flush must not return while another holds records put before it
+        self._lock = asyncio.Lock()
 
     def put(self, topic: Any, key: bytes | None, value: bytes) -> None:
         self._records.append((topic, key, value))
 
     async def flush(self) -> None:
         """Send every record put so far, in order; return once the broker has all."""
-        records, self._records = self._records, []
-        pending = [await self._send(t, k, v, None) for t, k, v in records]
-        if pending:
-            await asyncio.gather(*pending)
+        async with self._lock:
+            records, self._records = self._records, []
+            pending = [await self._send(t, k, v, None) for t, k, v in records]
+            if pending:
+                await asyncio.gather(*pending)
 
 
 class KafkaSink:
@@ -112,11 +116,13 @@ class CapSink(KafkaSink):
         # predecessor)
         prev = [versions[v] for v in sorted(versions) if v < w.version]
         tpl = self.templates.get(w.scenario)
+        # a scenario of no template (entity_risk): CAP's own wording (cap_scenarios.py)
+        own = tpl is not self.templates.generic or w.scenario == tpl.name
         try:
-            closed = w.status in CLOSED_STATUSES  # keep CAP's own wording
+            closed = w.status in CLOSED_STATUSES or not own  # keep CAP's own wording
             xml = to_cap(w, self.registry, sender=self.sender, previous=prev,
                          instruction=None if closed else (tpl.instruction or None),
-                         category=tpl.cap_category)  # type: ignore[arg-type]
+                         category=tpl.cap_category if own else None)  # type: ignore[arg-type]
         except CapError as exc:
             log.warning("no CAP rendering of %s v%d: %s", w.warning_id, w.version, exc)
             xml = None

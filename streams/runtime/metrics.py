@@ -285,6 +285,12 @@ class TocsinMetrics:
     def add_signal_reader(self, read: SignalReader) -> None:
         self.registry.register(_SignalCollector(read, self._max_signals, self.signals_dropped))
 
+    def add_entity_reader(self, read: Callable[[], Iterable[tuple[str, float]]]) -> None:
+        """The riskiest entities' gauge (streams/runtime/entity_metrics.py)."""
+        from streams.runtime.entity_metrics import EntityCollector
+
+        self.registry.register(EntityCollector(read))
+
     # -- once per batch -------------------------------------------------------------------
     def observe_source(self, source: str, counts: dict[str, int], late: int,
                        dead_reasons: Tally[str], last_event_time: float | None,

@@ -11,14 +11,22 @@ the batch ends."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from detectors.fusion.templates import TemplateSet
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Condition, Warning
 from streams.core.settings import TocsinSettings
-from streams.core.topics import CONDITIONS, RELEASES, WARNINGS, WARNINGS_CAP, view_topic
+from streams.core.topics import (
+    CONDITIONS,
+    ENTITY_RISK,
+    RELEASES,
+    WARNINGS,
+    WARNINGS_CAP,
+    view_topic,
+)
+from streams.pipeline.entities import ENTITY_SCENARIO, EntityStep
 from streams.publish.grants import Grant, check_grants, load_grants
 from streams.publish.kafka_sinks import CapSink, Outbox, Send, SharingSink, WarningsTopicSink
 from streams.publish.sink import Sink
@@ -53,13 +61,14 @@ class Publisher:
     """Fans warnings out to its sinks; conditions to ``conditions_topic``."""
 
     def __init__(self, settings: TocsinSettings, metrics: TocsinMetrics, outbox: Outbox,
-                 sinks: list[Sink], conditions_topic: Any) -> None:
+                 sinks: list[Sink], conditions_topic: Any, entity_topic: Any = None) -> None:
         self.settings = settings
         self.metrics = metrics
         self.outbox = outbox
         self.kafka = list(sinks)
         self.notifiers: list[Sink] = []
         self.conditions_topic = conditions_topic
+        self.entity_topic = entity_topic
         self.warnings_sent = 0
 
     @property
@@ -104,6 +113,17 @@ class Publisher:
             self.outbox.put(self.conditions_topic, c.condition_id.encode(),
                             c.model_dump_json().encode())
 
+    def publish_entities(self, step: EntityStep) -> list[Awaitable[None]]:
+        """Entity risk from the detect stage: its warnings (entity_risk, to every sink like
+        the correlator's) and its records to the compacted ``tocsin.entities.risk``; returns
+        the flush to await before the batch is acknowledged (none if there is nothing)."""
+        if not (step.warnings or step.records):
+            return []
+        self.publish(step.warnings)
+        for r in step.records:
+            self.outbox.put(self.entity_topic, r.entity_id.encode(), r.model_dump_json().encode())
+        return [self.flush()]
+
     async def flush(self) -> None:
         """Deliver what was published: return once the broker has every Kafka record
         (notification sinks post from their own tasks)."""
@@ -125,7 +145,8 @@ def build_publisher(settings: TocsinSettings, registry: RegionRegistry, template
                   sender=s.cap_sender, partitions=s.partitions)
     # sharing grants (docs/sharing.md): unset, no views and no releases
     grants: list[Grant] = [] if s.grants is None else check_grants(
-        load_grants(s.grants), {t.name for t in (*templates.scenarios, templates.generic)},
+        load_grants(s.grants),
+        {t.name for t in (*templates.scenarios, templates.generic)} | {ENTITY_SCENARIO},
         set(registry.ids()), str(s.grants))
     sharing = SharingSink(outbox, grants,
                           {g.audience: topic(view_topic(g.audience)) for g in grants},
@@ -134,4 +155,4 @@ def build_publisher(settings: TocsinSettings, registry: RegionRegistry, template
     if s.publish_cap:
         sinks.append(cap)
     sinks.append(sharing)
-    return Publisher(s, metrics, outbox, sinks, topic(CONDITIONS)), cap
+    return Publisher(s, metrics, outbox, sinks, topic(CONDITIONS), topic(ENTITY_RISK)), cap

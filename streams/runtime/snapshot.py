@@ -20,7 +20,7 @@ from detectors.signals.station_health import StationHealth
 from detectors.state import StateError, from_state, register, register_upgrade, to_state
 from streams.core.schemas import Anomaly, Feedback, Warning
 from streams.ingest.ingestor import Deduplicator
-from streams.pipeline import detection, sensor_path, stages
+from streams.pipeline import detection, entities, sensor_path, stages
 
 
 def _register() -> None:
@@ -32,10 +32,14 @@ def _register() -> None:
     # earlier warning versions the CAP sink holds (for references)
     register("warning", Warning, dump=lambda m: m.model_dump_json(),
              load=Warning.model_validate_json)
-    # version 2: station health (a version-1 detection starts it empty)
-    register("detection", detection.Detection, version=2)
+    # version 2: station health (a version-1 detection starts it empty); version 3: the
+    # entity risk tracker (streams/pipeline/entities.py), empty from version 2
+    register("detection", detection.Detection, version=3)
     register_upgrade("detection", 1, _with_health)
+    register_upgrade("detection", 2, _with_entities)
     for name, cls in {
+        "entity_tracker": entities.EntityTracker, "entity_record": entities._Entity,
+        "entity_warning": entities._Open,
         "sensor_series": sensor_path._SensorState,
         "level_series": detection._LevelState, "count_series": detection._CountCtx,
         "dedup_window": Deduplicator,
@@ -49,6 +53,12 @@ def _register() -> None:
 def _with_health(state: Any) -> Any:
     if isinstance(state, dict) and "health" not in state:
         state = {**state, "health": StationHealth()}
+    return state
+
+
+def _with_entities(state: Any) -> Any:
+    if isinstance(state, dict) and "entities" not in state and "p" in state:
+        state = {**state, "entities": entities.EntityTracker(state["p"])}
     return state
 
 
@@ -97,4 +107,7 @@ def _legacy(state: Any, ext: dict[str, Any]) -> dict[str, Any]:
         det.p = ext["detect_params"]
         if not hasattr(det, "health"):  # (pickled before station health)
             det.health = StationHealth()
+        if not hasattr(det, "entities"):  # pickled before entity risk
+            det.entities = entities.EntityTracker(det.p)
+        det.entities.p = det.p
     return state

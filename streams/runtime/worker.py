@@ -40,6 +40,7 @@ from streams.core.topics import (
     topic_name,
 )
 from streams.ingest.ingestor import Origin, dead_letter
+from streams.pipeline.entities import ENTITY_SCENARIO
 from streams.pipeline.stages import CorrelationStage, SourceStage
 from streams.runtime.app import make_app, make_topic, watch_broker
 from streams.runtime.checkpointer import Checkpointer
@@ -72,10 +73,11 @@ class Worker:
             CollectorRegistry(), regions=registry.ids(),
             region_coords={r: (registry.get(r).name, registry.get(r).lat, registry.get(r).lon)
                            for r in registry.ids()},
-            scenarios=[t.name for t in self.correlation.templates.scenarios],
+            scenarios=[*(t.name for t in self.correlation.templates.scenarios), ENTITY_SCENARIO],
             app_id=settings.app_id, partitions=settings.partitions,
             max_signals=settings.metrics_max_signals)
         self.metrics.add_signal_reader(self.sources.signals)
+        self.metrics.add_entity_reader(lambda: self.sources.entity_top(settings.entity_risk_top))
         self.app = make_app(settings)
         self.deadletter_topic = self._topic(DEADLETTER)
         self.anomalies_topic = self._topic(ANOMALIES)
@@ -180,6 +182,7 @@ class Worker:
                     self.anomalies_topic, a.region.encode(),
                     a.model_dump_json().encode()))
         pending.extend(await self._send_watermarks(source, touched))
+        pending.extend(self.publisher.publish_entities(self.sources.take_entities()))
         detect_s = time.perf_counter() - started
         if pending:
             await asyncio.gather(*pending)
