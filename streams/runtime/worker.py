@@ -330,7 +330,6 @@ class Worker:
     async def _report(self) -> None:
         self.metrics.tracked_series.set(self.sources.n_series)
         c = self.sources.counters
-        # station health walks every sensor series: every 10 s, not per batch
         summary, missing, worst = self.sources.station_health(MAX_ATTENTION)
         self.metrics.stations.observe(summary, c.valid["env"], missing, worst)
         self.publisher.notify_stations(worst)
