@@ -310,6 +310,9 @@ def _register_detectors() -> None:
         count_keys,
         counts,
         fault_screen,
+        forecast,
+        holt,
+        prewarning,
         rate_keys,
         rates,
         robust,
@@ -343,6 +346,8 @@ def _register_detectors() -> None:
         "station_track": station_faults.StationTrack,
         "colocated_site": station_faults.ColocatedSite,
         "holiday_calendar": HolidayCalendar,
+        "limit_forecast": forecast.LimitForecast, "holt_state": holt._State,
+        "prewarning": prewarning.PreWarning,
     }
     for name, cls in names.items():
         register(name, cls)

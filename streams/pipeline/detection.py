@@ -13,9 +13,11 @@ from detectors.base import Score
 from detectors.fusion.correlation import Finding
 from detectors.signals.calendar import HolidayCalendar
 from detectors.signals.counts import CountSurge
+from detectors.signals.limits import Limit
 from detectors.signals.rates import RateSurge
 from detectors.signals.robust import RobustBaseline
 from streams.core.schemas import Complaint, MarketEvent, SensorReading
+from streams.pipeline.prewarnings import PreWarnings
 from streams.pipeline.sensor_path import SensorPath
 from streams.pipeline.sensor_path import _SensorState as _SensorState  # (was defined here)
 
@@ -42,6 +44,9 @@ class DetectParams:
     # no holidays; the pipeline passes TOCSIN_HOLIDAYS'). Not given to SustainedShift,
     # which takes one: measured, it cost 2 of 46 zoo and 2 of 36 dev incidents (docs/detectors.md)
     calendar: HolidayCalendar | None = None
+    # metric -> regulatory limit: the limit pre-warnings (streams.pipeline.prewarnings); None
+    # or empty: none. The source stage passes the limits file's (load_limits)
+    limits: dict[str, Limit] | None = None
 
 
 def is_weak(anomaly_id: str) -> bool:
@@ -137,6 +142,8 @@ class Detection(SensorPath):
         self.entry_errors = 0
         # sensor readings screened out as an instrument fault, by fault kind
         self.sensor_faults: dict[str, int] = {}
+        # limit pre-warnings of the sensor series (warning versions, drained per record)
+        self.prewarnings = PreWarnings()
 
     # -- entry ----------------------------------------------------------------------------
     def process(self, source: str, rec: SensorReading | Complaint | MarketEvent) -> list[Finding]:

@@ -24,7 +24,8 @@ class Pipeline:
         self._wm: dict[tuple[str, int], float] = {}
         self.dead_letters: list[DeadLetter] = []
         self.anomalies: list[Anomaly] = []
-        self.warnings: list[Warning] = []
+        self.warnings: list[Warning] = []  # the correlator's (incidents)
+        self.prewarnings: list[Warning] = []  # limit pre-warnings (not incidents)
         self.conditions: list[Condition] = []
 
     def feed(self, source: str, raw: bytes, origin: Origin) -> list[Warning]:
@@ -33,6 +34,7 @@ class Pipeline:
             self.dead_letters.append(step.dead)
         n = self.settings.partitions
         out: list[Warning] = []
+        self.prewarnings.extend(step.warnings)
         for a in step.anomalies:
             if a.city:  # to every partition, as a live ingest agent sends it
                 for part in range(n):
@@ -50,7 +52,7 @@ class Pipeline:
                 out.extend(self.correlation.release(part, 0.0))
             self.conditions.extend(self.correlation.take_conditions())
         self.warnings.extend(out)
-        return out
+        return [*step.warnings, *out]
 
     def feedback(self, fb: Feedback) -> list[Warning]:
         """A duty officer's decision, routed like the live worker routes it (by region)."""

@@ -29,6 +29,7 @@ from streams.core.settings import TocsinSettings
 from streams.ingest.ingestor import Ingestor, Origin
 from streams.ingest.privacy import Pseudonymizer
 from streams.pipeline.detection import Detection, DetectParams
+from streams.pipeline.prewarnings import default_limits
 from streams.pipeline.records import (
     anomaly_to_finding,
     city_copy,
@@ -273,6 +274,8 @@ class Counters:
 class StepResult:
     dead: DeadLetter | None = None
     anomalies: list[Anomaly] = field(default_factory=list)
+    # limit pre-warnings (streams.pipeline.prewarnings): to the publisher, not the correlator
+    warnings: list[Warning] = field(default_factory=list)
 
 
 def partition_for(key: bytes | None, partitions: int) -> int:
@@ -298,7 +301,8 @@ class SourceStage:
                                  min_event_time=settings.min_event_time.timestamp())
         self.registry = registry
         self._params = DetectParams(lateness_s=settings.allowed_lateness_s,
-                                    calendar=settings.holiday_calendar)
+                                    calendar=settings.holiday_calendar,
+                                    limits=default_limits())
         self._detection: dict[int, Detection] = {}
         self.counters = Counters()
 
@@ -372,7 +376,8 @@ class SourceStage:
             return StepResult(dead=res.dead)
         assert res.record is not None
         c.valid[source] += 1
-        found = self.detection(origin.partition).process(source, res.record)
+        det = self.detection(origin.partition)
+        found = det.process(source, res.record)
         c.anomalies += len(found)
         out = []
         for f in found:
@@ -380,4 +385,4 @@ class SourceStage:
             out.append(a)
             out.extend(neighbour_copies(a, self.registry))
             out.append(city_copy(a))
-        return StepResult(anomalies=out)
+        return StepResult(anomalies=out, warnings=det.prewarnings.take())

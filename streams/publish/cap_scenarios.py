@@ -24,6 +24,7 @@ SCENARIO_CATEGORIES: Mapping[str, tuple[CapCategory, ...]] = {
     "flood": ("Met",),
     "waterlogging": ("Met",),
     "cross_department": ("Other",),
+    "limit_forecast": ("Env",),
 }
 
 SCENARIO_EVENTS: Mapping[str, str] = {
@@ -35,6 +36,7 @@ SCENARIO_EVENTS: Mapping[str, str] = {
     "flood": "Flooding",
     "waterlogging": "Waterlogging",
     "cross_department": "Cross-department anomaly",
+    "limit_forecast": "Regulatory limit exceedance forecast",
 }
 
 SCENARIO_INSTRUCTIONS: Mapping[str, str] = {
@@ -66,6 +68,11 @@ SCENARIO_INSTRUCTIONS: Mapping[str, str] = {
     "waterlogging": (
         "Check drainage and water levels on site, prepare pumps and barriers, and warn "
         "residents of low-lying streets if levels keep rising."
+    ),
+    "limit_forecast": (
+        "The station's readings are forecast to cross the regulatory limit named below: "
+        "check the station and likely sources upstream, and prepare the measures due at the "
+        "limit."
     ),
 }
 GENERIC_INSTRUCTION = (

@@ -22,6 +22,7 @@ from typing import Any
 
 from detectors.base import CLOSED_STATUSES
 from detectors.fusion.templates import TemplateSet
+from detectors.signals.prewarning import SCENARIO as PREWARNING
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Warning
 from streams.pipeline.stages import partition_for
@@ -111,12 +112,15 @@ class CapSink(KafkaSink):
         # earlier versions only (a version re-emitted after a restart is not its own
         # predecessor)
         prev = [versions[v] for v in sorted(versions) if v < w.version]
-        tpl = self.templates.get(w.scenario)
+        # a limit pre-warning has no template: cap_scenarios says what CAP says of it
+        tpl = None if w.scenario == PREWARNING else self.templates.get(w.scenario)
         try:
             closed = w.status in CLOSED_STATUSES  # keep CAP's own wording
             xml = to_cap(w, self.registry, sender=self.sender, previous=prev,
-                         instruction=None if closed else (tpl.instruction or None),
-                         category=tpl.cap_category)  # type: ignore[arg-type]
+                         instruction=None if closed or tpl is None else (
+                             tpl.instruction or None),
+                         category=None if tpl is None else tpl.cap_category,  # type: ignore[arg-type]
+                         )
         except CapError as exc:
             log.warning("no CAP rendering of %s v%d: %s", w.warning_id, w.version, exc)
             xml = None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from detectors.fusion.templates import TemplateSet
+from detectors.signals.prewarning import SCENARIO as PREWARNING
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Condition, Warning
 from streams.core.settings import TocsinSettings
@@ -118,7 +119,8 @@ def build_publisher(settings: TocsinSettings, registry: RegionRegistry, template
                   sender=s.cap_sender, partitions=s.partitions)
     # sharing grants (docs/sharing.md): unset, no views and no releases
     grants: list[Grant] = [] if s.grants is None else check_grants(
-        load_grants(s.grants), {t.name for t in (*templates.scenarios, templates.generic)},
+        load_grants(s.grants),
+        {t.name for t in (*templates.scenarios, templates.generic)} | {PREWARNING},
         set(registry.ids()), str(s.grants))
     sharing = SharingSink(outbox, grants,
                           {g.audience: topic(view_topic(g.audience)) for g in grants},

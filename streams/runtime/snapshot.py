@@ -19,7 +19,7 @@ from detectors.fusion.ledger import Ledger
 from detectors.state import StateError, from_state, register, register_upgrade, to_state
 from streams.core.schemas import Anomaly, Feedback, Warning
 from streams.ingest.ingestor import Deduplicator
-from streams.pipeline import detection, sensor_path, stages
+from streams.pipeline import detection, prewarnings, sensor_path, stages
 
 
 def _register() -> None:
@@ -32,14 +32,24 @@ def _register() -> None:
     register("warning", Warning, dump=lambda m: m.model_dump_json(),
              load=Warning.model_validate_json)
     for name, cls in {
-        "detection": detection.Detection, "sensor_series": sensor_path._SensorState,
+        "sensor_series": sensor_path._SensorState,
         "level_series": detection._LevelState, "count_series": detection._CountCtx,
         "dedup_window": Deduplicator,
+        "prewarnings": prewarnings.PreWarnings, "prewarning_series": prewarnings._Series,
     }.items():
         register(name, cls)
+    # version 2: the limit pre-warnings; a version-1 detection has none yet
+    register("detection", detection.Detection, version=2)
+    register_upgrade("detection", 1, _with_prewarnings)
     # version 2: the publication ledger (early firing); a version-1 partition has none
     register("correlation_partition", stages._CorrelationPartition, version=2)
     register_upgrade("correlation_partition", 1, _with_ledger)
+
+
+def _with_prewarnings(state: Any) -> Any:
+    if isinstance(state, dict) and "prewarnings" not in state:
+        state = {**state, "prewarnings": prewarnings.PreWarnings()}
+    return state
 
 
 def _with_ledger(state: Any) -> Any:
@@ -85,4 +95,6 @@ def _legacy(state: Any, ext: dict[str, Any]) -> dict[str, Any]:
     det = (state.get("sources") or {}).get("detection")
     if isinstance(det, detection.Detection):
         det.p = ext["detect_params"]
+        if not hasattr(det, "prewarnings"):  # pickled before the limit pre-warnings
+            det.prewarnings = prewarnings.PreWarnings()
     return state

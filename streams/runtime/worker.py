@@ -168,6 +168,7 @@ class Worker:
                 self.dead_sent += 1
                 dead_reasons[step.dead.error_type] += 1
             found.extend(step.anomalies)
+            self.publisher.publish(step.warnings)  # limit pre-warnings: not for the correlator
             for a in step.anomalies:
                 if a.city:  # the common-mode view: every correlate partition gets it
                     body = a.model_dump_json().encode()
@@ -182,6 +183,7 @@ class Worker:
         detect_s = time.perf_counter() - started
         if pending:
             await asyncio.gather(*pending)
+        await self.publisher.flush()  # the batch's pre-warnings, before its offsets commit
         self._observe_ingest(source, touched, dead_reasons, found, detect_s, len(events))
         self.metrics.observe_batch(f"ingest.{source}", time.perf_counter() - started)
         self._lag(events)

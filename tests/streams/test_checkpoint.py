@@ -438,7 +438,7 @@ def test_a_snapshot_this_version_cannot_read_starts_the_partition_cold(
     snap = a.checkpointer.capture(1, 1)
     snap.state["v"]["sources"]["detection"]["n"] = 99
     b, _ = make_worker(tmp_path / "b", registry)
-    with pytest.raises(StateError, match="version 99; this version of Tocsin reads up to 1"):
+    with pytest.raises(StateError, match="version 99; this version of Tocsin reads up to 2"):
         b.checkpointer.adopt(snap)
 
 
