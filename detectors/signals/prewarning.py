@@ -73,7 +73,7 @@ class PreWarning:
     projected crossing must move for an update.
     """
 
-    p_open: float = 0.75
+    p_open: float = 0.8
     p_keep: float = 0.2
     confirm: int = 1
     hold: int = 2

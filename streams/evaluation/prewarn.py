@@ -94,6 +94,12 @@ def _world(seed: int, days: float, stations: int, rises: int
     return out
 
 
+def _usual(metric: str, factor: float) -> float:
+    """A station's usual level of ``metric`` (the region's factor scales the pollutants)."""
+    base = METRICS[metric][1]
+    return base if metric in ("water_level_m", "noise_db") else base * factor
+
+
 def _track(out: list[float], runs: dict[str, list[float]], station: str, t: float,
            past: bool) -> None:
     """Record the start of a sustained crossing of ``station`` in ``out``. ``runs``
@@ -134,8 +140,9 @@ def run_world(seed: int, days: float = 30.0, stations: int = 3, rises: int = 2
             d = drift[station] = rho * drift[station] + math.sqrt(1 - rho * rho) * rng.gauss(
                 0, 0.15)
             base = normal_value(rng, metric, when, hour, d, factor)
-            a = max((r.effect(t) * r.peak for r in its_rises if r.effect(t) > 0), default=0.0)
-            value = base + max(0.0, a * lim.limit - base) if a else base
+            # a rise moves the station from its usual level toward peak x the limit
+            value = base + max((r.effect(t) * (r.peak * lim.limit - _usual(metric, factor))
+                                for r in its_rises), default=0.0)
             n += 1
             _track(crossings[station], runs, station, t, value > lim.limit)
             det.process("env", SensorReading(

@@ -45,8 +45,8 @@ def eval_replay(
                 f.write(w.model_dump_json() + "\n")
     print_report(report, as_json, (
         "incidents", "detected", "recall", "warnings", "false_warnings", "precision",
-        "median_delay_s", "citywide_conditions", "events", "dead_letters", "duplicates",
-        "seconds"))
+        "median_delay_s", "citywide_conditions", "limit_prewarnings", "events",
+        "dead_letters", "duplicates", "seconds"))
 
 
 def print_report(report: dict[str, Any], as_json: bool, keys: tuple[str, ...]) -> None:

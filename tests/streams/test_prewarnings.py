@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.fusion.templates import DEFAULT_FILE, load_templates
 from detectors.signals.forecast import Forecast
 from detectors.signals.limits import Limit
 from detectors.signals.prewarning import PreVersion, PreWarning, certainty_of
@@ -25,6 +26,7 @@ from streams.pipeline.inprocess import Pipeline
 from streams.pipeline.prewarnings import HORIZON_S, default_limits, to_warning
 from streams.publish.alertmanager import warning_alerts
 from streams.publish.cap import to_cap_series
+from streams.publish.kafka_sinks import CapSink, Outbox
 from streams.runtime import snapshot
 from tests.streams.test_alertmanager import DEPLOY, amtool
 from tests.streams.test_cap import parse_valid, text, texts
@@ -206,6 +208,27 @@ def test_cap_renders_a_pre_warning_lifecycle() -> None:
     assert text(first, "cap:info/cap:urgency") == "Expected"
     assert text(first, "cap:info/cap:event") == "Regulatory limit exceedance forecast"
     assert texts(first, "cap:info/cap:category") == ["Env"]
+
+
+def test_the_cap_sink_renders_them_without_a_scenario_template() -> None:
+    """The worker's CAP sink: no template names limit_forecast, so cap_scenarios speaks."""
+    _, out = pipeline_prewarnings()
+    pre = [w for w in out if w.scenario == "limit_forecast"]
+
+    async def send(topic: object, key: bytes | None, value: bytes) -> None:
+        return None
+
+    sink = CapSink(Outbox(send), "tocsin.warnings.cap",
+                   registry=RegionRegistry.from_csv(DEFAULT_REGISTRY),
+                   templates=load_templates(DEFAULT_FILE), sender="tocsin@example.org",
+                   partitions=1)
+    xml = sink.render(pre[0])
+    assert xml is not None
+    doc = parse_valid(xml.decode())
+    assert text(doc, "cap:info/cap:event") == "Regulatory limit exceedance forecast"
+    assert texts(doc, "cap:info/cap:category") == ["Env"]
+    assert "regulatory limit" in text(doc, "cap:info/cap:instruction")
+    assert text(doc, "cap:info/cap:certainty") == pre[0].certainty
 
 
 def test_alertmanager_routes_a_pre_warning_to_the_ecology_bureau() -> None:
