@@ -4,9 +4,11 @@ routing, checkpoints and the measurement (streams/evaluation/prewarn.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,6 +30,7 @@ from streams.publish.alertmanager import warning_alerts
 from streams.publish.cap import to_cap_series
 from streams.publish.kafka_sinks import CapSink, Outbox
 from streams.runtime import snapshot
+from tests.streams.test_agents import drive, make_worker, topic_of
 from tests.streams.test_alertmanager import DEPLOY, amtool
 from tests.streams.test_cap import parse_valid, text, texts
 
@@ -256,3 +259,20 @@ def test_measure_counts_lead_share_and_false_pre_warnings() -> None:
     assert (m["crossings"], m["prewarned"], m["median_lead_min"]) == (2, 1, 120.0)
     assert (m["prewarnings"], m["false_prewarnings"]) == (3, 2)
     assert m["false_per_station_month"] == 1.0
+
+
+# -- the live worker's ingest agent (test agents, no broker) ------------------------------
+def test_the_ingest_agent_publishes_them_on_the_warnings_topic(tmp_path: Path) -> None:
+    """The ingest batch hands its pre-warnings to the publisher (tocsin.warnings, CAP);
+    nothing of scenario limit_forecast goes to the anomalies topic."""
+    registry = RegionRegistry.from_csv(DEFAULT_REGISTRY)
+    worker, sent = make_worker(tmp_path, registry, publish_cap=True)
+    raws = [json.dumps(reading(i, slow_rise(i)).model_dump(mode="json")).encode()
+            for i in range(260)]
+    asyncio.run(drive(worker, "ingest_env", raws, b"WQ-harbour"))
+    pre = [Warning.model_validate_json(v) for _, v, _ in topic_of(sent, "tocsin.warnings")]
+    assert pre and {w.scenario for w in pre} == {"limit_forecast"}
+    assert pre[0].status == "new" and pre[0].departments == ["ecology"]
+    cap = topic_of(sent, "tocsin.warnings.cap")
+    assert len(cap) == len(pre) and b"<urgency>Expected</urgency>" in cap[0][1]
+    assert all(b"limit_forecast" not in v for _, v, _ in topic_of(sent, "tocsin.anomalies"))
