@@ -25,7 +25,8 @@ class Pipeline:
         self.dead_letters: list[DeadLetter] = []
         self.anomalies: list[Anomaly] = []
         self.warnings: list[Warning] = []  # the correlator's (incidents)
-        self.prewarnings: list[Warning] = []  # limit pre-warnings (not incidents)
+        # limit pre-warnings (not incidents: never correlated, never returned by feed)
+        self.prewarnings: list[Warning] = []
         self.conditions: list[Condition] = []
 
     def feed(self, source: str, raw: bytes, origin: Origin) -> list[Warning]:
@@ -52,7 +53,7 @@ class Pipeline:
                 out.extend(self.correlation.release(part, 0.0))
             self.conditions.extend(self.correlation.take_conditions())
         self.warnings.extend(out)
-        return [*step.warnings, *out]
+        return out
 
     def feedback(self, fb: Feedback) -> list[Warning]:
         """A duty officer's decision, routed like the live worker routes it (by region)."""

@@ -190,13 +190,14 @@ def pipeline_prewarnings() -> tuple[Pipeline, list[Warning]]:
         raw = json.dumps({**r.model_dump(mode="json")}).encode()
         out.extend(pipe.feed("env", raw, Origin("tocsin.env.readings", 0, i, b"WQ-harbour")))
     out.extend(pipe.finish())
-    return pipe, out
+    assert all(w.scenario != "limit_forecast" for w in out)  # feed returns incidents only
+    return pipe, pipe.prewarnings
 
 
 def test_the_in_process_pipeline_emits_them_apart_from_incidents() -> None:
     pipe, out = pipeline_prewarnings()
     pre = [w for w in out if w.scenario == "limit_forecast"]
-    assert pre and pre == pipe.prewarnings
+    assert pre and pre == out
     assert all(w.scenario != "limit_forecast" for w in pipe.warnings)
     assert pre[0].status == "new" and pre[0].urgency == "Expected"
 
