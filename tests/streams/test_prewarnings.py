@@ -25,7 +25,7 @@ from streams.evaluation.prewarn import measure
 from streams.ingest.ingestor import Origin
 from streams.pipeline.detection import Detection, DetectParams
 from streams.pipeline.inprocess import Pipeline
-from streams.pipeline.prewarnings import HORIZON_S, default_limits, to_warning
+from streams.pipeline.prewarnings import HORIZON_S, PreWarnings, default_limits, to_warning
 from streams.publish.alertmanager import warning_alerts
 from streams.publish.cap import to_cap_series
 from streams.publish.kafka_sinks import CapSink, Outbox
@@ -277,3 +277,23 @@ def test_the_ingest_agent_publishes_them_on_the_warnings_topic(tmp_path: Path) -
     cap = topic_of(sent, "tocsin.warnings.cap")
     assert len(cap) == len(pre) and b"<urgency>Expected</urgency>" in cap[0][1]
     assert all(b"limit_forecast" not in v for _, v, _ in topic_of(sent, "tocsin.anomalies"))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=120),
+       st.sampled_from(sorted(default_limits())))
+def test_any_series_gives_valid_versions_in_order(values: list[float], metric: str) -> None:
+    """Whatever the readings, each pre-warning's versions are numbered 1, 2, ... from new,
+    and every record is a valid Warning of one department."""
+    limit = default_limits()[metric]
+    pw = PreWarnings()
+    seen: dict[str, list[str]] = {}
+    for i, x in enumerate(values):
+        pw.observe(reading(i, x, metric=metric), T0 + 900 * i, limit)
+        for w in pw.take():
+            got = seen.setdefault(w.warning_id, [])
+            assert w.version == len(got) + 1 and (w.status == "new") == (not got)
+            assert w.departments == ["ecology"] and w.urgency == "Expected"
+            got.append(w.status)
+    for statuses in seen.values():
+        assert all(s not in ("resolved", "cancelled") for s in statuses[:-1])
