@@ -8,7 +8,7 @@ default) is driven over its family's seeded stream, score before learn, exactly 
 checks and the pipeline drive it; the cost is the wall time of those calls per event, the
 state the pickled detector per series (per key or entity for keyed detectors), the largest
 seen at ten checkpoints. The targets: O(1) detectors 5 us and 1 KB per series; ensembles
-(and multivariate detectors) 30 us and 2 KB. See benchmarks/README.md. Nothing here is
+30 us and 2 KB. See benchmarks/README.md. Nothing here is
 asserted; it prints figures.
 """
 

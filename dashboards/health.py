@@ -55,6 +55,7 @@ def build() -> dashboard.Dashboard:
     d = throughput_row(d)
     d = latency_row(d)
     d = quality_row(d)
+    d = stations_row(d)
     d = freshness_row(d)
     return d.with_row(internals_row())
 
@@ -169,6 +170,34 @@ def quality_row(d: dashboard.Dashboard) -> dashboard.Dashboard:
         "later than the allowed lateness: kept but not scored.",
         [query(per_received(rate_by_source("tocsin_events_late_total")), "{{source}}")],
         unit="percentunit", w=6))
+
+
+def stations_row(d: dashboard.Dashboard) -> dashboard.Dashboard:
+    d = d.with_row(dashboard.Row("Stations"))
+    d = d.with_panel(timeseries_panel(
+        "Sensor series by status", "Sensor series (a station's metric) by health: ok, "
+        "silent (no reading for three of its learned cadences while the other stations "
+        "report), stuck (one value eight times running), faulty (last reading screened "
+        "out), learning (cadence not known yet). Silent or stuck for 30 min: alert "
+        "TocsinStationsSilent.",
+        [query("sum by (status) (tocsin_sensor_series)", "{{status}}")],
+        stacked=True, w=8, axis_label="series"))
+    d = d.with_panel(timeseries_panel(
+        "Missing readings", "Share of the sensor readings expected from each series' "
+        "learned cadence that did not come.",
+        [query(f"sum(rate(tocsin_sensor_readings_missing_total{RI}))\n/ clamp_min("
+               f"sum(rate(tocsin_sensor_readings_expected_total{RI})), 1e-9)", "missing")],
+        unit="percentunit", w=6))
+    return d.with_panel(table_panel(
+        "Stations needing attention", "The 20 sensor series most in need of attention "
+        "(faulty, silent, stuck; worst first) and the share of their expected readings "
+        "that are missing. Send a maintenance crew; runbook: TocsinStationsSilent.",
+        [query("sort_desc(max by (station, metric, status) (tocsin_station_attention))", "",
+               instant=True, table_format=True)],
+        unit="percentunit", w=10)
+        .with_transformation(transformation("organize", {
+            "excludeByName": {"Time": True}, "indexByName": {},
+            "renameByName": {"Value": "missing"}})))
 
 
 def freshness_row(d: dashboard.Dashboard) -> dashboard.Dashboard:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, dashboard, geomap, table
+from grafana_foundation_sdk.builders import bargauge, dashboard, geomap, table, timeseries
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
@@ -25,6 +25,7 @@ from .common import (
     transformation,
     warning_annotations,
 )
+from .health import per_received, rate_by_source
 
 UID = "tocsin-overview"
 REGION_URL = "/d/tocsin-region/tocsin-region?var-region={value}&${{__url_time_range}}"
@@ -32,6 +33,7 @@ REGION_URL = "/d/tocsin-region/tocsin-region?var-region={value}&${{__url_time_ra
 ACTIVE_BY_REGION = (
     'sum by (region, severity) (tocsin_warnings_active)\nor\n'
     'label_replace(sum by (region) (tocsin_warnings_active), "severity", "Total", "", "")')
+ENTITY_RISK = "sort_desc(max by (entity) (tocsin_entity_risk_score))"
 REGIONS_ON_MAP = (
     "max by (region, name, latitude, longitude) (tocsin_region_info)\n"
     "* on (region) group_left ()\n"
@@ -98,7 +100,48 @@ def build() -> dashboard.Dashboard:
                '[$__rate_interval]))', "{{department}}")],
         unit="cps", axis_label="anomalies / s"))
     d = d.with_panel(detection_delay())
-    return d
+    d = d.with_panel(entity_table())
+    return d.with_panel(data_quality())
+
+
+def data_quality() -> timeseries.Panel:
+    """Data quality per department: the shares public data standards ask about."""
+    invalid = (f"(\n  {rate_by_source('tocsin_events_received_total')}\n"
+               f"  - {rate_by_source('tocsin_events_valid_total')}\n"
+               f"  - {rate_by_source('tocsin_events_duplicate_total')}\n)")
+    return timeseries_panel(
+        "Data quality per department", "Of the records each department sent: the share "
+        "invalid (dead-lettered: accuracy), duplicate (re-delivered: consistency), late "
+        "(later than the allowed lateness, not scored: timeliness), and of the sensor "
+        "readings expected from each station's cadence, the share missing (integrity). "
+        "Details on the pipeline health dashboard.",
+        [query(per_received(invalid), "{{source}} invalid"),
+         query(per_received(rate_by_source("tocsin_events_duplicate_total")),
+               "{{source}} duplicate"),
+         query(per_received(rate_by_source("tocsin_events_late_total")), "{{source}} late"),
+         query("sum(rate(tocsin_sensor_readings_missing_total[$__rate_interval]))\n"
+               "/ clamp_min(sum(rate(tocsin_sensor_readings_expected_total"
+               "[$__rate_interval])), 1e-9)", "env missing")],
+        unit="percentunit", w=24)
+
+
+def entity_table() -> table.Panel:
+    """The riskiest market entities (credit code and risk score), riskiest first."""
+    panel = table_panel(
+        "Riskiest market entities",
+        "Market entities (unified social credit code) with the highest risk score, "
+        "-log10 p of their recent recalls, licence violations, failed inspections and "
+        "complaints against all entities; the worker exports its top TOCSIN_ENTITY_RISK_TOP. "
+        "At TOCSIN_ENTITY_RISK_LEVEL (default 6) the market regulator gets an entity_risk "
+        "warning.",
+        [query(ENTITY_RISK, "", instant=True, table_format=True)], w=12, h=10)
+    return (panel
+            .with_transformation(transformation("organize", {
+                "excludeByName": {"Time": True},
+                "renameByName": {"entity": "Entity", "Value": "Risk score"}}))
+            .with_transformation(transformation("sortBy", {
+                "fields": {}, "sort": [{"field": "Risk score", "desc": True}]}))
+            .thresholds(thresholds("text", (4, "orange"), (6, "red"))))
 
 
 def region_map() -> geomap.Panel:

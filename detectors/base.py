@@ -12,8 +12,7 @@ The contract, stated once for every detector class in this package:
   likelihood in [0, 1], never NaN, never changing the state. Documented exceptions:
   :class:`~detectors.signals.sensor.SensorEnsemble` reports one excursion once (its
   ``score_one`` is 0 while a reading is no more surprising than the one already
-  reported) and :class:`~detectors.signals.multivariate.HalfSpaceTreesDetector` is river's
-  uncalibrated score (in [0, 1], no probability).
+  reported).
 * ``learn_one(x, t) -> None``: learns ``x``; returns nothing.
 * The pipeline calls ``explain_one`` (or ``score_one``) and then ``learn_one`` on each
   observation, in event-time order; so does the check suite (:mod:`detectors.checks`).
@@ -105,6 +104,9 @@ class Finding:
     event_ids: tuple[str, ...] = ()
     via: str = ""  # set on a neighbour's copy: the region it was observed in
     city: bool = False  # the city-wide view's copy: never local evidence
+    # notes on the risky market entities behind its events (streams/pipeline/entities.py):
+    # shown in the warning's explanation, never used by the correlator's decisions
+    entities: tuple[str, ...] = ()
 
     @property
     def score(self) -> float:

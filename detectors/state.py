@@ -309,10 +309,8 @@ def _register_detectors() -> None:
         calibration,
         count_keys,
         counts,
+        entity_risk,
         fault_screen,
-        forecast,
-        holt,
-        prewarning,
         rate_keys,
         rates,
         robust,
@@ -320,11 +318,12 @@ def _register_detectors() -> None:
         sensor_components,
         shift,
         station_faults,
+        station_health,
     )
     from detectors.signals.calendar import HolidayCalendar
 
     names: dict[str, type] = {
-        "finding": base.Finding, "score": base.Score,
+        "score": base.Score,
         "sensor_ensemble": sensor.SensorEnsemble,
         "robust_level": sensor_components.RobustLevel,
         "ewma_variance": sensor_components.EwmaVariance,
@@ -344,13 +343,28 @@ def _register_detectors() -> None:
         "warning_history": history.WarningHistory, "warning_decisions": history._Warning,
         "decision": decisions.Decision, "history_entry": history.Entry,
         "station_track": station_faults.StationTrack,
+        "station_health": station_health.StationHealth,
+        "station_series_health": station_health._Series,
         "colocated_site": station_faults.ColocatedSite,
         "holiday_calendar": HolidayCalendar,
-        "limit_forecast": forecast.LimitForecast, "holt_state": holt._State,
-        "prewarning": prewarning.PreWarning,
+        "entity_risk": entity_risk.EntityRisk,
     }
     for name, cls in names.items():
         register(name, cls)
+    _register_finding()
+
+
+def _register_finding() -> None:
+    """Version 2: ``Finding.entities`` (notes on risky market entities); 1 had none."""
+    from detectors.base import Finding
+
+    register("finding", Finding, version=2)
+    register_upgrade("finding", 1, _finding_with_entities)
+
+
+def _finding_with_entities(state: Any) -> Any:
+    """A version-1 finding's field values, with no entity notes appended."""
+    return [*state, ()] if isinstance(state, list) and len(state) == 14 else state
 
 
 _register_detectors()

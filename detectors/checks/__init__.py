@@ -52,7 +52,6 @@ from detectors.checks.level_streams import (
     level_edge_streams,
     level_series,
     limit_series,
-    multivariate_series,
 )
 from detectors.checks.specs import (
     FAMILIES,
@@ -93,7 +92,6 @@ __all__ = [
     "limit_series",
     "measure_auc",
     "missing_specs",
-    "multivariate_series",
     "output_digests",
     "roc_auc",
     "run",

@@ -3,7 +3,7 @@
 A detector is driven one observation at a time exactly as the pipeline drives it (the
 contract in :mod:`detectors.base`): ``score_one(x, t)`` (and ``explain_one(x, t)`` where a
 check needs it) before ``learn_one(x, t)``, in the stream's (event-time) order. There is
-no adapter per detector or family: keyed, bucketed and multivariate detectors take the
+no adapter per detector or family: keyed and bucketed detectors take the
 same three calls.
 """
 

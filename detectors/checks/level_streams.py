@@ -1,12 +1,11 @@
 """Seeded synthetic streams of levels: a univariate sensor-like series, a regulated metric
-against its limit, and the readings of one multivariate station; each with its edge
+against its limit; each with its edge
 cases, a null version (nothing injected) and a blatant anomaly after a null stretch."""
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
 from typing import Literal
 
 from detectors.checks.core import HOUR, T0, Stream
@@ -220,99 +219,3 @@ def limit_clear(seed: int, n: int = 1_000) -> Stream:
     vals = [x for x, _, _ in idle[:n]] + [40.0 + 110.0 * (k + 1) / 60 for k in range(60)]
     vals += [150.0] * 12
     return [(vals[i], T0 + i * 900.0, vals[i + 12] > 100.0) for i in range(len(vals) - 12)]
-
-
-# -- one station, several metrics ----------------------------------------------------------------
-
-
-def multivariate_series(
-    seed: int,
-    n: int,
-    *,
-    features: Sequence[str] = ("pm25", "pm10", "no2", "temp"),
-    step_s: float = 60.0,
-    warmup: int = 500,
-    spike_prob: float = 0.004,
-    break_prob: float = 0.002,
-    spike_size: float = 7.0,
-    break_len: int = 10,
-    min_gap: int = 60,
-) -> Stream:
-    """Readings of one station as a dict ``{feature: value}``: the features share a common
-    latent factor (so they move together) plus noise. Injected anomalies: a spike in one
-    feature (one labelled reading) and a correlation break (for ``break_len`` labelled
-    readings one feature moves against the others)."""
-    rng = random.Random(seed)
-    loads = [1.0 + 0.5 * i for i in range(len(features))]
-    means = [10.0 * (i + 1) for i in range(len(features))]
-    latent = 0.0
-    out: Stream = []
-    broken = 0
-    anomalies = _Anomalies(rng, warmup, min_gap, spike_prob, break_prob, break_len)
-    for i in range(n):
-        latent = 0.98 * latent + rng.gauss(0.0, 0.3)
-        vals = [m + ld * latent + rng.gauss(0.0, 0.5) for m, ld in zip(means, loads, strict=True)]
-        kind = anomalies.step(i)
-        if kind == "ongoing":
-            vals[broken] = means[broken] - loads[broken] * latent + 3.0 + rng.gauss(0.0, 0.5)
-        elif kind == "spike":
-            j = rng.randrange(len(vals))
-            vals[j] += rng.choice((-1.0, 1.0)) * spike_size * loads[j] * rng.uniform(1, 1.5)
-        elif kind == "long":
-            broken = rng.randrange(len(vals))
-            vals[broken] = means[broken] - loads[broken] * latent + 3.0
-        out.append((dict(zip(features, vals, strict=True)), T0 + i * step_s, kind is not None))
-    return out
-
-
-def multivariate_edge_streams(seed: int, n: int = 1_500) -> dict[str, Stream]:
-    """Flat, quantised, NaN-containing, irregularly spaced readings and missing or new
-    features."""
-    base = multivariate_series(seed, n, warmup=200)
-    rng = random.Random(seed)
-    flat: Stream = [({k: 1.0 for k in x}, t, False) for x, t, _ in base]
-    quant: Stream = [({k: float(round(v / 5.0) * 5.0) for k, v in x.items()}, t, y)
-                     for x, t, y in base]
-    nans: Stream = [({k: (math.nan if rng.random() < 0.15 else v) for k, v in x.items()}, t, y)
-                    for x, t, y in base]
-    ragged: Stream = []
-    for i, (x, t, y) in enumerate(base):
-        d = {k: v for k, v in x.items() if rng.random() > 0.2}
-        if i % 300 == 299:
-            d[f"new{i}"] = 1.0
-        ragged.append((d, t, y))
-    times = irregular_times([(0.0, t, y) for _, t, y in base], seed)
-    irregular: Stream = [(x, t, y) for (x, _, y), (_, t, _) in zip(base, times, strict=True)]
-    return {"flat": flat, "quantised": quant, "nan": nans, "missing_and_new_features": ragged,
-            "irregular": irregular}
-
-
-def multivariate_memory_stream(seed: int, n: int) -> Stream:
-    """The station stream with new metric names appearing all the time (three extra
-    metrics per reading, a new one every 2,000 readings): a capped detector ignores them."""
-    out: Stream = []
-    for i, (x, t, y) in enumerate(multivariate_series(seed, n)):
-        j = i // 2_000
-        extra = {f"extra{k}": float(i % 97) + 0.5 * k for k in range(max(j - 2, 0), j + 1)}
-        out.append(({**x, **extra}, t, y))
-    return out
-
-
-
-def multivariate_null(seed: int, n: int) -> Stream:
-    """:func:`multivariate_series` with nothing injected."""
-    return multivariate_series(seed, n, spike_prob=0.0, break_prob=0.0)
-
-
-def multivariate_clear(seed: int, n: int = 2_000) -> Stream:
-    """``n`` null readings, then five where the second metric is 5 units (10 of its noise
-    sds, about 2 of its own spread) off the common factor it follows: a broken
-    correlation, each metric within its usual range (labelled)."""
-    base = multivariate_null(seed, n + 5)
-    out: Stream = [(x, t, False) for x, t, _ in base[:n]]
-    for x, t, _ in base[n:]:
-        y = dict(x)
-        second = list(y)[1]
-        y[second] += 5.0
-        out.append((y, t, True))
-    return out

@@ -49,11 +49,6 @@ from detectors.checks.level_streams import (
     limit_edge_streams,
     limit_null,
     limit_series,
-    multivariate_clear,
-    multivariate_edge_streams,
-    multivariate_memory_stream,
-    multivariate_null,
-    multivariate_series,
 )
 
 
@@ -77,10 +72,6 @@ LEVEL = Family("level", level_series, level_edge_streams, level_null, level_clea
 #: a regulated metric every 15 minutes against its limit of 100
 LIMIT = Family("limit", limit_series, limit_edge_streams, limit_null, limit_clear,
                _limit_flagged, warmup=200)
-#: one station's metrics: x is a dict of metric -> float
-STATION = Family("station", multivariate_series, multivariate_edge_streams, multivariate_null,
-                 multivariate_clear, _level_flagged, memory=multivariate_memory_stream,
-                 warmup=1_000)
 #: events per key in hourly buckets: x is (key, n)
 COUNT_KEYS = Family("count_keys", count_events, count_edge_streams, count_null, count_clear,
                     _count_flagged, memory=count_memory_stream, warmup=1_500)
@@ -92,7 +83,7 @@ RATE_KEYS = Family("rate_keys", inspection_events, inspection_edge_streams, insp
 ENTITIES = Family("entities", entity_events, entity_edge_streams, entity_null, entity_clear,
                   _count_flagged, memory=entity_memory_stream, warmup=1_500)
 
-FAMILIES = (LEVEL, LIMIT, STATION, COUNT_KEYS, RATE_KEYS, ENTITIES)
+FAMILIES = (LEVEL, LIMIT, COUNT_KEYS, RATE_KEYS, ENTITIES)
 
 
 # -- the registry -------------------------------------------------------------------------------
@@ -188,25 +179,16 @@ REGISTRY: list[DetectorSpec] = [
              # a fixed record of floats plus at most MAX_PENDING (32) pending forecasts
              max_state_bytes=1_536,
              note="label: the reading 12 steps (its horizon) later is past the limit"),
-    detector("detectors.signals.multivariate:StationDetector", (STATION,),
-             params={"max_metrics": 8, "half_life": 300.0, "warmup": 50},
-             auc_floor=0.8, o1=False,
-             # 8 metrics: a lower-triangular covariance and pair counts (36 + 36 numbers),
-             # five numbers and a name per metric
-             max_state_bytes=2_048),
-    detector("detectors.signals.half_space_trees:HalfSpaceTreesDetector", (STATION,),
-             params={"n_trees": 5, "height": 6, "window_size": 100, "max_metrics": 8},
-             auc_floor=0.6, o1=False, calibrated=False,
-             # 5 trees of 2^7 - 1 nodes (two masses each), river's pipeline and scaler
-             max_state_bytes=64_000,
-             # ROC-AUC 0.65 on seed 0, 0.58-0.66 over seeds 0-5 (StationDetector: 0.81-0.96)
-             note="output not calibrated (river's HST score); for comparison only"),
 ]
 
 #: classes with a ``learn_one`` that are not detectors, and why
 NOT_DETECTORS: dict[str, str] = {
     "detectors.signals.calibration:TailCalibrator": "calibrates one statistic inside a detector: "
                                             "learn_one(s) and p_value(s), no event time",
+    "detectors.signals.station_health:StationHealth": "tracks whether each sensor series "
+                                            "reports (cadence, missing, silent, stuck) for "
+                                            "operators: learn_one(station, metric, value, "
+                                            "t), no score, never evidence",
     "detectors.signals.fault_screen:FaultScreen": "classifies instrument faults (stuck, "
                                                   "impossible, unit "
                                    "slip), not anomalies of the environment; its contract "
@@ -292,7 +274,6 @@ __all__ = [
     "NOT_DETECTORS",
     "RATE_KEYS",
     "REGISTRY",
-    "STATION",
     "detector",
     "detector_classes",
     "missing_specs",

@@ -244,6 +244,17 @@ class EntityRisk:
         w = self._weight_at(entity_id, now)
         return self._score(entity_id, w, w, now).likelihood
 
+    def assess(self, entity_id: str, t: float) -> Score:
+        """The whole :class:`~detectors.base.Score` of the entity's record as it stands at
+        ``t`` (observed adverse weight, population mean, p-value). Changes no state."""
+        now = self._now(t)
+        w = self._weight_at(entity_id, now)
+        return self._score(entity_id, w, w, now)
+
+    def __contains__(self, entity_id: object) -> bool:
+        """Whether the entity is tracked now (seen, and not evicted since)."""
+        return entity_id in self._entities
+
     def learn_one(self, x: EntityEventLike, t: float) -> None:
         """Add event ``x`` at event time ``t`` to its entity's record."""
         entity_id, kind, failed = self._fields(x)

@@ -55,6 +55,17 @@ class WireModel(BaseModel):
         return v
 
 
+def _credit_code(v: str | None) -> str | None:
+    """A unified social credit code, upper-cased; ``ValueError`` if it is not one."""
+    if v is None:
+        return None
+    v = v.strip().upper()
+    err = uscc_error(v)
+    if err:
+        raise ValueError(err)
+    return v
+
+
 class SensorReading(WireModel):
     """Topic ``tocsin.env.readings``: one environmental sensor reading."""
 
@@ -94,6 +105,14 @@ class Complaint(WireModel):
     reporter_phone: Annotated[str, Field(max_length=64)] | None = None
     received_at: EventTime
     department: Department
+    entity_id: str | None = Field(
+        None, description="Unified social credit code of the business complained about, "
+        "if the complaint names one (counts towards its entity risk).")
+
+    @field_validator("entity_id")
+    @classmethod
+    def _credit_code(cls, v: str | None) -> str | None:
+        return _credit_code(v)
 
     @property
     def message_id(self) -> str:
@@ -123,13 +142,7 @@ class MarketEvent(WireModel):
     @field_validator("entity_id")
     @classmethod
     def _credit_code(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        v = v.strip().upper()
-        err = uscc_error(v)
-        if err:
-            raise ValueError(err)
-        return v
+        return _credit_code(v)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> MarketEvent:
@@ -189,6 +202,9 @@ class Anomaly(Evidence):
     city: bool = Field(
         False, description="Set on the copy sent to every anomalies partition for the "
         "city-wide (common-mode) view: never evidence of a local incident.")
+    entities: list[str] = Field(
+        default_factory=list, description="What the risky market entities behind its "
+        "events have on record (credit codes only); added to market warnings' explanations.")
 
 
 class SourceWatermark(WireModel):
@@ -303,6 +319,24 @@ class Condition(WireModel):
     sent_at: EventTime | None = None
 
 
+class EntityRiskRecord(WireModel):
+    """Topic ``tocsin.entities.risk`` (compacted, keyed by entity code): an entity's risk
+    score, sent when it changes materially. Names the entity by its code only."""
+
+    entity_id: str = Field(description="Unified social credit code.")
+    region: str
+    score: float = Field(description="-log10 p of its adverse record against the population.")
+    risk: float = Field(ge=0, le=1, description="1 - p.")
+    weight: float = Field(description="Decayed adverse weight (recall 3, licence violation "
+                          "2, failed inspection 1, complaint 0.5).")
+    expected: float = Field(description="The population's mean adverse weight.")
+    counts: dict[str, int] = Field(default_factory=dict,
+                                   description="Recent adverse events by kind.")
+    above_level: bool = Field(description="An entity_risk warning is open.")
+    warning_id: str | None = None
+    event_time: EventTime
+
+
 class DeadLetter(WireModel):
     """Topic ``tocsin.deadletter``: a record that failed ingest, with its original bytes."""
 
@@ -338,6 +372,7 @@ PUBLIC_SCHEMAS: dict[str, type[BaseModel]] = {
     "tocsin.conditions": Condition,
     "tocsin.deadletter": DeadLetter,
     "tocsin.feedback": Feedback,
+    "tocsin.entities.risk": EntityRiskRecord,
 }
 
 

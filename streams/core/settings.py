@@ -150,6 +150,10 @@ class TocsinSettings(BaseSettings):
         None, description="Holiday calendar YAML: the city's UTC offset, public holidays and "
         "make-up working days; the count baselines keep working days apart from weekends "
         "and holidays (default: the packaged holidays.yaml, China 2024-2026).")
+    signals: Path | None = Field(
+        None, description="Signal catalogue YAML: every sensor metric accepted, its canonical "
+        "and accepted units, bad direction, regulatory limits and the scenario templates it "
+        "feeds (default: the packaged signals.yaml; `tocsin signals` lists it).")
     grants: Path | None = Field(
         None, description="Sharing grants YAML: per-audience warning views on "
         "tocsin.warnings.view.<audience>, each release audited on tocsin.releases "
@@ -176,6 +180,16 @@ class TocsinSettings(BaseSettings):
         5000, ge=0,
         description="Most (region, signal kind) series exported as observed/expected gauges; "
         "further ones are counted in tocsin_metrics_signals_dropped_total, not exported.")
+    entity_risk_level: float = Field(
+        6.0, gt=0,
+        description="Risk score (-log10 p of a market entity's recalls, licence violations, "
+        "failed inspections and complaints against the population) at which an entity_risk "
+        "warning to the market regulator opens; it resolves once the score decays below "
+        "this level minus 1 (docs/detectors.md, Entity risk).")
+    entity_risk_top: int = Field(
+        20, ge=0, le=1000,
+        description="Riskiest entities exported as the tocsin_entity_risk_score gauge "
+        "(labelled by credit code only; 0: none).")
     grafana_url: str | None = Field(
         None, description="Grafana base URL for warning annotations (unset: no annotations).")
     grafana_token: SecretStr | None = Field(

@@ -39,6 +39,7 @@ WARNINGS_CAP = "tocsin.warnings.cap"
 RELEASES = "tocsin.releases"
 CHECKPOINTS = "tocsin.checkpoints"
 VIEW_PREFIX = "tocsin.warnings.view."
+ENTITY_RISK = "tocsin.entities.risk"
 
 SOURCE_TOPICS = {"env": ENV, "complaint": COMPLAINTS, "market": MARKET}
 
@@ -65,6 +66,9 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               extra=(("segment.ms", str(3600 * 1000)), ("segment.bytes", str(256 * 2**20)),
                      ("min.cleanable.dirty.ratio", "0.1"),
                      ("max.compaction.lag.ms", str(3600 * 1000)))),
+    TopicSpec(ENTITY_RISK, "Market entities' risk scores, sent on a material change "
+              "(compacted, keyed by entity code; streams/pipeline/entities.py).", 30 * DAY_MS,
+              compacted=True),
 )
 
 

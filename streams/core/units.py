@@ -1,22 +1,11 @@
-"""Canonical units per sensor metric and price unit, with conversion factors."""
+"""Unit normalisation: sensor readings to their metric's canonical unit (the units and
+factors are the signal catalogue's, :mod:`streams.core.signals`), prices to a canonical
+price unit."""
 
 from __future__ import annotations
 
+from detectors.signals.catalogue import Catalogue
 from streams.core.errors import ValidationFailure
-
-#: metric -> (canonical unit, {accepted unit: factor to canonical})
-SENSOR_UNITS: dict[str, tuple[str, dict[str, float]]] = {
-    "pm25": ("ug/m3", {"ug/m3": 1.0, "µg/m3": 1.0, "μg/m³": 1.0, "µg/m³": 1.0, "mg/m3": 1000.0}),
-    "pm10": ("ug/m3", {"ug/m3": 1.0, "µg/m3": 1.0, "μg/m³": 1.0, "µg/m³": 1.0, "mg/m3": 1000.0}),
-    "no2": ("ug/m3", {"ug/m3": 1.0, "µg/m3": 1.0, "µg/m³": 1.0, "mg/m3": 1000.0, "ppb": 1.88}),
-    "so2": ("ug/m3", {"ug/m3": 1.0, "µg/m3": 1.0, "µg/m³": 1.0, "mg/m3": 1000.0, "ppb": 2.62}),
-    "o3": ("ug/m3", {"ug/m3": 1.0, "µg/m3": 1.0, "µg/m³": 1.0, "mg/m3": 1000.0, "ppb": 1.96}),
-    "water_cod": ("mg/L", {"mg/L": 1.0, "mg/l": 1.0, "g/L": 1000.0, "g/l": 1000.0}),
-    "water_nh3n": ("mg/L", {"mg/L": 1.0, "mg/l": 1.0, "ug/L": 0.001, "µg/L": 0.001}),
-    "water_ph": ("pH", {"pH": 1.0, "ph": 1.0}),
-    "noise_db": ("dB", {"dB": 1.0, "db": 1.0, "dBA": 1.0, "dB(A)": 1.0}),
-    "water_level_m": ("m", {"m": 1.0, "cm": 0.01, "mm": 0.001}),
-}
 
 #: price unit -> (canonical unit, factor)
 PRICE_UNITS: dict[str, tuple[str, float]] = {
@@ -32,20 +21,21 @@ PRICE_UNITS: dict[str, tuple[str, float]] = {
 }
 
 
-def normalise_sensor(metric: str, value: float, unit: str) -> tuple[float, str]:
-    """Convert ``value`` in ``unit`` to the metric's canonical unit."""
-    spec = SENSOR_UNITS.get(metric)
+def normalise_sensor(metric: str, value: float, unit: str, catalogue: Catalogue
+                     ) -> tuple[float, str]:
+    """Convert ``value`` in ``unit`` to the metric's canonical unit per ``catalogue``."""
+    spec = catalogue.get(metric)
     if spec is None:
         raise ValidationFailure(
-            f"unknown metric {metric!r}; known: {', '.join(sorted(SENSOR_UNITS))}", "unknown_metric"
-        )
-    canonical, table = spec
-    factor = table.get(unit.strip())
+            f"unknown metric {metric!r}: not in the signal catalogue {catalogue.path} "
+            f"(TOCSIN_SIGNALS); add it there. Known: {', '.join(sorted(catalogue.metrics))}",
+            "unknown_metric")
+    factor = spec.factor(unit)
     if factor is None:
         raise ValidationFailure(
-            f"unit {unit!r} not accepted for {metric}; use one of {', '.join(table)}", "bad_unit"
-        )
-    return value * factor, canonical
+            f"unit {unit!r} not accepted for {metric}; use one of {', '.join(spec.accepted)} "
+            f"(signal catalogue {catalogue.path})", "bad_unit")
+    return value * factor, spec.unit
 
 
 def normalise_price(price: float, unit: str) -> tuple[float, str]:

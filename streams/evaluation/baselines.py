@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from detectors.base import P_FLOOR, normal_sf, poisson_sf
+from detectors.signals.catalogue import Catalogue
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
     Anomaly,
@@ -145,9 +146,11 @@ class IngestSummary:
 
 
 def ingest_replay(lines: Iterable[ReplayLine], registry: RegionRegistry,
-                  dedup_window: int = 50_000) -> IngestSummary:
-    """Validate replay lines with the same ``Ingestor`` the pipeline uses."""
-    ing = Ingestor(registry, dedup_window)
+                  dedup_window: int = 50_000, catalogue: Catalogue | None = None
+                  ) -> IngestSummary:
+    """Validate replay lines with the same ``Ingestor`` the pipeline uses (``catalogue``:
+    the signal catalogue in force; None: the packaged one)."""
+    ing = Ingestor(registry, dedup_window, catalogue=catalogue)
     out = IngestSummary()
     for ln in lines:
         if ln.source is None:

@@ -206,6 +206,7 @@ def span_weeks(truth: list[TruthIncident], warnings: Iterable[Warning]) -> float
 def _replay_counts(events: Path, settings: TocsinSettings, registry: RegionRegistry,
                    baseline: str) -> tuple[list[Warning], dict[str, Any]]:
     """The warnings of ``baseline`` over ``events`` and the input's counts."""
+    from streams.core.signals import signals_for
     from streams.evaluation.baselines import (
         ingest_replay,
         naive_flags,
@@ -214,7 +215,8 @@ def _replay_counts(events: Path, settings: TocsinSettings, registry: RegionRegis
     )
 
     if baseline == "naive":
-        ing = ingest_replay(read_replay(events), registry, settings.dedup_window)
+        ing = ingest_replay(read_replay(events), registry, settings.dedup_window,
+                            signals_for(settings, registry.ids()))
         flags = naive_flags(ing.records)
         return naive_warnings_from_flags(flags), {
             "events": ing.received + ing.bad_lines, "valid": len(ing.records),

@@ -18,9 +18,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from detectors.signals.catalogue import Catalogue
 from streams.core.errors import ValidationFailure, validation_message
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import SOURCE_MODELS, Complaint, DeadLetter, MarketEvent, SensorReading
+from streams.core.signals import packaged
 from streams.core.units import normalise_price, normalise_sensor
 from streams.ingest.privacy import Pseudonymizer, mask_text
 
@@ -87,8 +89,11 @@ class Ingestor:
     def __init__(self, registry: RegionRegistry, dedup_window: int = 50_000,
                  pseudonymizer: Pseudonymizer | None = None, *,
                  max_ahead_s: float | None = 3600.0,
-                 min_event_time: float = 946_684_800.0) -> None:
+                 min_event_time: float = 946_684_800.0,
+                 catalogue: Catalogue | None = None) -> None:
         self.registry = registry
+        # the signal catalogue in force (None: the packaged one)
+        self.catalogue = packaged() if catalogue is None else catalogue
         self.max_ahead_s = max_ahead_s  # None: no check against the clock
         self.min_event_time = min_event_time
         self.pseudonymizer = (
@@ -177,7 +182,7 @@ class Ingestor:
                 f"event time {rec.event_time.isoformat()} is before TOCSIN_MIN_EVENT_TIME; "
                 "fix the producer's clock", "ancient_time")
         if isinstance(rec, SensorReading):
-            value, unit = normalise_sensor(rec.metric, rec.value, rec.unit)
+            value, unit = normalise_sensor(rec.metric, rec.value, rec.unit, self.catalogue)
             if value != rec.value or unit != rec.unit:
                 rec = rec.model_copy(update={"value": value, "unit": unit})
         elif isinstance(rec, MarketEvent) and rec.price is not None and rec.unit is not None:

@@ -6,6 +6,7 @@ The sensor path is :mod:`streams.pipeline.sensor_path`; this module holds the ma
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from detectors import policy
@@ -16,10 +17,18 @@ from detectors.signals.counts import CountSurge
 from detectors.signals.limits import Limit
 from detectors.signals.rates import RateSurge
 from detectors.signals.robust import RobustBaseline
+from detectors.signals.station_health import StationHealth
 from streams.core.schemas import Complaint, MarketEvent, SensorReading
+from streams.core.signals import packaged
+from streams.pipeline.entities import EntityTracker
 from streams.pipeline.prewarnings import PreWarnings
+from streams.pipeline.prewarnings import PreWarningViews as PreWarningViews  # (the stage's)
 from streams.pipeline.sensor_path import SensorPath
 from streams.pipeline.sensor_path import _SensorState as _SensorState  # (was defined here)
+
+
+def _packaged_directions() -> dict[str, str]:
+    return packaged().directions()
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,18 @@ class DetectParams:
     # no holidays; the pipeline passes TOCSIN_HOLIDAYS'). Not given to SustainedShift,
     # which takes one: measured, it cost 2 of 46 zoo and 2 of 36 dev incidents (docs/detectors.md)
     calendar: HolidayCalendar | None = None
+    # metric -> which way is bad (up, down, both): the signal catalogue's (default: the
+    # packaged one's; the pipeline passes TOCSIN_SIGNALS'); a metric not in it: up
+    directions: Mapping[str, str] = field(default_factory=_packaged_directions)
+    # entity risk (streams/pipeline/entities.py): the score (-log10 p) at which an entity's
+    # warning opens, the half-life of its adverse events, the change of score worth a topic
+    # record, and the most entities tracked per partition
+    entity_level: float = 6.0
+    entity_half_life_s: float = 30 * 86400.0
+    entity_material: float = 0.5
+    entity_max: int = 100_000
     # metric -> regulatory limit: the limit pre-warnings (streams.pipeline.prewarnings); None
-    # or empty: none. The source stage passes the limits file's (load_limits)
+    # or empty: none. The source stage passes the catalogue's (catalogue_limits)
     limits: dict[str, Limit] | None = None
 
 
@@ -142,11 +161,20 @@ class Detection(SensorPath):
         self.entry_errors = 0
         # sensor readings screened out as an instrument fault, by fault kind
         self.sensor_faults: dict[str, int] = {}
+        # cadence, missing readings, silence, stuck values and faults per sensor series
+        self.health = StationHealth()
+        # per market entity (credit code): risk from its record, notes on its findings
+        self.entities = EntityTracker(self.p)
         # limit pre-warnings of the sensor series (warning versions, drained per record)
         self.prewarnings = PreWarnings()
 
     # -- entry ----------------------------------------------------------------------------
     def process(self, source: str, rec: SensorReading | Complaint | MarketEvent) -> list[Finding]:
+        """Findings of ``rec``; a market event or complaint also feeds entity risk."""
+        return self.entities.detect(rec, self._detect(source, rec))
+
+    def _detect(self, source: str, rec: SensorReading | Complaint | MarketEvent
+                ) -> list[Finding]:
         t = rec.event_time.timestamp()
         wm = self.watermark.get(source)
         if wm is None:

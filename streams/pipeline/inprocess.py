@@ -8,7 +8,14 @@ from __future__ import annotations
 import math
 
 from streams.core.regions import RegionRegistry
-from streams.core.schemas import Anomaly, Condition, DeadLetter, Feedback, Warning
+from streams.core.schemas import (
+    Anomaly,
+    Condition,
+    DeadLetter,
+    EntityRiskRecord,
+    Feedback,
+    Warning,
+)
 from streams.core.settings import TocsinSettings
 from streams.ingest.ingestor import Origin
 from streams.pipeline.stages import CorrelationStage, SourceStage, partition_for
@@ -20,7 +27,8 @@ class Pipeline:
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
         self.settings = settings
         self.sources = SourceStage(settings, registry)
-        self.correlation = CorrelationStage(settings, expect_all_sources=False)
+        self.correlation = CorrelationStage(settings, expect_all_sources=False,
+                                            catalogue=self.sources.catalogue)
         self._wm: dict[tuple[str, int], float] = {}
         self.dead_letters: list[DeadLetter] = []
         self.anomalies: list[Anomaly] = []
@@ -28,14 +36,18 @@ class Pipeline:
         # limit pre-warnings (not incidents: never correlated, never returned by feed)
         self.prewarnings: list[Warning] = []
         self.conditions: list[Condition] = []
+        self.entity_records: list[EntityRiskRecord] = []  # tocsin.entities.risk
 
     def feed(self, source: str, raw: bytes, origin: Origin) -> list[Warning]:
         step = self.sources.process(source, raw, origin)
         if step.dead is not None:
             self.dead_letters.append(step.dead)
         n = self.settings.partitions
-        out: list[Warning] = []
-        self.prewarnings.extend(step.warnings)
+        self.prewarnings.extend(self.sources.take_prewarnings())
+        # entity risk: its topic records, and its warnings (published as the worker does)
+        entities = self.sources.take_entities()
+        self.entity_records.extend(entities.records)
+        out: list[Warning] = list(entities.warnings)
         for a in step.anomalies:
             if a.city:  # to every partition, as a live ingest agent sends it
                 for part in range(n):

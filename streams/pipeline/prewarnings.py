@@ -14,26 +14,30 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import warning_id
 from detectors.signals.forecast import LimitForecast
-from detectors.signals.limits import Limit, load_limits
+from detectors.signals.limits import Limit, catalogue_limits
 from detectors.signals.prewarning import DETECTOR, SCENARIO, PreVersion, PreWarning
 from streams.core.schemas import Audit, Evidence, SensorReading, Warning
+
+if TYPE_CHECKING:
+    from detectors.signals.catalogue import Catalogue
+    from streams.pipeline.detection import Detection
 
 #: the forecast's horizon (a pre-warning's lead is at most this)
 HORIZON_S = 3 * 3600.0
 #: the version of the pre-warning logic named in a warning's audit
 VERSION = "1"
-#: the regulatory limits the detect stage forecasts against (metric -> limit)
-LIMITS_FILE = Path(__file__).resolve().parents[1] / "data" / "limits.yaml"
 
 
 def default_limits() -> dict[str, Limit]:
-    """The limits of ``LIMITS_FILE``: the one place the detect stage gets its limits."""
-    return load_limits(LIMITS_FILE)
+    """The metric-wide limits of the packaged signal catalogue (the source stage uses the
+    catalogue in force, ``TOCSIN_SIGNALS``)."""
+    from streams.core.signals import packaged
+
+    return catalogue_limits(packaged())
 
 
 @dataclass(slots=True)
@@ -77,6 +81,27 @@ class PreWarnings:
 
     def take(self) -> list[Warning]:
         out, self.pending = self.pending, []
+        return out
+
+
+class PreWarningViews:
+    """The source stage's pre-warnings (mixed into
+    :class:`~streams.pipeline.stages.SourceStage`, whose ``_detection`` it reads)."""
+
+    _detection: dict[int, Detection]
+    catalogue: Catalogue
+
+    @property
+    def limits(self) -> dict[str, Limit]:
+        """The metric-wide limits of the signal catalogue in force (what the pre-warnings
+        forecast against; region and station overrides are not applied yet)."""
+        return catalogue_limits(self.catalogue)
+
+    def take_prewarnings(self) -> list[Warning]:
+        """The pre-warning versions made since the last call, every partition's."""
+        out: list[Warning] = []
+        for d in list(self._detection.values()):
+            out.extend(d.prewarnings.take())
         return out
 
 
@@ -147,5 +172,5 @@ def to_warning(v: PreVersion, r: SensorReading, limit: Limit, first_id: str) -> 
     )
 
 
-__all__ = ["HORIZON_S", "LIMITS_FILE", "PreWarnings", "default_limits", "explain",
-           "prewarning_id", "to_warning"]
+__all__ = ["HORIZON_S", "PreWarningViews", "PreWarnings", "catalogue_limits", "default_limits",
+           "explain", "prewarning_id", "to_warning"]

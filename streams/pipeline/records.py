@@ -34,7 +34,7 @@ def finding_to_anomaly(f: Finding) -> Anomaly:
         department=f.department, region=f.region, signal=f.signal, detector=f.detector,
         observed=_num(f.observed), expected=_num(f.expected), score=round(f.score, 3),
         p_value=f.p_value, event_time=_dt(f.t), event_ids=list(f.event_ids),
-        via=f.via or None,
+        via=f.via or None, entities=list(f.entities),
     )
 
 
@@ -60,13 +60,14 @@ def anomaly_to_finding(a: Anomaly) -> Finding:
         kind=a.kind, signal=a.signal, detector=a.detector, observed=a.observed,
         expected=a.expected, p_value=a.p_value, t=a.event_time.timestamp(),
         event_ids=tuple(a.event_ids), via=a.via or "", city=a.city,
+        entities=tuple(a.entities),
     )
 
 
 #: detector name -> version, recorded in every warning's audit (bump on a behaviour change)
 DETECTOR_VERSIONS = {
     "sensor_ensemble": "3", "sustained_shift": "1", "robust_baseline": "2",
-    "count_surge": "2", "rate_surge": "2",
+    "count_surge": "2", "rate_surge": "2", "entity_risk": "1",
 }
 
 
@@ -89,6 +90,19 @@ def condition_to_record(c: ConditionVersion, sent_at: datetime | None = None) ->
     )
 
 
+#: entity notes added to one warning's explanation, at most
+MAX_ENTITY_NOTES = 3
+
+
+def _explanation(v: IncidentVersion) -> str:
+    """The correlator's explanation, then what the risky market entities behind its
+    evidence have on record (notes of the detect stage, streams/pipeline/entities.py)."""
+    notes = list(dict.fromkeys(n for g in v.evidence for n in g.entities))
+    if not notes:
+        return v.explanation
+    return f"{v.explanation} Entities: {'; '.join(notes[:MAX_ENTITY_NOTES])}."
+
+
 def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None,
                        rule: str = "", parameters: dict[str, float] | None = None) -> Warning:
     return Warning(
@@ -106,7 +120,7 @@ def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None,
             )
             for g in v.evidence
         ],
-        explanation=v.explanation, sent_at=sent_at,
+        explanation=_explanation(v), sent_at=sent_at,
         history=[
             HistoryEntry(action=e.decision.action, by=e.decision.by, at=_dt(e.decision.at),
                          reason=e.decision.reason, accepted=e.accepted,

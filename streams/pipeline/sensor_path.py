@@ -13,6 +13,7 @@ from detectors.base import Finding, Score
 from detectors.signals.sensor import SensorEnsemble
 from detectors.signals.shift import FaultScreen, SustainedShift
 from detectors.signals.station_faults import ColocatedSite
+from detectors.signals.station_health import StationHealth
 from streams.core.schemas import SensorReading
 from streams.pipeline.prewarnings import PreWarnings
 
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from streams.pipeline.detection import DetectParams
 
 
-#: which way a sensor metric is bad (default "up": concentrations, noise, water levels)
-SENSOR_DIRECTION: dict[str, str] = {"water_ph": "both", "dissolved_oxygen": "down"}
 #: peers (stations of one metric) a common-mode reference needs, and how recent they must be
 MIN_PEERS = 3
 PEER_MAX_AGE_S = 3 * 3600.0
@@ -53,6 +52,7 @@ class SensorPath:
     common_mode: dict[str, float]
     signals: dict[tuple[str, str, str], tuple[float, float]]
     sensor_faults: dict[str, int]
+    health: StationHealth
     prewarnings: PreWarnings
 
     if TYPE_CHECKING:
@@ -63,16 +63,16 @@ class SensorPath:
         ) -> Finding: ...
 
     def _sensor(self, r: SensorReading, t: float) -> list[Finding]:
-        key = (r.sensor_id, r.metric)
         x = r.value
-        st = self._sensors.get(key)
+        st = self._sensors.get((r.sensor_id, r.metric))
         if st is None:
-            st = self._sensors[key] = _SensorState(
+            st = self._sensors[r.sensor_id, r.metric] = _SensorState(
                 SensorEnsemble(learning=self.p.sensor_learning),
-                SustainedShift(direction=SENSOR_DIRECTION.get(r.metric, "up")),
+                SustainedShift(direction=self.p.directions.get(r.metric, "up")),
                 FaultScreen())
         fault = st.faults.kind(x, t)
         st.faults.learn_one(x, t)
+        self.health.learn_one(r.sensor_id, r.metric, x, t, fault)
         if fault is not None:  # an instrument fault: for operators, never evidence
             self.sensor_faults[fault] = self.sensor_faults.get(fault, 0) + 1
             return []
@@ -111,7 +111,7 @@ class SensorPath:
             out.append(self._finding(f"{signal}/shift@{bucket}", "env", r.department, r.region,
                                      kind, signal, "sustained_shift", s, t, (r.reading_id,)))
         # the fast view: a spike or an abrupt step in the bad direction, not city-wide
-        direction = SENSOR_DIRECTION.get(r.metric, "up")
+        direction = self.p.directions.get(r.metric, "up")
         bad = (direction == "both" or (x > fast.expected) == (direction == "up"))
         if fast.p_value >= self.p.alpha_level or not bad or common >= COMMON_MODE_Z:
             st.run = 0
@@ -165,5 +165,4 @@ class SensorPath:
         self._sensors[(sensor_id, metric)] = _SensorState(det, shift, faults)
 
 
-__all__ = ["COMMON_MODE_Z", "MIN_PEERS", "PEER_MAX_AGE_S", "PEER_NEED_Z", "SENSOR_DIRECTION",
-           "SensorPath"]
+__all__ = ["COMMON_MODE_Z", "MIN_PEERS", "PEER_MAX_AGE_S", "PEER_NEED_Z", "SensorPath"]

@@ -15,6 +15,8 @@ from detectors.fusion.feedback import Decision, InvalidDecision
 from detectors.fusion.ledger import Ledger
 from detectors.fusion.reorder import EventTimeBuffer
 from detectors.fusion.templates import DEFAULT_FILE, load_templates
+from detectors.signals.catalogue import Catalogue
+from detectors.signals.station_health import merge_health
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
     SOURCES,
@@ -26,10 +28,11 @@ from streams.core.schemas import (
     Warning,
 )
 from streams.core.settings import TocsinSettings
+from streams.core.signals import signals_for, with_signals
 from streams.ingest.ingestor import Ingestor, Origin
 from streams.ingest.privacy import Pseudonymizer
-from streams.pipeline.detection import Detection, DetectParams
-from streams.pipeline.prewarnings import default_limits
+from streams.pipeline.detection import Detection, DetectParams, PreWarningViews
+from streams.pipeline.entities import EntityViews
 from streams.pipeline.records import (
     anomaly_to_finding,
     city_copy,
@@ -62,7 +65,8 @@ class CorrelationStage:
     (seconds).
     """
 
-    def __init__(self, settings: TocsinSettings, expect_all_sources: bool = True) -> None:
+    def __init__(self, settings: TocsinSettings, expect_all_sources: bool = True,
+                 catalogue: Catalogue | None = None) -> None:
         self.settings = settings
         # a live worker waits for every source partition (or its idle timeout); the
         # in-process replay, whose input is already in file order, for those seen so far
@@ -71,6 +75,8 @@ class CorrelationStage:
         self._parts: dict[int, _CorrelationPartition] = {}
         self._early: dict[int, EarlyFiring] = {}  # derived from _parts: never checkpointed
         self.templates = load_templates(settings.scenarios or DEFAULT_FILE)
+        if catalogue is not None:  # its metrics' kinds join the templates they feed
+            self.templates = with_signals(self.templates, catalogue)
 
     def part(self, partition: int, wall: float = 0.0) -> _CorrelationPartition:
         p = self._parts.get(partition)
@@ -240,7 +246,6 @@ class CorrelationStage:
         return [version_to_warning(v, now, rule, params) for v in versions]
 
 
-
 def _feedback_key(fb: Feedback) -> str:
     """A decision's key in the reorder buffer (after the anomalies of the same time)."""
     return f"~fb|{fb.warning_id}|{fb.action}|{fb.by}"
@@ -269,13 +274,10 @@ class Counters:
     anomalies: int = 0
 
 
-
 @dataclass
 class StepResult:
     dead: DeadLetter | None = None
     anomalies: list[Anomaly] = field(default_factory=list)
-    # limit pre-warnings (streams.pipeline.prewarnings): to the publisher, not the correlator
-    warnings: list[Warning] = field(default_factory=list)
 
 
 def partition_for(key: bytes | None, partitions: int) -> int:
@@ -287,22 +289,26 @@ def partition_for(key: bytes | None, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-class SourceStage:
-    """Ingest + detect for the three source topics (one instance per worker).
+class SourceStage(EntityViews, PreWarningViews):
+    """Ingest + detect for the three source topics (one instance per worker), entity risk.
 
     Detector state (and its event-time watermark) is kept per partition: a partition's
     records arrive in producer order, so a replay and a live run see the same sequence."""
 
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
         key = settings.pseudonym_key
+        #: the signal catalogue in force, read once (a bad one stops the start here)
+        self.catalogue = signals_for(settings, registry.ids())
         self.ingestor = Ingestor(registry, settings.dedup_window, None if key is None else
                                  Pseudonymizer(key.get_secret_value().encode()),
                                  max_ahead_s=settings.max_ahead_s,
-                                 min_event_time=settings.min_event_time.timestamp())
+                                 min_event_time=settings.min_event_time.timestamp(),
+                                 catalogue=self.catalogue)
         self.registry = registry
         self._params = DetectParams(lateness_s=settings.allowed_lateness_s,
                                     calendar=settings.holiday_calendar,
-                                    limits=default_limits())
+                                    directions=self.catalogue.directions(),
+                                    entity_level=settings.entity_risk_level, limits=self.limits)
         self._detection: dict[int, Detection] = {}
         self.counters = Counters()
 
@@ -356,6 +362,13 @@ class SourceStage:
                 out[kind] = out.get(kind, 0) + n
         return out
 
+    def station_health(self, n: int) -> tuple[dict[str, int], int,
+                                              list[tuple[str, str, str, float]]]:
+        """Sensor series per status, readings missing so far, and the ``n`` series most
+        in need of attention; each partition judged at its own newest sensor event time."""
+        return merge_health([(d.health, now) for d in list(self._detection.values())
+                             if (now := d.watermark.get("env")) is not None], n)
+
     def signals(self) -> list[tuple[str, str, str, float, float]]:
         """(region, source, signal kind, observed, expected), latest per partition."""
         out = []
@@ -376,8 +389,7 @@ class SourceStage:
             return StepResult(dead=res.dead)
         assert res.record is not None
         c.valid[source] += 1
-        det = self.detection(origin.partition)
-        found = det.process(source, res.record)
+        found = self.detection(origin.partition).process(source, res.record)
         c.anomalies += len(found)
         out = []
         for f in found:
@@ -385,4 +397,4 @@ class SourceStage:
             out.append(a)
             out.extend(neighbour_copies(a, self.registry))
             out.append(city_copy(a))
-        return StepResult(anomalies=out, warnings=det.prewarnings.take())
+        return StepResult(anomalies=out)

@@ -33,6 +33,7 @@ from detectors.base import CLOSED_STATUSES
 from streams.core.schemas import SEVERITIES as WIRE_SEVERITIES
 from streams.core.schemas import Warning
 from streams.publish.retry import Backoff, describe, report
+from streams.publish.station_alerts import station_alerts
 
 log = logging.getLogger("tocsin.alertmanager")
 
@@ -150,6 +151,7 @@ class AlertmanagerSink:
         self._active: dict[str, tuple[int, dict[_LabelKey, Alert]]] = {}
         # alerts to post once more with endsAt, then drop
         self._resolved: dict[_LabelKey, Alert] = {}
+        self._stations: dict[_LabelKey, Alert] = {}  # station-fault notices firing
         self._generation = 0  # bumped by every change
         self._posted_generation = 0  # the generation of the last successful post
         self._wake = asyncio.Event()
@@ -209,11 +211,30 @@ class AlertmanagerSink:
                       "are dropped (Alertmanager resolves them after its resolve_timeout)",
                       MAX_WARNINGS, excess)
 
+    def notify_stations(self, rows: list[tuple[str, str, str, float]]) -> None:
+        """The sensor series most in need of attention now ((station, metric, status,
+        missing share), a bounded view): a notice fires for each faulty, silent or stuck
+        one, and is resolved once it is no longer listed so."""
+        fresh = station_alerts(rows, runbook_url=self.runbook_url, label=label_value)
+        now = datetime.now(UTC)
+        gone = {k: a for k, a in self._stations.items() if k not in fresh}
+        for k, a in gone.items():
+            start = datetime.fromisoformat(a["startsAt"].replace("Z", "+00:00"))
+            self._resolved[k] = {**a, "endsAt": rfc3339(max(now, start))}
+        new = [k for k in fresh if k not in self._stations]
+        for k in new:
+            self._resolved.pop(k, None)
+        self._stations = {k: self._stations.get(k, a) for k, a in fresh.items()}
+        if gone or new:
+            self._generation += 1
+            self._wake.set()
+
     def alerts(self) -> list[Alert]:
         """What the next POST sends: every active alert, most severe first (Alertmanager
         takes them in order, so an inhibiting alert is known before its duplicates), then
         the resolved ones."""
         out = [a for _, alerts in self._active.values() for a in alerts.values()]
+        out += self._stations.values()
         out.sort(key=lambda a: _SEVERITY_RANK.get(a["labels"]["severity"], len(_SEVERITY_RANK)))
         return out + list(self._resolved.values())
 

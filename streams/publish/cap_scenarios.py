@@ -24,6 +24,7 @@ SCENARIO_CATEGORIES: Mapping[str, tuple[CapCategory, ...]] = {
     "flood": ("Met",),
     "waterlogging": ("Met",),
     "cross_department": ("Other",),
+    "entity_risk": ("Safety",),
     "limit_forecast": ("Env",),
 }
 
@@ -36,6 +37,7 @@ SCENARIO_EVENTS: Mapping[str, str] = {
     "flood": "Flooding",
     "waterlogging": "Waterlogging",
     "cross_department": "Cross-department anomaly",
+    "entity_risk": "High-risk market entity",
     "limit_forecast": "Regulatory limit exceedance forecast",
 }
 
@@ -60,6 +62,11 @@ SCENARIO_INSTRUCTIONS: Mapping[str, str] = {
     "price_gouging": (
         "Check prices at the market stalls and shops reporting the increase and review "
         "complaints; act against unjustified price increases under the price law."
+    ),
+    "entity_risk": (
+        "Market regulator: review the entity's recent recalls, licence violations, failed "
+        "inspections and complaints, and schedule a targeted inspection of its premises and "
+        "products."
     ),
     "flood": (
         "Check drainage and water levels on site, prepare pumps and barriers, and warn "

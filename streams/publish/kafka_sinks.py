@@ -22,7 +22,6 @@ from typing import Any
 
 from detectors.base import CLOSED_STATUSES
 from detectors.fusion.templates import TemplateSet
-from detectors.signals.prewarning import SCENARIO as PREWARNING
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Warning
 from streams.pipeline.stages import partition_for
@@ -42,16 +41,20 @@ class Outbox:
     def __init__(self, send: Send) -> None:
         self._send = send
         self._records: list[tuple[Any, bytes | None, bytes]] = []
+        # one flush at a time: agents share the outbox (correlate, and ingest for entity
+        # risk), and a flush must not return while another holds records put before it
+        self._lock = asyncio.Lock()
 
     def put(self, topic: Any, key: bytes | None, value: bytes) -> None:
         self._records.append((topic, key, value))
 
     async def flush(self) -> None:
         """Send every record put so far, in order; return once the broker has all."""
-        records, self._records = self._records, []
-        pending = [await self._send(t, k, v, None) for t, k, v in records]
-        if pending:
-            await asyncio.gather(*pending)
+        async with self._lock:
+            records, self._records = self._records, []
+            pending = [await self._send(t, k, v, None) for t, k, v in records]
+            if pending:
+                await asyncio.gather(*pending)
 
 
 class KafkaSink:
@@ -112,15 +115,14 @@ class CapSink(KafkaSink):
         # earlier versions only (a version re-emitted after a restart is not its own
         # predecessor)
         prev = [versions[v] for v in sorted(versions) if v < w.version]
-        # a limit pre-warning has no template: cap_scenarios says what CAP says of it
-        tpl = None if w.scenario == PREWARNING else self.templates.get(w.scenario)
+        tpl = self.templates.get(w.scenario)
+        # a scenario of no template (entity_risk): CAP's own wording (cap_scenarios.py)
+        own = tpl is not self.templates.generic or w.scenario == tpl.name
         try:
-            closed = w.status in CLOSED_STATUSES  # keep CAP's own wording
+            closed = w.status in CLOSED_STATUSES or not own  # keep CAP's own wording
             xml = to_cap(w, self.registry, sender=self.sender, previous=prev,
-                         instruction=None if closed or tpl is None else (
-                             tpl.instruction or None),
-                         category=None if tpl is None else tpl.cap_category,  # type: ignore[arg-type]
-                         )
+                         instruction=None if closed else (tpl.instruction or None),
+                         category=tpl.cap_category if own else None)  # type: ignore[arg-type]
         except CapError as exc:
             log.warning("no CAP rendering of %s v%d: %s", w.warning_id, w.version, exc)
             xml = None

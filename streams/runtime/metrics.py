@@ -35,6 +35,7 @@ from detectors.base import STATUSES
 from streams.core.errors import ConfigError
 from streams.core.schemas import SEVERITIES, SOURCES, Anomaly, Warning
 from streams.pipeline.detection import is_weak
+from streams.runtime.station_metrics import StationMetrics
 
 log = logging.getLogger("tocsin.worker")
 
@@ -196,6 +197,7 @@ class TocsinMetrics:
             "fault (stuck, impossible, unit_slip, erratic, step, drift): for operators, "
             "never incident evidence.",
             ["kind"], registry=r)
+        self.stations = StationMetrics(r)
         self.common_mode = Gauge(
             "tocsin_common_mode_regions", "Regions in which a signal kind is anomalous at "
             "once, while it is a city-wide (common-mode) condition; local warnings of that "
@@ -282,6 +284,12 @@ class TocsinMetrics:
 
     def add_signal_reader(self, read: SignalReader) -> None:
         self.registry.register(_SignalCollector(read, self._max_signals, self.signals_dropped))
+
+    def add_entity_reader(self, read: Callable[[], Iterable[tuple[str, float]]]) -> None:
+        """The riskiest entities' gauge (streams/runtime/entity_metrics.py)."""
+        from streams.runtime.entity_metrics import EntityCollector
+
+        self.registry.register(EntityCollector(read))
 
     # -- once per batch -------------------------------------------------------------------
     def observe_source(self, source: str, counts: dict[str, int], late: int,

@@ -11,19 +11,30 @@ the batch ends."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from detectors.fusion.templates import TemplateSet
 from detectors.signals.prewarning import SCENARIO as PREWARNING
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Condition, Warning
 from streams.core.settings import TocsinSettings
-from streams.core.topics import CONDITIONS, RELEASES, WARNINGS, WARNINGS_CAP, view_topic
+from streams.core.topics import (
+    CONDITIONS,
+    ENTITY_RISK,
+    RELEASES,
+    WARNINGS,
+    WARNINGS_CAP,
+    view_topic,
+)
+from streams.pipeline.entities import ENTITY_SCENARIO, EntityStep
 from streams.publish.grants import Grant, check_grants, load_grants
 from streams.publish.kafka_sinks import CapSink, Outbox, Send, SharingSink, WarningsTopicSink
 from streams.publish.sink import Sink
 from streams.runtime.metrics import TocsinMetrics
+
+if TYPE_CHECKING:
+    from streams.pipeline.stages import SourceStage
 
 log = logging.getLogger("tocsin.worker")
 
@@ -54,13 +65,14 @@ class Publisher:
     """Fans warnings out to its sinks; conditions to ``conditions_topic``."""
 
     def __init__(self, settings: TocsinSettings, metrics: TocsinMetrics, outbox: Outbox,
-                 sinks: list[Sink], conditions_topic: Any) -> None:
+                 sinks: list[Sink], conditions_topic: Any, entity_topic: Any = None) -> None:
         self.settings = settings
         self.metrics = metrics
         self.outbox = outbox
         self.kafka = list(sinks)
         self.notifiers: list[Sink] = []
         self.conditions_topic = conditions_topic
+        self.entity_topic = entity_topic
         self.warnings_sent = 0
 
     @property
@@ -89,6 +101,13 @@ class Publisher:
         for sink in self.sinks:
             sink.submit(warnings)
 
+    def notify_stations(self, rows: list[tuple[str, str, str, float]]) -> None:
+        """Station-fault notices (the sinks that notify operators: Alertmanager)."""
+        for sink in self.notifiers:
+            notify = getattr(sink, "notify_stations", None)
+            if notify is not None:
+                notify(rows)
+
     def publish_conditions(self, conditions: list[Condition]) -> None:
         """City-wide conditions (only partition 0's correlator has any)."""
         for c in conditions:
@@ -97,6 +116,28 @@ class Publisher:
             self.metrics.conditions.labels(c.level, c.status).inc()
             self.outbox.put(self.conditions_topic, c.condition_id.encode(),
                             c.model_dump_json().encode())
+
+    def publish_entities(self, step: EntityStep) -> list[Awaitable[None]]:
+        """Entity risk from the detect stage: its warnings (entity_risk, to every sink like
+        the correlator's) and its records to the compacted ``tocsin.entities.risk``; returns
+        the flush to await before the batch is acknowledged (none if there is nothing)."""
+        if not (step.warnings or step.records):
+            return []
+        self.publish(step.warnings)
+        for r in step.records:
+            self.outbox.put(self.entity_topic, r.entity_id.encode(), r.model_dump_json().encode())
+        return [self.flush()]
+
+    def publish_detected(self, sources: SourceStage) -> list[Awaitable[None]]:
+        """What the detect stage warns of by itself: entity risk (:meth:`publish_entities`)
+        and the limit pre-warnings (streams/pipeline/prewarnings.py; never correlated);
+        returns the flush to await before the batch is acknowledged (none if nothing)."""
+        out = self.publish_entities(sources.take_entities())
+        pre = sources.take_prewarnings()
+        if pre:
+            self.publish(pre)
+            out = out or [self.flush()]
+        return out
 
     async def flush(self) -> None:
         """Deliver what was published: return once the broker has every Kafka record
@@ -120,7 +161,8 @@ def build_publisher(settings: TocsinSettings, registry: RegionRegistry, template
     # sharing grants (docs/sharing.md): unset, no views and no releases
     grants: list[Grant] = [] if s.grants is None else check_grants(
         load_grants(s.grants),
-        {t.name for t in (*templates.scenarios, templates.generic)} | {PREWARNING},
+        {t.name for t in (*templates.scenarios, templates.generic)}
+        | {ENTITY_SCENARIO, PREWARNING},
         set(registry.ids()), str(s.grants))
     sharing = SharingSink(outbox, grants,
                           {g.audience: topic(view_topic(g.audience)) for g in grants},
@@ -129,4 +171,4 @@ def build_publisher(settings: TocsinSettings, registry: RegionRegistry, template
     if s.publish_cap:
         sinks.append(cap)
     sinks.append(sharing)
-    return Publisher(s, metrics, outbox, sinks, topic(CONDITIONS)), cap
+    return Publisher(s, metrics, outbox, sinks, topic(CONDITIONS), topic(ENTITY_RISK)), cap

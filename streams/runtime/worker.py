@@ -40,11 +40,13 @@ from streams.core.topics import (
     topic_name,
 )
 from streams.ingest.ingestor import Origin, dead_letter
+from streams.pipeline.entities import ENTITY_SCENARIO
 from streams.pipeline.stages import CorrelationStage, SourceStage
 from streams.runtime.app import make_app, make_topic, watch_broker
 from streams.runtime.checkpointer import Checkpointer
 from streams.runtime.metrics import TocsinMetrics
 from streams.runtime.publisher import build_publisher
+from streams.runtime.station_metrics import MAX_ATTENTION
 
 log = logging.getLogger("tocsin.worker")
 
@@ -63,7 +65,7 @@ class Worker:
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
         self.settings = settings
         self.sources = SourceStage(settings, registry)
-        self.correlation = CorrelationStage(settings)
+        self.correlation = CorrelationStage(settings, catalogue=self.sources.catalogue)
         self.registry = registry
         self.dead_sent = 0
         self.processed: dict[str, int] = {}  # records fully handled, per agent
@@ -71,10 +73,11 @@ class Worker:
             CollectorRegistry(), regions=registry.ids(),
             region_coords={r: (registry.get(r).name, registry.get(r).lat, registry.get(r).lon)
                            for r in registry.ids()},
-            scenarios=[t.name for t in self.correlation.templates.scenarios],
+            scenarios=[*(t.name for t in self.correlation.templates.scenarios), ENTITY_SCENARIO],
             app_id=settings.app_id, partitions=settings.partitions,
             max_signals=settings.metrics_max_signals)
         self.metrics.add_signal_reader(self.sources.signals)
+        self.metrics.add_entity_reader(lambda: self.sources.entity_top(settings.entity_risk_top))
         self.app = make_app(settings)
         self.deadletter_topic = self._topic(DEADLETTER)
         self.anomalies_topic = self._topic(ANOMALIES)
@@ -168,7 +171,6 @@ class Worker:
                 self.dead_sent += 1
                 dead_reasons[step.dead.error_type] += 1
             found.extend(step.anomalies)
-            self.publisher.publish(step.warnings)  # limit pre-warnings: not for the correlator
             for a in step.anomalies:
                 if a.city:  # the common-mode view: every correlate partition gets it
                     body = a.model_dump_json().encode()
@@ -180,10 +182,10 @@ class Worker:
                     self.anomalies_topic, a.region.encode(),
                     a.model_dump_json().encode()))
         pending.extend(await self._send_watermarks(source, touched))
+        pending.extend(self.publisher.publish_detected(self.sources))
         detect_s = time.perf_counter() - started
         if pending:
             await asyncio.gather(*pending)
-        await self.publisher.flush()  # the batch's pre-warnings, before its offsets commit
         self._observe_ingest(source, touched, dead_reasons, found, detect_s, len(events))
         self.metrics.observe_batch(f"ingest.{source}", time.perf_counter() - started)
         self._lag(events)
@@ -328,6 +330,10 @@ class Worker:
     async def _report(self) -> None:
         self.metrics.tracked_series.set(self.sources.n_series)
         c = self.sources.counters
+        # station health walks every sensor series: every 10 s, not per batch
+        summary, missing, worst = self.sources.station_health(MAX_ATTENTION)
+        self.metrics.stations.observe(summary, c.valid["env"], missing, worst)
+        self.publisher.notify_stations(worst)
         log.info("received=%s valid=%s dead=%s duplicate=%s anomalies=%d warnings=%d at %s",
                  c.received, c.valid, c.dead, c.duplicate, c.anomalies,
                  self.publisher.warnings_sent,

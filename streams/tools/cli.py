@@ -358,6 +358,15 @@ def _add_eval() -> None:
 _add_eval()
 
 
+def _add_signals() -> None:
+    from streams.tools.signals_cli import signals
+
+    app.command("signals")(signals)
+
+
+_add_signals()
+
+
 def main() -> None:
     try:
         app()

@@ -27,7 +27,8 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 DETECTOR_DATA = ROOT / "detectors" / "data"
 DATA_FILES = {"regions.csv": DATA / "regions.csv",
               "scenarios.yaml": DETECTOR_DATA / "scenarios.yaml",
-              "grants.yaml": DATA / "grants.yaml", "holidays.yaml": DETECTOR_DATA / "holidays.yaml"}
+              "grants.yaml": DATA / "grants.yaml", "holidays.yaml": DETECTOR_DATA / "holidays.yaml",
+              "signals.yaml": DATA / "signals.yaml"}
 
 HEADER = """\
 # Configuration reference

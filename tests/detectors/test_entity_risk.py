@@ -244,3 +244,31 @@ def test_scores_in_unit_interval_and_finite(
     clone = pickle.loads(pickle.dumps(det))
     for entity in "abcde":
         assert clone.score_one((entity, "recall"), T0) == det.score_one((entity, "recall"), T0)
+
+
+def test_snapshot_round_trip_keeps_the_scores() -> None:
+    from detectors.signals.entity_risk import EntityRisk
+    from detectors.state import dumps, loads
+
+    det = EntityRisk()
+    for i in range(50):
+        det.learn_one((f"firm{i % 7}", "recall" if i % 5 == 0 else "inspection", i % 3 == 0),
+                      1_700_000_000.0 + 3600 * i)
+    back = loads(dumps(det))
+    t = 1_700_000_000.0 + 3600 * 60
+    assert [back.assess(f"firm{k}", t) for k in range(7)] == \
+        [det.assess(f"firm{k}", t) for k in range(7)]
+    assert "firm3" in back and "nobody" not in back
+
+
+def test_a_version_1_finding_snapshot_gets_no_entity_notes() -> None:
+    from detectors.base import Finding
+    from detectors.state import from_state, to_state
+
+    f = Finding("a", "market", "m", "r", "market:recall", "s", "count_surge", 3.0, 1.0, 1e-3,
+                0.0, ("e1",), entities=("note",))
+    tree = to_state(f)
+    assert from_state(tree) == f
+    tree["n"], tree["s"] = 1, tree["s"][:-1]  # as written before Finding.entities
+    old = from_state(tree)
+    assert old.entities == () and old.event_ids == ("e1",) and old.p_value == 1e-3

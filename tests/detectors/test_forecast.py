@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.signals.catalogue import load_catalogue
 from detectors.signals.forecast import MAX_PENDING, Forecast, Limit, LimitForecast, load_limits
-from streams.core.units import SENSOR_UNITS
 from streams.tools.simulate import METRICS
 
 T0 = 1_700_000_000.0
 STEP = 900.0
-DEFAULT_LIMITS = Path(__file__).resolve().parents[2] / "streams" / "data" / "limits.yaml"
+DEFAULT_LIMITS = Path(__file__).resolve().parents[2] / "streams" / "data" / "signals.yaml"
 
 
 def ramp_leads(slope_h: float, jitter: float, noise: float, seed: int,
@@ -269,11 +269,11 @@ def test_learning_after_scoring_is_learning_alone() -> None:
 
 
 def test_default_limits_cover_the_simulated_metrics_in_canonical_units() -> None:
-    limits = load_limits(DEFAULT_LIMITS)
+    limits, units = load_limits(DEFAULT_LIMITS), load_catalogue(DEFAULT_LIMITS)
     assert set(METRICS) <= set(limits)
     for metric, lim in limits.items():
         assert isinstance(lim, Limit) and lim.metric == metric
-        assert lim.unit == SENSOR_UNITS[metric][0], metric
+        assert lim.unit == units.metrics[metric].unit, metric
         assert lim.limit > 0 and lim.direction in ("above", "below") and lim.source
     assert limits["pm25"].limit == 75.0 and "GB 3095-2012" in limits["pm25"].source
     # normal simulated levels sit below their limits
@@ -284,33 +284,42 @@ def test_default_limits_cover_the_simulated_metrics_in_canonical_units() -> None
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    p = tmp_path / "limits.yaml"
+    p = tmp_path / "signals.yaml"
     p.write_text(text, encoding="utf-8")
     return p
 
 
-def test_load_limits_direction_defaults_to_above(tmp_path: Path) -> None:
-    p = write(tmp_path, "do:\n  limit: 5\n  unit: mg/L\n  direction: below\n  source: x\n"
-                        "pm25:\n  limit: 75.5\n  unit: ug/m3\n  source: GB 3095-2012\n")
+def test_load_limits_direction_follows_the_bad_direction(tmp_path: Path) -> None:
+    p = write(tmp_path, "metrics:\n"
+              "  do: {unit: mg/L, accepted: {mg/L: 1}, bad: down,\n"
+              "       limits: [{value: 5, source: x}]}\n"
+              "  pm25: {unit: ug/m3, accepted: {ug/m3: 1}, limits: [{value: 75.5, source: GB}]}\n"
+              "  ph: {unit: pH, accepted: {pH: 1}, bad: both, limits: [\n"
+              "       {value: 6, direction: below, source: s}, {value: 9, direction: above,"
+              " source: s}]}\n")
     limits = load_limits(p)
     assert limits["do"] == Limit("do", 5.0, "mg/L", "below", "x")
     assert limits["pm25"].direction == "above" and limits["pm25"].limit == 75.5
+    assert "ph" not in limits  # two-sided: Catalogue.limits_for
+    assert [lim.limit for lim in load_catalogue(p).limits_for("ph")] == [6.0, 9.0]
+
+
+HEAD = "metrics:\n  pm25:\n    unit: ug/m3\n    accepted: {ug/m3: 1}\n"
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("pm25:\n  unit: ug/m3\n  source: s\n", "pm25: missing 'limit'"),
-    ("pm25:\n  limit: high\n  unit: ug/m3\n  source: s\n", "limit must be a number"),
-    ("pm25:\n  limit: true\n  unit: ug/m3\n  source: s\n", "limit must be a number"),
-    ("pm25:\n  limit: .nan\n  unit: ug/m3\n  source: s\n", "limit must be finite"),
-    ("pm25:\n  limit: 75\n  unit: ug/m3\n  direction: up\n  source: s\n",
-     "unknown direction 'up'"),
-    ("pm25:\n  limit: 75\n  source: s\n", "'unit' must be a non-empty string"),
-    ("pm25:\n  limit: 75\n  unit: ug/m3\n", "'source' must be a non-empty string"),
-    ("pm25:\n  limt: 75\n  unit: ug/m3\n  source: s\n", "unknown key"),
-    ("pm25: 75\n", "expected a mapping"),
-    ("- pm25\n", "expected a non-empty mapping"),
-    ("", "expected a non-empty mapping"),
-    ("pm25: {limit: [\n", "not valid YAML"),
+    (HEAD + "    limits: [{source: s}]\n", "metrics.pm25.limits.0.value: Field required"),
+    (HEAD + "    limits: [{value: high, source: s}]\n", "limits.0.value"),
+    (HEAD + "    limits: [{value: .nan, source: s}]\n", "finite number"),
+    (HEAD + "    limits: [{value: 75, direction: up, source: s}]\n", "limits.0.direction"),
+    (HEAD + "    limits: [{value: 75}]\n", "limits.0.source: Field required"),
+    (HEAD + "    limits: [{limt: 75, source: s}]\n", "limits.0.limt: Extra inputs"),
+    (HEAD + "    bad: both\n    limits: [{value: 7, source: s}]\n", "needs each limit's"),
+    ("pm25: 75\n", "pm25: Extra inputs"),
+    ("metrics: {}\n", "metrics: Dictionary should have at least 1 item"),
+    ("- pm25\n", "expected a mapping"),
+    ("", "expected a mapping"),
+    ("metrics: {pm25: {limit: [\n", "not valid YAML"),
 ])
 def test_load_limits_errors(tmp_path: Path, text: str, message: str) -> None:
     p = write(tmp_path, text)

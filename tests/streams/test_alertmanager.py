@@ -246,6 +246,27 @@ def test_sink_keeps_the_latest_version_of_each_warning() -> None:
     assert ("hotline", "moderate", False) in by_severity(s)
 
 
+def test_station_fault_notices_fire_and_resolve() -> None:
+    s = sink()
+    rows = [("AQ-7", "pm25", "silent", 0.4), ("WQ-1", "water_cod", "stuck", 0.0),
+            ("AQ-9", "no2", "ok", 0.1)]
+    s.notify_stations(rows)
+    firing = {(a["labels"]["station"], a["labels"]["status"], "endsAt" in a)
+              for a in s.alerts()}
+    aq7, wq1 = label_value("AQ-7"), label_value("WQ-1")  # bounded label values
+    assert firing == {(aq7, "silent", False), (wq1, "stuck", False)}  # never "ok"
+    assert {a["annotations"]["summary"] for a in s.alerts()} >= {"Sensor AQ-7 (pm25) is silent"}
+    assert all(a["labels"]["department"] == "operations" and
+               a["annotations"]["runbook_url"].endswith("#tocsinstationssilent")
+               for a in s.alerts())
+    started = {a["labels"]["station"]: a["startsAt"] for a in s.alerts()}
+    s.notify_stations(rows[:1])  # WQ-1 reports soundly again: its notice is resolved
+    after = {(a["labels"]["station"], "endsAt" in a) for a in s.alerts()}
+    assert after == {(aq7, False), (wq1, True)}
+    assert {a["labels"]["station"]: a["startsAt"] for a in s.alerts()}[aq7] == started[
+        aq7]  # a notice that goes on keeps its start
+
+
 def test_sink_submit_never_raises() -> None:
     s = sink()
     s.submit([warning(), object()])  # type: ignore[list-item]

@@ -438,8 +438,26 @@ def test_a_snapshot_this_version_cannot_read_starts_the_partition_cold(
     snap = a.checkpointer.capture(1, 1)
     snap.state["v"]["sources"]["detection"]["n"] = 99
     b, _ = make_worker(tmp_path / "b", registry)
-    with pytest.raises(StateError, match="version 99; this version of Tocsin reads up to 2"):
+    with pytest.raises(StateError, match=r"version 99; this version of Tocsin reads up to \d"):
         b.checkpointer.adopt(snap)
+
+
+def test_a_detection_snapshot_from_before_station_health_is_upgraded(
+        tmp_path: Path, registry: RegionRegistry) -> None:
+    """Version 1 of ``detection`` had no station health: it restores with an empty one,
+    the rest of its state intact."""
+    a, _ = make_worker(tmp_path / "a", registry)
+    asyncio.run(drive(a, "ingest_env", _readings()[:120], b"harbour"))
+    det = a.sources.export(1)["detection"]
+    assert det is not None and len(det.health) > 0  # type: ignore[attr-defined]
+    n_series = det.n_series  # type: ignore[attr-defined]
+    del det.health  # type: ignore[attr-defined]
+    snap = a.checkpointer.capture(1, 1)
+    snap.state["v"]["sources"]["detection"]["n"] = 1
+    b, _ = make_worker(tmp_path / "b", registry)
+    b.checkpointer.adopt(snap)
+    got = b.sources.export(1)["detection"]
+    assert got.n_series == n_series and len(got.health) == 0  # type: ignore[attr-defined]
 
 
 def test_earlier_cap_versions_survive_a_snapshot() -> None:

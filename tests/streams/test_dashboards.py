@@ -133,6 +133,7 @@ def exported_metrics() -> tuple[set[str], set[str]]:
     registry = CollectorRegistry()
     metrics = TocsinMetrics(registry, regions=["a"], scenarios=["pollution"])
     metrics.add_signal_reader(lambda: [("a", "env", "env:pm25", 1.0, 1.0)])
+    metrics.add_entity_reader(lambda: [("911100000000007773", 7.0)])
     suffixes = {"counter": ("_total", "_created"), "gauge": ("",),
                 "histogram": ("_bucket", "_sum", "_count", "_created"),
                 "summary": ("", "_sum", "_count", "_created"), "info": ("_info",)}
@@ -140,8 +141,11 @@ def exported_metrics() -> tuple[set[str], set[str]]:
     for family in registry.collect():
         names |= {family.name + s for s in suffixes.get(family.type, ("",))}
         names |= {s.name for s in family.samples}
-    labels = {"le", "job", "instance", "__name__", "region", "department", "signal"}
-    for metric in vars(metrics).values():
+    labels = {"le", "job", "instance", "__name__", "region", "department", "signal", "entity"}
+    parts = list(vars(metrics).values())
+    parts += [m for p in parts if hasattr(p, "__dict__") and not isinstance(
+        p, MetricWrapperBase) for m in vars(p).values()]  # groups such as .stations
+    for metric in parts:
         if isinstance(metric, MetricWrapperBase):
             labels |= set(metric._labelnames)
     return names, labels

@@ -200,12 +200,13 @@ def test_k8s_settings_are_real_and_point_at_the_mounted_files() -> None:
     assert set(env) <= SETTINGS, set(env) - SETTINGS
     TocsinSettings.model_validate(  # every value is valid for its setting
         {k.removeprefix("TOCSIN_").lower(): v for k, v in env.items()
-         if k not in ("TOCSIN_REGION_REGISTRY", "TOCSIN_HOLIDAYS")})
+         if k not in ("TOCSIN_REGION_REGISTRY", "TOCSIN_HOLIDAYS", "TOCSIN_SIGNALS")})
     (data,) = [d for d in by_kind("ConfigMap") if d["metadata"]["name"] == "tocsin-data"]
     (dep,) = by_kind("Deployment")
     (mount,) = [m for m in dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
                 if m["name"] == "config"]
-    for var in ("TOCSIN_REGION_REGISTRY", "TOCSIN_SCENARIOS", "TOCSIN_HOLIDAYS"):
+    for var in ("TOCSIN_REGION_REGISTRY", "TOCSIN_SCENARIOS", "TOCSIN_HOLIDAYS",
+                "TOCSIN_SIGNALS"):
         path = Path(env[var])
         assert str(path.parent) == mount["mountPath"] and path.name in data["data"], var
     assert env["TOCSIN_DATA_DIR"] in {m["mountPath"] for m in

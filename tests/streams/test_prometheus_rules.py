@@ -24,7 +24,8 @@ RULE_TESTS = DEPLOY / "tests" / "tocsin.rules.test.yml"
 
 ALERTS = {"TocsinConsumerLagGrowing", "TocsinDeadLetterRateHigh", "TocsinSourceQuiet",
           "TocsinWorkerDown", "TocsinDetectionDelayHigh", "TocsinNotificationsFailing",
-          "TocsinBrokerUnreachable", "TocsinCheckpointsFailing", "TocsinSensorFaulty"}
+          "TocsinBrokerUnreachable", "TocsinCheckpointsFailing", "TocsinSensorFaulty",
+          "TocsinStationsSilent"}
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -119,6 +120,7 @@ def test_rules_use_only_exported_metrics() -> None:
     m.observe_lag("tocsin.env.readings", 0, 5)
     m.notifications.labels("grafana", "failed").inc()
     m.observe_faults({"stuck": 2})
+    m.stations.observe({"silent": 1}, 10, 2, [("S-1", "pm25", "silent", 0.2)])
     exported = {s.name for metric in registry.collect() for s in metric.samples}
     used = {name for rule in rules() for name in re.findall(r"\btocsin_\w+", rule["expr"])}
     assert used, "no tocsin_ metric found in the rules"

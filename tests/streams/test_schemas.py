@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Complaint, MarketEvent, SensorReading, json_schemas
+from streams.core.signals import load_signals
 from streams.core.units import normalise_price, normalise_sensor
 from streams.core.uscc import check_char, is_valid_uscc, uscc_error
 from streams.ingest.ingestor import Deduplicator, Ingestor, Origin
@@ -66,7 +67,8 @@ def test_units_normalised(registry: RegionRegistry) -> None:
     res = ing.ingest("market", raw(MARKET), ORIGIN)
     assert res.record is not None
     assert res.record.price == pytest.approx(26.0) and res.record.unit == "CNY/kg"  # type: ignore[union-attr]
-    assert normalise_sensor("no2", 10.0, "ppb") == (pytest.approx(18.8), "ug/m3")
+    no2 = normalise_sensor("no2", 10.0, "ppb", load_signals(None))
+    assert no2 == (pytest.approx(18.8), "ug/m3")
     assert normalise_price(1.0, "CNY/jin") == (2.0, "CNY/kg")
 
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from streams.core.regions import RegionRegistry
-from streams.core.units import PRICE_UNITS, SENSOR_UNITS
+from streams.core.signals import load_signals
+from streams.core.units import PRICE_UNITS
 from streams.evaluation.replay_score import load_truth
 from streams.evaluation.world.catalog import CADENCES, CATEGORIES, CHANNELS
 from streams.evaluation.world.draw import draw_world
@@ -89,14 +90,15 @@ def _records(s: WorldSim, source: str) -> list[dict[str, object]]:
 
 
 def test_records_use_only_accepted_names_and_units() -> None:
+    units = load_signals(None).metrics
     for seed in SEEDS:
         for line in sim(seed).lines:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if obj.get("source") == "env" and obj.get("metric") in SENSOR_UNITS:
-                assert obj["unit"] in SENSOR_UNITS[obj["metric"]][1] or obj["unit"] == "ug/m^3"
+            if obj.get("source") == "env" and obj.get("metric") in units:
+                assert obj["unit"] in units[obj["metric"]].accepted or obj["unit"] == "ug/m^3"
             if obj.get("source") == "market" and obj.get("kind") == "price_report":
                 assert obj["unit"] in PRICE_UNITS or obj["unit"] == "CNY/kilo"
             if obj.get("source") == "complaint" and obj.get("channel") != "fax":
@@ -151,7 +153,7 @@ def _check_ranges(w: World, scale: float) -> None:
     for shop in w.shops:
         assert all(g.unit in PRICE_UNITS for g in shop.goods)
     for st_ in w.stations:
-        assert all(c.unit in SENSOR_UNITS[c.metric][1] for c in st_.channels)
+        assert all(c.unit in load_signals(None).metrics[c.metric].accepted for c in st_.channels)
     for inc in w.incidents():
         assert inc.onset in ONSETS
         assert 2 * HOUR <= inc.end - inc.start <= 3 * DAY

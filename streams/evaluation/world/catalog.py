@@ -1,13 +1,14 @@
 """What a random world may contain: sensor metrics, commodities, complaint categories, texts,
 calendar. Only names, units, categories, channels and market kinds that the ingest accepts
-(``streams/schemas.py``, ``streams/units.py``)."""
+(``streams/schemas.py``, the packaged signal catalogue ``streams/data/signals.yaml``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from streams.core.units import PRICE_UNITS, SENSOR_UNITS
+from streams.core.signals import packaged
+from streams.core.units import PRICE_UNITS
 
 #: the city's local time (event times on the wire are UTC or carry an offset)
 UTC_OFFSET_H = 8.0
@@ -51,8 +52,9 @@ CADENCES = (60, 120, 300, 600, 900, 1800, 3600)
 
 
 def sensor_units(metric: str) -> dict[str, float]:
-    """Accepted units of ``metric`` -> factor to its canonical unit (the ingest's table)."""
-    return SENSOR_UNITS[metric][1]
+    """Accepted units of ``metric`` -> factor to its canonical unit (the packaged signal
+    catalogue's, which the ingest reads by default)."""
+    return dict(packaged().metrics[metric].accepted)
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,8 @@ def run_world(seed: int, days: float = 14.0, effect_scale: float = 1.0) -> dict[
             path = Path(tmp) / "events.jsonl"
             sim.write(path)
             pipe, _ = run_pipeline(read_replay(path), settings, registry)
-            ing = ingest_replay(read_replay(path), registry, settings.dedup_window)
+            ing = ingest_replay(read_replay(path), registry, settings.dedup_window,
+                                pipe.sources.catalogue)
     finally:
         ingest_log.setLevel(level)
     warnings = {"tocsin": pipe.warnings, "naive": naive_warnings(ing.records),
