@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from detectors.signals.catalogue import Catalogue
 
 Direction = Literal["above", "below"]
 DIRECTIONS: tuple[Direction, ...] = ("above", "below")
@@ -33,7 +36,12 @@ def load_limits(path: str | Path) -> dict[str, Limit]:
     a bad file."""
     from detectors.signals.catalogue import load_catalogue
 
-    cat = load_catalogue(path)
+    return catalogue_limits(load_catalogue(path))
+
+
+def catalogue_limits(cat: Catalogue) -> dict[str, Limit]:
+    """The metric-wide limits of catalogue ``cat``, for the metrics that have exactly one
+    (see :func:`load_limits`)."""
     out: dict[str, Limit] = {}
     for metric in cat.metrics:
         limits = cat.limits_for(metric)
@@ -42,4 +50,4 @@ def load_limits(path: str | Path) -> dict[str, Limit]:
     return out
 
 
-__all__ = ["DIRECTIONS", "Direction", "Limit", "load_limits"]
+__all__ = ["DIRECTIONS", "Direction", "Limit", "catalogue_limits", "load_limits"]

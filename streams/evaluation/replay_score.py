@@ -221,7 +221,8 @@ def _replay_counts(events: Path, settings: TocsinSettings, registry: RegionRegis
         return naive_warnings_from_flags(flags), {
             "events": ing.received + ing.bad_lines, "valid": len(ing.records),
             "dead_letters": ing.dead_letters + ing.bad_lines, "duplicates": ing.duplicates,
-            "anomalies": len(flags), "citywide_condition_versions": []}  # naive flags
+            "anomalies": len(flags), "citywide_condition_versions": [],  # naive flags
+            "limit_prewarnings": 0}
     pipe, bad = run_pipeline(read_replay(events), settings, registry)
     warnings = single_warnings(pipe.anomalies) if baseline == "single" else pipe.warnings
     c = pipe.sources.counters
@@ -234,7 +235,9 @@ def _replay_counts(events: Path, settings: TocsinSettings, registry: RegionRegis
         "events": sum(c.received.values()) + bad, "valid": sum(c.valid.values()),
         "dead_letters": sum(c.dead.values()) + bad,
         "duplicates": sum(c.duplicate.values()), "anomalies": c.anomalies,
-        "citywide_condition_versions": conditions}
+        "citywide_condition_versions": conditions,
+        # limit pre-warnings (scenario limit_forecast): listed, never scored as incidents
+        "limit_prewarnings": len({w.warning_id for w in pipe.prewarnings})}
 
 
 def evaluate_replay(events: Path, truth: list[TruthIncident], settings: TocsinSettings,

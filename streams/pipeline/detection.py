@@ -14,12 +14,15 @@ from detectors.base import Score
 from detectors.fusion.correlation import Finding
 from detectors.signals.calendar import HolidayCalendar
 from detectors.signals.counts import CountSurge
+from detectors.signals.limits import Limit
 from detectors.signals.rates import RateSurge
 from detectors.signals.robust import RobustBaseline
 from detectors.signals.station_health import StationHealth
 from streams.core.schemas import Complaint, MarketEvent, SensorReading
 from streams.core.signals import packaged
 from streams.pipeline.entities import EntityTracker
+from streams.pipeline.prewarnings import PreWarnings
+from streams.pipeline.prewarnings import PreWarningViews as PreWarningViews  # (the stage's)
 from streams.pipeline.sensor_path import SensorPath
 from streams.pipeline.sensor_path import _SensorState as _SensorState  # (was defined here)
 
@@ -60,6 +63,9 @@ class DetectParams:
     entity_half_life_s: float = 30 * 86400.0
     entity_material: float = 0.5
     entity_max: int = 100_000
+    # metric -> regulatory limit: the limit pre-warnings (streams.pipeline.prewarnings); None
+    # or empty: none. The source stage passes the catalogue's (catalogue_limits)
+    limits: dict[str, Limit] | None = None
 
 
 def is_weak(anomaly_id: str) -> bool:
@@ -159,6 +165,8 @@ class Detection(SensorPath):
         self.health = StationHealth()
         # per market entity (credit code): risk from its record, notes on its findings
         self.entities = EntityTracker(self.p)
+        # limit pre-warnings of the sensor series (warning versions, drained per record)
+        self.prewarnings = PreWarnings()
 
     # -- entry ----------------------------------------------------------------------------
     def process(self, source: str, rec: SensorReading | Complaint | MarketEvent) -> list[Finding]:

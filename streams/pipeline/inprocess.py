@@ -32,7 +32,9 @@ class Pipeline:
         self._wm: dict[tuple[str, int], float] = {}
         self.dead_letters: list[DeadLetter] = []
         self.anomalies: list[Anomaly] = []
-        self.warnings: list[Warning] = []
+        self.warnings: list[Warning] = []  # the correlator's (incidents)
+        # limit pre-warnings (not incidents: never correlated, never returned by feed)
+        self.prewarnings: list[Warning] = []
         self.conditions: list[Condition] = []
         self.entity_records: list[EntityRiskRecord] = []  # tocsin.entities.risk
 
@@ -41,6 +43,7 @@ class Pipeline:
         if step.dead is not None:
             self.dead_letters.append(step.dead)
         n = self.settings.partitions
+        self.prewarnings.extend(self.sources.take_prewarnings())
         # entity risk: its topic records, and its warnings (published as the worker does)
         entities = self.sources.take_entities()
         self.entity_records.extend(entities.records)

@@ -15,6 +15,7 @@ from detectors.signals.shift import FaultScreen, SustainedShift
 from detectors.signals.station_faults import ColocatedSite
 from detectors.signals.station_health import StationHealth
 from streams.core.schemas import SensorReading
+from streams.pipeline.prewarnings import PreWarnings
 
 if TYPE_CHECKING:
     from streams.pipeline.detection import DetectParams
@@ -52,6 +53,7 @@ class SensorPath:
     signals: dict[tuple[str, str, str], tuple[float, float]]
     sensor_faults: dict[str, int]
     health: StationHealth
+    prewarnings: PreWarnings
 
     if TYPE_CHECKING:
         @staticmethod
@@ -78,12 +80,12 @@ class SensorPath:
         expected, z = st.shift.look(x, t)
         st.det.learn_one(x, t)
         st.shift.learn_one(x, t)
-        # the peers' median is needed only when this station stands out
-        need = z >= PEER_NEED_Z or fast.p_value < self.p.alpha_level
+        need = z >= PEER_NEED_Z or fast.p_value < self.p.alpha_level  # does it stand out?
         common = self._common_mode(r.metric, r.sensor_id, t, z, need)
         self.signals[(r.region, "env", f"env:{r.metric}")] = (fast.observed, expected)
         if st.faults.faulty(t):
             return []
+        self._prewarn(r, t)
         # a step or a drift this station shows and its co-located twins do not, or a drift
         # slower than any incident: a fault for operators, never evidence
         site: ColocatedSite | None = getattr(st, "site", None)  # (None: pickled before)
@@ -120,6 +122,13 @@ class SensorPath:
         out.append(self._finding(f"{signal}@{r.reading_id}", "env", r.department, r.region,
                                  kind, signal, "sensor_ensemble", fast, t, (r.reading_id,)))
         return out
+
+    def _prewarn(self, r: SensorReading, t: float) -> None:
+        """The limit pre-warning of ``r``'s series, if its metric has a limit (its versions
+        go to the publisher, never to the correlator)."""
+        limit = self.p.limits.get(r.metric) if self.p.limits else None
+        if limit is not None:
+            self.prewarnings.observe(r, t, limit)
 
     def _common_mode(self, metric: str, sensor: str, t: float, z: float,
                      need: bool = True) -> float:

@@ -31,7 +31,7 @@ from streams.core.settings import TocsinSettings
 from streams.core.signals import signals_for, with_signals
 from streams.ingest.ingestor import Ingestor, Origin
 from streams.ingest.privacy import Pseudonymizer
-from streams.pipeline.detection import Detection, DetectParams
+from streams.pipeline.detection import Detection, DetectParams, PreWarningViews
 from streams.pipeline.entities import EntityViews
 from streams.pipeline.records import (
     anomaly_to_finding,
@@ -289,7 +289,7 @@ def partition_for(key: bytes | None, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-class SourceStage(EntityViews):
+class SourceStage(EntityViews, PreWarningViews):
     """Ingest + detect for the three source topics (one instance per worker), entity risk.
 
     Detector state (and its event-time watermark) is kept per partition: a partition's
@@ -308,7 +308,7 @@ class SourceStage(EntityViews):
         self._params = DetectParams(lateness_s=settings.allowed_lateness_s,
                                     calendar=settings.holiday_calendar,
                                     directions=self.catalogue.directions(),
-                                    entity_level=settings.entity_risk_level)
+                                    entity_level=settings.entity_risk_level, limits=self.limits)
         self._detection: dict[int, Detection] = {}
         self.counters = Counters()
 

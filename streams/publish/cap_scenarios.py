@@ -25,6 +25,7 @@ SCENARIO_CATEGORIES: Mapping[str, tuple[CapCategory, ...]] = {
     "waterlogging": ("Met",),
     "cross_department": ("Other",),
     "entity_risk": ("Safety",),
+    "limit_forecast": ("Env",),
 }
 
 SCENARIO_EVENTS: Mapping[str, str] = {
@@ -37,6 +38,7 @@ SCENARIO_EVENTS: Mapping[str, str] = {
     "waterlogging": "Waterlogging",
     "cross_department": "Cross-department anomaly",
     "entity_risk": "High-risk market entity",
+    "limit_forecast": "Regulatory limit exceedance forecast",
 }
 
 SCENARIO_INSTRUCTIONS: Mapping[str, str] = {
@@ -73,6 +75,11 @@ SCENARIO_INSTRUCTIONS: Mapping[str, str] = {
     "waterlogging": (
         "Check drainage and water levels on site, prepare pumps and barriers, and warn "
         "residents of low-lying streets if levels keep rising."
+    ),
+    "limit_forecast": (
+        "The station's readings are forecast to cross the regulatory limit named below: "
+        "check the station and likely sources upstream, and prepare the measures due at the "
+        "limit."
     ),
 }
 GENERIC_INSTRUCTION = (

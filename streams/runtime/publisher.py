@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.fusion.templates import TemplateSet
+from detectors.signals.prewarning import SCENARIO as PREWARNING
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Condition, Warning
 from streams.core.settings import TocsinSettings
@@ -31,6 +32,9 @@ from streams.publish.grants import Grant, check_grants, load_grants
 from streams.publish.kafka_sinks import CapSink, Outbox, Send, SharingSink, WarningsTopicSink
 from streams.publish.sink import Sink
 from streams.runtime.metrics import TocsinMetrics
+
+if TYPE_CHECKING:
+    from streams.pipeline.stages import SourceStage
 
 log = logging.getLogger("tocsin.worker")
 
@@ -124,6 +128,17 @@ class Publisher:
             self.outbox.put(self.entity_topic, r.entity_id.encode(), r.model_dump_json().encode())
         return [self.flush()]
 
+    def publish_detected(self, sources: SourceStage) -> list[Awaitable[None]]:
+        """What the detect stage warns of by itself: entity risk (:meth:`publish_entities`)
+        and the limit pre-warnings (streams/pipeline/prewarnings.py; never correlated);
+        returns the flush to await before the batch is acknowledged (none if nothing)."""
+        out = self.publish_entities(sources.take_entities())
+        pre = sources.take_prewarnings()
+        if pre:
+            self.publish(pre)
+            out = out or [self.flush()]
+        return out
+
     async def flush(self) -> None:
         """Deliver what was published: return once the broker has every Kafka record
         (notification sinks post from their own tasks)."""
@@ -146,7 +161,8 @@ def build_publisher(settings: TocsinSettings, registry: RegionRegistry, template
     # sharing grants (docs/sharing.md): unset, no views and no releases
     grants: list[Grant] = [] if s.grants is None else check_grants(
         load_grants(s.grants),
-        {t.name for t in (*templates.scenarios, templates.generic)} | {ENTITY_SCENARIO},
+        {t.name for t in (*templates.scenarios, templates.generic)}
+        | {ENTITY_SCENARIO, PREWARNING},
         set(registry.ids()), str(s.grants))
     sharing = SharingSink(outbox, grants,
                           {g.audience: topic(view_topic(g.audience)) for g in grants},

@@ -16,11 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.fusion.ledger import Ledger
+from detectors.signals.forecast import LimitForecast
+from detectors.signals.holt import _State as HoltState
+from detectors.signals.prewarning import PreWarning
 from detectors.signals.station_health import StationHealth
 from detectors.state import StateError, from_state, register, register_upgrade, to_state
 from streams.core.schemas import Anomaly, Feedback, Warning
 from streams.ingest.ingestor import Deduplicator
-from streams.pipeline import detection, entities, sensor_path, stages
+from streams.pipeline import detection, entities, prewarnings, sensor_path, stages
 
 
 def _register() -> None:
@@ -33,21 +36,32 @@ def _register() -> None:
     register("warning", Warning, dump=lambda m: m.model_dump_json(),
              load=Warning.model_validate_json)
     # version 2: station health (a version-1 detection starts it empty); version 3: the
-    # entity risk tracker (streams/pipeline/entities.py), empty from version 2
-    register("detection", detection.Detection, version=3)
+    # entity risk tracker (streams/pipeline/entities.py), empty from version 2; version 4:
+    # the limit pre-warnings (streams/pipeline/prewarnings.py), none from version 3
+    register("detection", detection.Detection, version=4)
     register_upgrade("detection", 1, _with_health)
     register_upgrade("detection", 2, _with_entities)
+    register_upgrade("detection", 3, _with_prewarnings)
     for name, cls in {
         "entity_tracker": entities.EntityTracker, "entity_record": entities._Entity,
         "entity_warning": entities._Open,
         "sensor_series": sensor_path._SensorState,
         "level_series": detection._LevelState, "count_series": detection._CountCtx,
         "dedup_window": Deduplicator,
+        # the limit pre-warnings: the forecaster, its model state, the lifecycle, the series
+        "limit_forecast": LimitForecast, "holt_state": HoltState, "prewarning": PreWarning,
+        "prewarnings": prewarnings.PreWarnings, "prewarning_series": prewarnings._Series,
     }.items():
         register(name, cls)
     # version 2: the publication ledger (early firing); a version-1 partition has none
     register("correlation_partition", stages._CorrelationPartition, version=2)
     register_upgrade("correlation_partition", 1, _with_ledger)
+
+
+def _with_prewarnings(state: Any) -> Any:
+    if isinstance(state, dict) and "prewarnings" not in state:
+        state = {**state, "prewarnings": prewarnings.PreWarnings()}
+    return state
 
 
 def _with_health(state: Any) -> Any:
@@ -110,4 +124,6 @@ def _legacy(state: Any, ext: dict[str, Any]) -> dict[str, Any]:
         if not hasattr(det, "entities"):  # pickled before entity risk
             det.entities = entities.EntityTracker(det.p)
         det.entities.p = det.p
+        if not hasattr(det, "prewarnings"):  # pickled before the limit pre-warnings
+            det.prewarnings = prewarnings.PreWarnings()
     return state

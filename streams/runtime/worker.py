@@ -182,7 +182,7 @@ class Worker:
                     self.anomalies_topic, a.region.encode(),
                     a.model_dump_json().encode()))
         pending.extend(await self._send_watermarks(source, touched))
-        pending.extend(self.publisher.publish_entities(self.sources.take_entities()))
+        pending.extend(self.publisher.publish_detected(self.sources))
         detect_s = time.perf_counter() - started
         if pending:
             await asyncio.gather(*pending)

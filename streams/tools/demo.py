@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from detectors.signals.prewarning import SCENARIO as PREWARNING
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import Warning
 from streams.core.settings import TocsinSettings
@@ -205,7 +206,8 @@ async def run_pipeline_live(
             await watcher
     finally:
         stop_process(worker)
-    report = score(warnings, truth, registry)
+    # limit pre-warnings are on tocsin.warnings (and CAP) too, but are not incidents
+    report = score([w for w in warnings if w.scenario != PREWARNING], truth, registry)
     cap = check_alerts(await read_topic(settings, topic_name(settings, WARNINGS_CAP)), CAP_XSD)
     latency = {w: arrived[w] - t for w, t in produced.items() if w in arrived}
     return DemoResult(report, warnings, time.monotonic() - t0, cap, latency)

@@ -45,8 +45,8 @@ def eval_replay(
                 f.write(w.model_dump_json() + "\n")
     print_report(report, as_json, (
         "incidents", "detected", "recall", "warnings", "false_warnings", "precision",
-        "median_delay_s", "citywide_conditions", "events", "dead_letters", "duplicates",
-        "seconds"))
+        "median_delay_s", "citywide_conditions", "limit_prewarnings", "events",
+        "dead_letters", "duplicates", "seconds"))
 
 
 def print_report(report: dict[str, Any], as_json: bool, keys: tuple[str, ...]) -> None:
@@ -79,6 +79,36 @@ def eval_nab(
         write_results(out, files, scores)
     print_report(report, as_json, ("standard", "reward_low_fp", "reward_low_fn", "files",
                                     "us_per_event", "bytes_per_series"))
+
+
+@eval_app.command("prewarn")
+def eval_prewarn(
+    seeds: Annotated[str, typer.Option(help="World seeds, comma-separated.")] = "101,102,103",
+    days: Annotated[float, typer.Option(help="Simulated days per world.")] = 30.0,
+    stations: Annotated[int, typer.Option(help="Stations per limited metric.")] = 3,
+    rises: Annotated[int, typer.Option(
+        help="Rises past the limit (and as many near misses) per station-month.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Limit pre-warnings on simulated station-months: lead time, share of limit crossings
+    pre-warned, false pre-warnings per station-month (streams/evaluation/prewarn.py)."""
+    from streams.evaluation.prewarn import evaluate
+
+    try:
+        ids = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{seeds!r} is not a comma-separated list of integers",
+                                 param_hint="'--seeds'") from None
+    if not ids or days < 1 or stations < 1 or rises < 1:
+        raise typer.BadParameter("need at least one seed, --days >= 1, --stations >= 1 and "
+                                 "--rises >= 1")
+    report = evaluate(ids, days, stations, rises)
+    if as_json:
+        print(json.dumps(report))
+        return
+    total = report["total"]
+    assert isinstance(total, dict)
+    print_report(total, False, tuple(total))
 
 
 @eval_app.command("zoo")

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from detectors.signals.prewarning import SCENARIO as PREWARNING
 from streams.core.errors import TocsinError
 from streams.core.regions import Region, RegionRegistry
 from streams.core.settings import TocsinSettings
@@ -252,8 +253,8 @@ def _on_warning(expected: dict[str, Expected], cities: dict[str, LiveCity]
                 ) -> Callable[[str, dict[str, Any], float], None]:
     def on_warning(city: str, w: dict[str, Any], now: float) -> None:
         wid, status = str(w.get("warning_id")), w.get("status")
-        if status not in ("new", "update"):
-            return  # a resolved or cancelled version warns nobody (nor fires an alert)
+        if status not in ("new", "update") or w.get("scenario") == PREWARNING:
+            return  # a resolved or cancelled version warns nobody; a pre-warning is no incident
         e = expected.get(wid)
         if e is not None and e.city == city:
             e.arrived.setdefault(WARNING, now)

@@ -62,7 +62,7 @@ def emit_reading(ctx: SimContext, st: SensorState, region: str, metric: str, t: 
     """One reading of ``metric`` in ``region`` at ``t``: its normal value, the effects of
     the incidents active there, the region's unit."""
     kind, _base, _noise, _amp, unit = METRICS[metric]
-    value = _normal_value(ctx.rng, metric, t, hour, drift, st.region_factor[region])
+    value = normal_value(ctx.rng, metric, t, hour, drift, st.region_factor[region])
     for inc, a in effects:
         value = _sensor_effect(ctx, inc, metric, value, a)
     out_unit = unit
@@ -100,7 +100,7 @@ def _in_outage(outages: Outages, region: str, kind: str, t: datetime) -> bool:
     return o0 <= t < o1
 
 
-def _normal_value(rng: random.Random, metric: str, t: datetime, hour: float, drift: float,
+def normal_value(rng: random.Random, metric: str, t: datetime, hour: float, drift: float,
                   region_factor: float) -> float:
     """A reading without incidents: tide for the water level, the day's activity for noise,
     rush hours, drift and the region's level for the rest."""
