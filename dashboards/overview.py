@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, dashboard, geomap, table, timeseries
+from grafana_foundation_sdk.builders import bargauge, dashboard, geomap, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
@@ -101,7 +101,23 @@ def build() -> dashboard.Dashboard:
         unit="cps", axis_label="anomalies / s"))
     d = d.with_panel(detection_delay())
     d = d.with_panel(entity_table())
+    d = d.with_panel(single_department())
     return d.with_panel(data_quality())
+
+
+def single_department() -> stat.Panel:
+    """Warnings one department raises on its own: limit pre-warnings, risky entities."""
+    def opened(scenario: str) -> str:
+        return (f'sum(increase(tocsin_warnings_emitted_total{{scenario="{scenario}",'
+                f'status="new"}}[$__range])) or vector(0)')
+    return stat_panel(
+        "Pre-warnings and entity warnings", "Warnings one department raises on its own, "
+        "opened in the selected range: limit pre-warnings (a station's forecast will cross "
+        "its regulatory limit: the ecology bureau) and entity-risk warnings (a market "
+        "entity crossed TOCSIN_ENTITY_RISK_LEVEL: the market regulator).",
+        [query(opened("limit_forecast"), "limit pre-warnings", instant=True),
+         query(opened("entity_risk"), "entity warnings", instant=True)],
+        w=12, h=10, steps=thresholds("blue"))
 
 
 def data_quality() -> timeseries.Panel:

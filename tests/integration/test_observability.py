@@ -25,6 +25,7 @@ from streams.core.regions import RegionRegistry
 from streams.core.schemas import Warning
 from streams.core.settings import TocsinSettings
 from streams.core.topics import ENV, WARNINGS, create_topics, topic_name
+from streams.core.uscc import check_char
 from streams.evaluation.replay_score import read_replay
 from streams.runtime.kafka_util import read_topic
 from streams.tools.demo import start_worker, stop_process, wait_drained
@@ -36,6 +37,9 @@ from tests.streams.test_grafana import TOKEN, FakeGrafana, serve
 from tests.streams.test_privacy import pii_corpus
 
 pytestmark = pytest.mark.integration
+
+#: a firm some of the personal-data complaints name (a valid unified social credit code)
+NAMED_FIRM = "91110000000000777" + check_char("91110000000000777")
 
 
 def get_json(url: str) -> Any:
@@ -86,7 +90,9 @@ def _live(s: TocsinSettings, tmp: Path, port: int, registry: RegionRegistry, am:
                 "text": f"call me on {corpus[(i * 7) % len(corpus)]} about {item} please",
                 "reporter_phone": "13800138000" if i % 2 else "+86 139 0013 9000",
                 "received_at": f"2026-03-0{4 + i % 2}T1{i % 10}:15:00Z",
-                "department": "citizen_hotline"}) + "\n")
+                "department": "citizen_hotline",
+                # some name a firm: entity risk and its topic see them too
+                **({"entity_id": NAMED_FIRM} if i % 3 == 0 else {})}) + "\n")
     config = tmp / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
@@ -206,7 +212,7 @@ def test_no_personal_data_in_any_output(live: dict[str, Any]) -> None:
     /metrics, Alertmanager's alerts, Grafana's annotations, or the warnings, CAP and
     anomalies topics. (The dead-letter topic, a quarantine of original bytes, is not an
     output to any audience.)"""
-    from streams.core.topics import ANOMALIES, WARNINGS_CAP
+    from streams.core.topics import ANOMALIES, CONDITIONS, ENTITY_RISK, WARNINGS_CAP
 
     s: TocsinSettings = live["settings"]
     outputs = {
@@ -215,7 +221,7 @@ def test_no_personal_data_in_any_output(live: dict[str, Any]) -> None:
         "alertmanager": json.dumps(get_json(f"{live['am']}/api/v2/alerts")),
         "grafana": json.dumps([r.body for r in live["grafana"].requests]),
     }
-    for base in (WARNINGS, WARNINGS_CAP, ANOMALIES):
+    for base in (WARNINGS, WARNINGS_CAP, ANOMALIES, ENTITY_RISK, CONDITIONS):
         outputs[base] = "\n".join(
             v.decode(errors="replace")
             for v in asyncio.run(read_topic(s, topic_name(s, base))))
