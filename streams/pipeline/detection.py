@@ -13,6 +13,7 @@ from detectors import policy
 from detectors.base import Score
 from detectors.fusion.correlation import Finding
 from detectors.signals.calendar import HolidayCalendar
+from detectors.signals.catalogue import Catalogue
 from detectors.signals.counts import CountSurge
 from detectors.signals.limits import Limit
 from detectors.signals.rates import RateSurge
@@ -66,6 +67,9 @@ class DetectParams:
     # metric -> regulatory limit: the limit pre-warnings (streams.pipeline.prewarnings); None
     # or empty: none. The source stage passes the catalogue's (catalogue_limits)
     limits: dict[str, Limit] | None = None
+    # the signal catalogue in force: when set, a series' limit is the one in force at its
+    # station and region (their overrides before the metric-wide one; see _prewarn)
+    catalogue: Catalogue | None = None
 
 
 def is_weak(anomaly_id: str) -> bool:

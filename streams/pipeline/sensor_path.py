@@ -126,7 +126,11 @@ class SensorPath:
     def _prewarn(self, r: SensorReading, t: float) -> None:
         """The limit pre-warning of ``r``'s series, if its metric has a limit (its versions
         go to the publisher, never to the correlator)."""
-        limit = self.p.limits.get(r.metric) if self.p.limits else None
+        if self.p.catalogue is not None:  # a station's or region's override first
+            found = self.p.catalogue.limits_for(r.metric, r.region, r.sensor_id)
+            limit = found[0] if len(found) == 1 else None  # (two-sided: not forecast)
+        else:
+            limit = self.p.limits.get(r.metric) if self.p.limits else None
         if limit is not None:
             self.prewarnings.observe(r, t, limit)
 

@@ -1,7 +1,6 @@
-"""The whole processing path without Kafka: ingest -> detect -> correlate.
-
-The faust agents call these same stages, so ``tocsin eval replay`` (in-process) and a live
-worker give the same answers for the same events."""
+"""The whole processing path without Kafka: ingest -> detect -> correlate. The faust
+agents call these same stages, so ``tocsin eval replay`` (in-process) and a live worker
+give the same answers for the same events."""
 
 from __future__ import annotations
 
@@ -308,7 +307,8 @@ class SourceStage(EntityViews, PreWarningViews):
         self._params = DetectParams(lateness_s=settings.allowed_lateness_s,
                                     calendar=settings.holiday_calendar,
                                     directions=self.catalogue.directions(),
-                                    entity_level=settings.entity_risk_level, limits=self.limits)
+                                    catalogue=self.catalogue,
+                                    entity_level=settings.entity_risk_level)
         self._detection: dict[int, Detection] = {}
         self.counters = Counters()
 

@@ -152,6 +152,35 @@ def test_a_slow_rise_is_pre_warned_before_the_first_reading_past_the_limit() -> 
         range(1, len(got) + 1))
 
 
+def test_a_stations_limit_override_in_the_catalogue_is_the_one_forecast(
+        tmp_path: Path) -> None:
+    """A station's override (here 60 mg/L where the metric-wide limit is 30) is the limit
+    its series is forecast against; another station keeps the metric-wide one."""
+    from detectors.signals.catalogue import load_catalogue
+    from streams.core.signals import DEFAULT_FILE as DEFAULT_SIGNALS
+
+    text = Path(DEFAULT_SIGNALS).read_text(encoding="utf-8").replace(
+        "      - value: 30\n", "      - value: 30\n        stations:\n"
+        "          WQ-lenient: {value: 60, source: \"permit 17 (test)\"}\n", 1)
+    path = tmp_path / "signals.yaml"
+    path.write_text(text, encoding="utf-8")
+    cat = load_catalogue(path)
+    assert [x.limit for x in cat.limits_for("water_cod", "harbour", "WQ-lenient")] == [60.0]
+    got: dict[str, list[Warning]] = {}
+    for sensor in ("WQ-harbour", "WQ-lenient"):
+        det = Detection(DetectParams(catalogue=cat))
+        for i in range(300):
+            det.process("env", reading(i, slow_rise(i), sensor=sensor))
+            got.setdefault(sensor, []).extend(det.prewarnings.take())
+    assert got["WQ-harbour"] and got["WQ-harbour"][0].audit is not None
+    assert got["WQ-harbour"][0].audit.parameters["limit"] == 30.0
+    # 18 + 0.5 per reading after 192 reaches 60 only after reading 276: pre-warned later,
+    # against 60, citing the permit
+    lenient = got["WQ-lenient"]
+    assert lenient and lenient[0].audit is not None
+    assert lenient[0].audit.parameters["limit"] == 60.0 and "permit 17" in lenient[0].explanation
+
+
 def test_no_limit_no_forecast_and_other_metrics_untouched() -> None:
     det = Detection(DetectParams(limits={}))
     for i in range(300):
