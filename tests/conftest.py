@@ -72,4 +72,4 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, registry: RegionRegistry)
     lines = list(read_replay(events))
     expected, _ = run_pipeline(iter(lines), TocsinSettings(), registry)
     assert expected.warnings, "the scenario should produce warnings in-process"
-    return Scenario(events, truth, lines, len(sim.events), sim.n_malformed, expected.warnings)
+    return Scenario(events, truth, lines, len(sim.events), sim.n_malformed, expected.published)

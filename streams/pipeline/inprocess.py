@@ -67,6 +67,12 @@ class Pipeline:
         self.warnings.extend(out)
         return out
 
+    @property
+    def published(self) -> list[Warning]:
+        """Every warning version a live worker publishes on ``tocsin.warnings`` for the
+        same input: the correlator's (incidents, entity risk) and the limit pre-warnings."""
+        return self.warnings + self.prewarnings
+
     def feedback(self, fb: Feedback) -> list[Warning]:
         """A duty officer's decision, routed like the live worker routes it (by region)."""
         part = partition_for(fb.region.encode(), self.settings.partitions)

@@ -55,13 +55,13 @@ def test_worker_over_tls_processes_a_scenario(tmp_path: Path, registry: RegionRe
             try:
                 asyncio.run(produce(s, read_replay(events)))
                 assert asyncio.run(wait_drained(s, 150)), log.read_text()[-3000:]
-                got = wait_for_warnings(s, expected.warnings)
+                got = wait_for_warnings(s, expected.published)
                 assert worker.poll() is None, log.read_text()[-3000:]
             finally:
                 stop_process(worker)
     finally:
         broker.stop()
-    assert_same_incidents(got, expected.warnings)
+    assert_same_incidents(got, expected.published)
 
 
 async def _probe(s: TocsinSettings) -> None:
