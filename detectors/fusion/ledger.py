@@ -53,6 +53,7 @@ class _Published:
     number: int = 0  # versions published so far
     digests: dict[str, None] | None = None  # contents published (an ordered set)
     last: IncidentVersion | None = None  # the last version published
+    last_digest: str = ""  # its digest
     # early versions not yet reached on time: (event time of their anomaly, digest)
     unconfirmed: list[tuple[float, str]] | None = None
     on_time: IncidentVersion | None = None  # the on-time correlator's latest version
@@ -108,7 +109,7 @@ class Ledger:
                 del e.unconfirmed[: hit + 1]
                 self._settle(v.warning_id, e)
                 return None
-            if e.last is not None and digest(e.last) == d:
+            if e.last is not None and e.last_digest == d:
                 return None
         return self._out(e, v, d)
 
@@ -118,6 +119,7 @@ class Ledger:
         e.number += 1
         status = "update" if v.status == "new" and e.number > 1 else v.status
         e.last = out = replace(v, version=e.number, status=status)
+        e.last_digest = d
         return out
 
     def _settle(self, wid: str, e: _Published) -> None:
@@ -142,8 +144,8 @@ class Ledger:
             self._early.pop(wid)
             if e.on_time is None:
                 out.append(self._withdraw(e))
-            elif e.last is None or digest(e.on_time) != digest(e.last):
-                out.append(self._out(e, e.on_time, digest(e.on_time)))
+            elif (d := digest(e.on_time)) != e.last_digest or e.last is None:
+                out.append(self._out(e, e.on_time, d))
         return out
 
     def retract_all(self) -> list[IncidentVersion]:
@@ -159,6 +161,7 @@ class Ledger:
         e.number += 1
         e.last = v = replace(e.last, version=e.number, status="cancelled", urgency="Past",
                              explanation=f"{WITHDRAWN} {e.last.explanation}")
+        e.last_digest = digest(v)
         self.retracted += 1
         return v
 

@@ -19,7 +19,7 @@ registry and the templates in force are :func:`streams.core.signals.load_signals
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -106,6 +106,9 @@ class Catalogue:
 
     path: str
     metrics: dict[str, MetricSpec]
+    #: limits_for's answers: asked for every sensor reading, they change only with the file
+    _limits: dict[tuple[str, str | None, str | None], tuple[Limit, ...]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def get(self, metric: str) -> MetricSpec | None:
         return self.metrics.get(metric)
@@ -118,6 +121,14 @@ class Catalogue:
                    station: str | None = None) -> tuple[Limit, ...]:
         """The limits in force for ``metric`` at ``station`` in ``region``: a station's
         override before its region's before the metric-wide value."""
+        key = (metric, region, station)
+        found = self._limits.get(key)
+        if found is None:
+            found = self._limits[key] = self._limits_of(metric, region, station)
+        return found
+
+    def _limits_of(self, metric: str, region: str | None, station: str | None
+                   ) -> tuple[Limit, ...]:
         spec = self.metrics.get(metric)
         if spec is None:
             return ()
