@@ -45,7 +45,7 @@ def eval_replay(
                 f.write(w.model_dump_json() + "\n")
     from streams.evaluation.report_table import print_replay
 
-    print_replay(report, events, as_json, console, Console(stderr=True))
+    print_replay(report, events, as_json, Console(), Console(stderr=True))
 
 
 def print_report(report: dict[str, Any], as_json: bool, keys: tuple[str, ...]) -> None:
