@@ -89,14 +89,16 @@ def detected_cell(p: dict[str, Any]) -> str:
 def match_rows(p: dict[str, Any], extra: Sequence[str] = ()) -> list[list[str]]:
     """An incident's rows: incident, scenario above region, :func:`detected_cell`,
     [extra...], then one row per matching warning: its id above its scenario (``!`` before
-    the scenario of a warning that does not fit: :func:`misfit_lines` says why)."""
+    the scenario of a warning counted for the incident that does not fit it:
+    :func:`misfit_lines` says why; a noise incident's warnings are all false, unflagged)."""
     head = [p["id"], f"{p['scenario']}\n[dim]{p['region']}[/]", detected_cell(p), *extra]
     ms = p["matches"]
     if not ms:
         return [[*head, ""]]
     blank = [""] * len(head)
-    return [[*(head if k == 0 else blank), f"{m['warning_id']}\n"
-             + ("[bold red]! [/]" if m["misfit"] else "") + m["scenario"]]
+    flag = "[bold red]! [/]" if p["cross_department"] else ""
+    return [[*(head if k == 0 else blank),
+             f"{m['warning_id']}\n{flag if m['misfit'] else ''}{m['scenario']}"]
             for k, m in enumerate(ms)]
 
 

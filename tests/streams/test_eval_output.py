@@ -28,6 +28,7 @@ from streams.evaluation.report_table import (
     Col,
     fit_table,
     input_notice,
+    match_rows,
     summary_lines,
 )
 from streams.tools.cli import app
@@ -165,6 +166,20 @@ def test_misfits_are_counted_but_never_change_the_scores(registry: RegionRegistr
     assert m["warning_id"] == SENSOR_PLUS_COMPLAINT.warning_id and len(m["misfit"]) == 3
     assert alone["median_delay"] == format_hmm(alone["median_delay_s"])
     assert score([FOOD_OK], truth, registry)["mismatched_matches"] == 0
+
+
+def test_rows_flag_misfits_of_counted_matches_only(registry: RegionRegistry) -> None:
+    truth = [incident(sources=["complaint", "market"], regions=["oldtown"]),
+             incident(id="noise-1", scenario="sensor_fault", cross_department=False,
+                      sources=["env"])]
+    r = score([FOOD_OK, SENSOR_PLUS_COMPLAINT], truth, registry)
+    cross, noise = r["per_incident"]
+    rows = match_rows(cross)
+    assert [row[0] for row in rows] == ["inc-1", ""]  # one row per warning
+    assert [row[-1].splitlines() for row in rows] == [
+        ["tw-northhills-bbbb", "[bold red]! [/]pollution"], ["tw-oldtown-aaaa", "food_safety"]]
+    assert noise["matches"] and all(m["misfit"] for m in noise["matches"])
+    assert not any("!" in row[-1] for row in match_rows(noise))  # all false anyway
 
 
 # -- notices and summary --------------------------------------------------------------------
