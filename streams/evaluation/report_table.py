@@ -21,8 +21,8 @@ from streams.evaluation.durations import format_hmm
 #: above this share of dead-lettered records, ``eval replay`` tells the user to check the file
 DEAD_LETTER_NOTICE_SHARE = 0.10
 
-#: a wrapped (non-id) column is never planned narrower than this
-WRAP_MIN = 10
+#: a wrapped (non-id) column is kept at least this wide, or as wide as its longest word
+WRAP_MIN = 14
 
 #: the summary's keys, in order (the ``*_delay_s`` ones are shown as ``h:mm``)
 SUMMARY_KEYS = (
@@ -65,12 +65,14 @@ def fit_table(title: str | None, cols: Sequence[Col], rows: Sequence[Sequence[st
 
     while need() > width and any(cols[i].drop for i in shown):
         shown.remove(max((i for i in shown if cols[i].drop), key=lambda i: cols[i].drop))
+    roomy = need() <= width  # else only the ids keep their width, the rest fold
     t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
               padding=(0, 1), collapse_padding=True, title_justify="left")
     for i in shown:
         c = cols[i]
         t.add_column(c.header, justify=c.justify, no_wrap=c.ident, overflow="fold",
-                     min_width=_min_width(c, (r[i] for r in cells)) if c.ident else None)
+                     min_width=_min_width(c, (r[i] for r in cells))
+                     if c.ident or roomy else None)
     for r in cells:
         t.add_row(*(r[i] for i in shown))
     return t

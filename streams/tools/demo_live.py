@@ -59,16 +59,15 @@ async def run_tail(base: TocsinSettings, registry: RegionRegistry, seed: int, wo
 def tail_rows(tail: TailResult | None) -> list[list[str]]:
     """The tail's incidents as rows of the demo's incident table (``demo.DEMO_COLS``):
     found when its warning arrived, after the delay from onset to the decisive record
-    (event time, seconds), above the latency from producing that record to the warning's
-    arrival (wall clock, live)."""
+    (event time, in seconds: the tail is short), above the latency from producing that
+    record to the warning's arrival (wall clock, live)."""
     if tail is None:
         return []
     rows = []
     for e in tail.incidents:
         inc, lat = e.incident, e.latency(WARNING)
-        delay = "" if e.decisive is None else f" {e.decisive.t - inc.start.timestamp():.0f} s"
-        found = ("[bold red]NO[/]" if lat is None
-                 else f"[green]yes{delay}[/]\n[dim]{lat:.2f} s live[/]")
+        delay = "yes" if e.decisive is None else f"{e.decisive.t - inc.start.timestamp():.0f} s"
+        found = "[bold red]NO[/]" if lat is None else f"[green]{delay}[/]\n[dim]{lat:.2f} s[/]"
         rows.append([inc.id, f"{inc.scenario}\n[dim]{inc.region}[/]", found,
                      f"{inc.start:%Y-%m-%d %H:%M:%S}", e.warning_id or ""])
     return rows

@@ -22,7 +22,7 @@ from streams.core.regions import RegionRegistry
 from streams.core.schemas import Evidence, Warning
 from streams.evaluation.durations import format_hmm, parse_hmm
 from streams.evaluation.match_fit import misfits, scenario_family
-from streams.evaluation.replay_score import TruthIncident, score
+from streams.evaluation.replay_score import ReplayLine, TruthIncident, score
 from streams.evaluation.report_table import (
     DEAD_LETTER_NOTICE_SHARE,
     Col,
@@ -33,7 +33,11 @@ from streams.evaluation.report_table import (
 )
 from streams.tools.cli import app
 from streams.tools.demo import DemoResult, incident_table
+from streams.tools.demo_live import TailResult
+from streams.tools.live import WARNING, Expected
 from streams.tools.simulate import SimConfig, simulate
+from streams.tools.simulation.live import LiveRecord
+from streams.tools.simulation.model import Incident
 
 T0 = datetime(2026, 3, 4, tzinfo=UTC)
 TEMPLATES = load_templates(DEFAULT_FILE)
@@ -277,14 +281,21 @@ def test_demo_results_table_fits_80_columns(registry: RegionRegistry) -> None:
     ws = [FOOD_OK.model_copy(update={"warning_id": "tw-oldtown-e5335d4421f75067"}),
           SENSOR_PLUS_COMPLAINT.model_copy(
               update={"warning_id": "tw-northhills-d18a6f2c9860c784"})]
+    live = Incident(id="live-14-01", scenario="price_gouging", region="riverside",
+                    start=at(200), end=at(201), cross_department=True, departments=[])
+    decisive = LiveRecord(at(200).timestamp() + 14, ReplayLine(1, "market", b"{}", None))
+    tail = TailResult([Expected("live", live, "tw-riverside-11ab94bbb16ad0b9", decisive,
+                                produced=1.0, arrived={WARNING: 1.13})])
     result = DemoResult(score(ws, truth, registry), ws, 12.0, None,
-                        {w.warning_id: 0.42 for w in ws})
+                        {w.warning_id: 0.42 for w in ws}, tail)
     console = Console(width=80, record=True)
     console.print(incident_table(result, 80))
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text
     for name in ("inc-14-03", "inc-14-04", "inc-14-09", "tw-oldtown-e5335d4421f75067",
-                 "tw-northhills-d18a6f2c9860c784", "food_safety", "waterlogging", "NO"):
+                 "tw-northhills-d18a6f2c9860c784", "food_safety", "waterlogging", "NO",
+                 "live-14-01", "tw-riverside-11ab94bbb16ad0b9", "price_gouging", "14 s",
+                 "0.13 s", "start (UTC)"):
         assert name in text
     assert "! pollution" in text and "0.42 s" in text
