@@ -51,7 +51,8 @@ def misfits(incident: TruthIncident, warning: Warning, templates: TemplateSet) -
 
     A warning fits the incident it matched when
     - its scenario is one of the templates the incident's scenario name belongs to
-      (:func:`scenario_family`; not judged when the name fits no template);
+      (:func:`scenario_family`; not judged when the name fits no template, nor for a
+      warning whose scenario is no template: a baseline's, the generic one's);
     - every department of its evidence sees the incident (the truth's ``sources`` or
       ``departments``; not judged when the truth lists neither);
     - every piece of evidence was observed in one of the incident's ``regions`` (judged
@@ -62,7 +63,8 @@ def misfits(incident: TruthIncident, warning: Warning, templates: TemplateSet) -
     """
     out: list[str] = []
     family = scenario_family(incident.scenario, templates)
-    if family and warning.scenario not in family:
+    known = {t.name for t in templates.scenarios}
+    if family and warning.scenario in known and warning.scenario not in family:
         out.append(f"scenario {warning.scenario} vs incident {incident.scenario}")
     seen_by = {*incident.sources, *incident.departments}
     if seen_by:

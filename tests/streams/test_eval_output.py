@@ -142,6 +142,9 @@ def test_each_rule_alone() -> None:
     # scenario only: right departments and place, wrong template
     w = warning("w1", "oldtown", "price_gouging", FOOD_OK.evidence, 2)
     assert misfits(incident(), w, TEMPLATES) == ["scenario price_gouging vs incident food_safety"]
+    # a warning scenario that is no template (a baseline's) is not judged either
+    baseline = w.model_copy(update={"scenario": "naive_two_departments"})
+    assert misfits(incident(), baseline, TEMPLATES) == []
     # an unknown incident scenario is not judged; departments still are
     assert misfits(incident(scenario="zz_unheard_of"), w, TEMPLATES) == []
     assert len(misfits(incident(scenario="zz_unheard_of", sources=["env", "complaint"]),
