@@ -13,10 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from detectors.fusion.templates import DEFAULT_FILE, TemplateSet, load_templates
 from streams.core.errors import InputFileError, validation_message
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import SOURCES, EventTime, Warning
 from streams.core.settings import TocsinSettings
+from streams.evaluation.durations import hmm_or_none
+from streams.evaluation.match_fit import misfits
 from streams.ingest.ingestor import Origin
 from streams.pipeline.inprocess import Pipeline
 from streams.pipeline.stages import partition_for
@@ -32,6 +35,12 @@ class TruthIncident(BaseModel):
     start: EventTime
     end: EventTime
     cross_department: bool = True
+    #: optional, used only to flag matches that do not fit (streams/evaluation/match_fit.py):
+    #: every region it affects; the sources (env, complaint, market) or the department
+    #: strings that see it
+    regions: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    departments: tuple[str, ...] = ()
 
 
 def load_truth(path: Path) -> list[TruthIncident]:
@@ -149,10 +158,12 @@ def first_versions(warnings: Iterable[Warning]) -> dict[str, Warning]:
 
 
 def score(warnings: Iterable[Warning], truth: list[TruthIncident],
-          registry: RegionRegistry) -> dict[str, Any]:
+          registry: RegionRegistry, templates: TemplateSet | None = None) -> dict[str, Any]:
     """Match warnings to incidents: same region or a neighbour, and the warning's
-    ``first_seen`` between the incident's start and one hour after its end."""
+    ``first_seen`` between the incident's start and one hour after its end. Each match
+    is listed with why it does not fit the incident (:func:`misfits`, never scored)."""
     firsts = first_versions(warnings)
+    tset = templates if templates is not None else load_templates(DEFAULT_FILE)
 
     def matches(w: Warning, inc: TruthIncident) -> bool:
         return registry.near(inc.region, w.region) and (
@@ -161,7 +172,7 @@ def score(warnings: Iterable[Warning], truth: list[TruthIncident],
 
     cross = [i for i in truth if i.cross_department]
     noise = [i for i in truth if not i.cross_department]
-    per_incident = []
+    per_incident: list[dict[str, Any]] = []
     delays: list[float] = []
     matched_ids: set[str] = set()
     for inc in truth:
@@ -174,12 +185,16 @@ def score(warnings: Iterable[Warning], truth: list[TruthIncident],
         per_incident.append({
             "id": inc.id, "scenario": inc.scenario, "region": inc.region,
             "cross_department": inc.cross_department, "start": inc.start.isoformat(),
-            "detected": bool(hits), "delay_s": delay,
+            "detected": bool(hits), "delay_s": delay, "delay": hmm_or_none(delay),
             "warnings": sorted(w.warning_id for w in hits),
+            "matches": [{"warning_id": w.warning_id, "scenario": w.scenario,
+                         "misfit": misfits(inc, w, tset)}
+                        for w in sorted(hits, key=lambda w: w.warning_id)],
         })
     false = sorted(wid for wid in firsts if wid not in matched_ids)
     detected = sum(1 for p in per_incident if p["cross_department"] and p["detected"])
     n_w = len(firsts)
+    median = statistics.median(delays) if delays else None
     return {
         "incidents": len(cross),
         "detected": detected,
@@ -187,12 +202,21 @@ def score(warnings: Iterable[Warning], truth: list[TruthIncident],
         "warnings": n_w,
         "false_warnings": len(false),
         "precision": (n_w - len(false)) / n_w if n_w else 1.0,
-        "median_delay_s": statistics.median(delays) if delays else None,
+        "median_delay_s": median,
+        "median_delay": hmm_or_none(median),
+        "mismatched_matches": sum(1 for p in per_incident if p["cross_department"]
+                                  for m in p["matches"] if m["misfit"]),
         "noise_incidents": len(noise),
         "noise_warned": sum(1 for p in per_incident if not p["cross_department"] and p["detected"]),
         "per_incident": per_incident,
         "false_warning_ids": false,
+        "unmatched_warnings": [_brief(firsts[wid]) for wid in false],
     }
+
+
+def _brief(w: Warning) -> dict[str, Any]:
+    return {"warning_id": w.warning_id, "scenario": w.scenario, "region": w.region,
+            "first_seen": w.first_seen.isoformat(), "departments": list(w.departments)}
 
 
 def span_weeks(truth: list[TruthIncident], warnings: Iterable[Warning]) -> float:
@@ -250,7 +274,8 @@ def evaluate_replay(events: Path, truth: list[TruthIncident], settings: TocsinSe
     t0 = time.perf_counter()
     warnings, counts = _replay_counts(events, settings, registry, baseline)
     elapsed = time.perf_counter() - t0
-    report = score(warnings, truth, registry)
+    report = score(warnings, truth, registry,
+                   load_templates(settings.scenarios or DEFAULT_FILE))
     weeks = span_weeks(truth, warnings)
     report.update(counts)
     report.update({

@@ -32,12 +32,21 @@ from streams.core.topics import (
     create_topics,
     topic_name,
 )
+from streams.evaluation.durations import format_hmm
 from streams.evaluation.replay_score import (
     ReplayLine,
     TruthIncident,
     decisive_records,
     read_replay,
     score,
+)
+from streams.evaluation.report_table import (
+    Col,
+    fit_table,
+    incident_cols,
+    match_rows,
+    misfit_lines,
+    unmatched_table,
 )
 from streams.pipeline.inprocess import Pipeline
 from streams.publish.cap_check import CapCheck, check_alerts
@@ -223,45 +232,41 @@ def _decisive_lines(settings: TocsinSettings, registry: RegionRegistry,
     return out
 
 
+#: the demo's incident table: the eval replay table's, with the start (dropped when narrow)
+DEMO_COLS = incident_cols("found\nafter\nlatency", (Col("start (UTC)", drop=1),))
+
+
+def incident_table(result: DemoResult, width: int) -> Table:
+    """The injected incidents (then the real-time tail's) with their warnings, no wider
+    than ``width``: ids whole, other cells wrapped, the start dropped if need be. Under
+    each delay (event time), the wall-clock latency of the incident's first warning."""
+    rows = []
+    for p in result.report["per_incident"]:
+        lat = [result.latency[w] for w in p["warnings"] if w in result.latency]
+        mine = match_rows(p, (p["start"][:16].replace("T", " "),))
+        if lat:
+            mine[0][2] += f"\n[dim]{min(lat):.2f} s[/]"
+        rows += mine
+    rows += tail_rows(result.tail)
+    return fit_table("Injected incidents: found after (h:mm of event time from onset; "
+                     "below, the wall-clock latency) or NO; noise incidents quiet or warned",
+                     DEMO_COLS, rows, width)
+
+
 def print_report(console: Console, result: DemoResult) -> None:
     r = result.report
-    t = Table(title="Injected incidents")
-    for col in ("incident", "scenario", "region", "kind", "start (UTC)", "detected", "delay",
-                "warning", "latency"):
-        t.add_column(col)
-    for p in r["per_incident"]:
-        kind = "cross-dept" if p["cross_department"] else "single-dept noise"
-        if p["cross_department"]:
-            det = "[green]yes[/]" if p["detected"] else "[red]NO[/]"
-        else:
-            det = "[red]warned[/]" if p["detected"] else "[green]quiet[/]"
-        delay = "" if p["delay_s"] is None else f"{p['delay_s'] / 3600:.1f} h"
-        lat = [result.latency[w] for w in p["warnings"] if w in result.latency]
-        t.add_row(p["id"], p["scenario"], p["region"], kind, p["start"][:16].replace("T", " "),
-                  det, delay, ", ".join(p["warnings"]),
-                  f"{min(lat):.2f} s" if lat else "")
-    tail_rows(t, result.tail)
-    console.print(t)
-    u = Table(title="Warnings that matched no incident")
-    for col in ("warning", "region", "scenario", "first seen", "departments"):
-        u.add_column(col)
-    firsts: dict[str, Warning] = {}
-    for w in result.warnings:
-        firsts.setdefault(w.warning_id, w)
-    for wid in r["false_warning_ids"]:
-        w = firsts[wid]
-        u.add_row(wid, w.region, w.scenario, f"{w.first_seen:%Y-%m-%d %H:%M}",
-                  ", ".join(w.departments))
-    if not r["false_warning_ids"]:
-        u.add_row("(none)", "", "", "", "")
-    console.print(u)
+    console.print(incident_table(result, console.width))
+    for line in misfit_lines(r["per_incident"]):
+        console.print(line, highlight=False)
+    console.print(unmatched_table(r, console.width))
     print_tail(console, result.tail)
     med = r["median_delay_s"]
     console.print(
         f"recall {r['recall']:.2f} ({r['detected']}/{r['incidents']} cross-department), "
         f"precision {r['precision']:.2f}, {r['warnings']} warnings, "
-        f"{r['false_warnings']} unmatched, median delay "
-        f"{'n/a' if med is None else f'{med / 3600:.1f} h'} of event time, "
+        f"{r['false_warnings']} unmatched, {r['mismatched_matches']} matches that do not "
+        f"fit their incident, median delay "
+        f"{'n/a' if med is None else format_hmm(med)} (h:mm) of event time, "
         f"{result.seconds:.0f} s wall clock"
     )
     c = result.cap

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from streams.core.regions import RegionRegistry
 from streams.core.settings import TocsinSettings
@@ -57,19 +56,21 @@ async def run_tail(base: TocsinSettings, registry: RegionRegistry, seed: int, wo
 
 
 
-def tail_rows(table: Table, tail: TailResult | None) -> None:
-    """The tail's incidents as rows of the demo's incident table: detected when its
-    warning arrived; delay from onset to the decisive record (event time); latency from
-    producing that record to the warning's arrival (wall clock, live)."""
+def tail_rows(tail: TailResult | None) -> list[list[str]]:
+    """The tail's incidents as rows of the demo's incident table (``demo.DEMO_COLS``):
+    found when its warning arrived, after the delay from onset to the decisive record
+    (event time, in seconds: the tail is short), above the latency from producing that
+    record to the warning's arrival (wall clock, live)."""
     if tail is None:
-        return
+        return []
+    rows = []
     for e in tail.incidents:
         inc, lat = e.incident, e.latency(WARNING)
-        delay = "" if e.decisive is None else f"{e.decisive.t - inc.start.timestamp():.0f} s"
-        table.add_row(inc.id, inc.scenario, inc.region, "live tail",
-                      f"{inc.start:%Y-%m-%d %H:%M:%S}",
-                      "[green]yes[/]" if lat is not None else "[red]NO[/]", delay,
-                      e.warning_id or "", "" if lat is None else f"{lat:.2f} s live")
+        delay = "yes" if e.decisive is None else f"{e.decisive.t - inc.start.timestamp():.0f} s"
+        found = "[bold red]NO[/]" if lat is None else f"[green]{delay}[/]\n[dim]{lat:.2f} s[/]"
+        rows.append([inc.id, f"{inc.scenario}\n[dim]{inc.region}[/]", found,
+                     f"{inc.start:%Y-%m-%d %H:%M:%S}", e.warning_id or ""])
+    return rows
 
 
 def print_tail(console: Console, tail: TailResult | None) -> None:

@@ -43,10 +43,9 @@ def eval_replay(
         with warnings_out.open("w", encoding="utf-8") as f:
             for w in warnings:
                 f.write(w.model_dump_json() + "\n")
-    print_report(report, as_json, (
-        "incidents", "detected", "recall", "warnings", "false_warnings", "precision",
-        "median_delay_s", "citywide_conditions", "limit_prewarnings", "events",
-        "dead_letters", "duplicates", "seconds"))
+    from streams.evaluation.report_table import print_replay
+
+    print_replay(report, events, as_json, Console(), Console(stderr=True))
 
 
 def print_report(report: dict[str, Any], as_json: bool, keys: tuple[str, ...]) -> None:

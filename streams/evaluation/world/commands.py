@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.core.errors import EXIT_USAGE
+from streams.evaluation.durations import format_hmm
 from streams.evaluation.world.zoo import METHODS, ZooConfig, fmt, run_zoo
 
 WORLDS = ("classic", "random")
@@ -89,21 +90,29 @@ def eval_zoo(worlds: int, seed_base: int, effect_scale: float, days: float, jobs
 
 
 def _cell(m: dict[str, Any]) -> str:
-    return f"{fmt(m['recall'])} {fmt(m['precision'])} {fmt(m['median_delay_h'], 1):>5}"
+    return f"{fmt(m['recall'])} {fmt(m['precision'])} {_hmm(m['median_delay_h']):>5}"
+
+
+def _hmm(hours: float | None) -> str:
+    return "-" if hours is None else format_hmm(hours * 3600)
+
+
+def _table(title: str) -> Table:
+    """A compact table (two spaces between columns, no edges): fits 80 columns."""
+    return Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                 collapse_padding=True)
 
 
 def render(report: dict[str, Any], console: Console) -> None:
     """The zoo report as rich tables."""
-    table = Table(title="World zoo: recall, precision, median delay (h) per world",
-                  box=box.SIMPLE_HEAD)
+    table = _table("World zoo: recall, precision, median delay (h:mm) per world")
     for col in ("seed", "reg", "inc", "dec", *METHODS):
         table.add_column(col, justify="right", no_wrap=True)
     for w in report["worlds"]:
         table.add_row(str(w["seed"]), str(w["regions"]), str(w["incidents"]),
                       str(w["decoys"]), *(_cell(w[m]) for m in METHODS))
     console.print(table)
-    overall = Table(title="Pooled over all worlds (FP/10rw: false per 10 region-weeks)",
-                    box=box.SIMPLE_HEAD)
+    overall = _table("Pooled over all worlds (FP/10rw: false per 10 region-weeks)")
     for col in ("method", "inc", "found", "recall", "warn", "false", "prec", "delay",
                 "FP/10rw", "decoys"):
         overall.add_column(col, justify="right", no_wrap=True)
@@ -111,10 +120,10 @@ def render(report: dict[str, Any], console: Console) -> None:
         o = report["overall"][m]
         overall.add_row(m, str(o["incidents"]), str(o["detected"]), fmt(o["recall"]),
                         str(o["warnings"]), str(o["false_warnings"]), fmt(o["precision"]),
-                        fmt(o["median_delay_h"], 1), fmt(o["false_per_10_region_weeks"]),
+                        _hmm(o["median_delay_h"]), fmt(o["false_per_10_region_weeks"]),
                         str(o["decoys_warned"]))
     console.print(overall)
-    scen = Table(title="Detected incidents by scenario", box=box.SIMPLE_HEAD)
+    scen = _table("Detected incidents by scenario")
     for col in ("scenario", "incidents", *METHODS):
         scen.add_column(col, justify="right", no_wrap=True)
     for name, s in report["by_scenario"].items():
