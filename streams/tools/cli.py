@@ -367,6 +367,15 @@ def _add_signals() -> None:
 _add_signals()
 
 
+def _add_validate() -> None:
+    from streams.tools.validate_cli import validate
+
+    app.command("validate")(validate)
+
+
+_add_validate()
+
+
 def main() -> None:
     try:
         app()
