@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from streams.core.errors import ConfigError, InputFileError
-from streams.evaluation.replay_score import ReplayLine, origin_of, read_replay
 from streams.ingest.rejections import Rejection
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the replay file's reader is evaluation's, imported when used
     from streams.core.regions import RegionRegistry
     from streams.core.settings import TocsinSettings
+    from streams.evaluation.replay_score import ReplayLine
 
 #: exit status when a line was rejected (0: all accepted; 2: unreadable file, bad option)
 EXIT_REJECTED = 1
@@ -60,6 +60,8 @@ def source_of(name: str, prefix: str = "") -> str:
 def bare_lines(path: Path, source: str) -> Iterator[ReplayLine]:
     """The lines of a file of ``source``'s bare records (one per line, no ``source`` field)
     as a producer sends them: the bytes unchanged, keyed by the record's region."""
+    from streams.evaluation.replay_score import ReplayLine
+
     try:
         fh = path.open("rb")
     except OSError as e:
@@ -85,6 +87,7 @@ def check_lines(lines: Iterable[ReplayLine], settings: TocsinSettings,
     """Ingest every line as a worker with ``settings`` would (partitioned by key, so
     de-duplication is per partition as live); lines without a source are rejected."""
     from streams.core.signals import signals_for
+    from streams.evaluation.replay_score import origin_of
     from streams.ingest.ingestor import ingestor_for
     from streams.ingest.privacy import Pseudonymizer
 
@@ -150,6 +153,7 @@ def validate(
     """
     from streams.core.regions import RegionRegistry
     from streams.core.settings import load_settings
+    from streams.evaluation.replay_score import read_replay
 
     s = load_settings(region_registry=regions)
     src = None if source is None else source_of(source, s.topic_prefix)
