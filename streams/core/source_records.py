@@ -19,8 +19,8 @@ from streams.core.wire import (
     finite,
 )
 
-Latitude = Annotated[float, Field(ge=-90, le=90, description="WGS84 latitude, degrees.")]
-Longitude = Annotated[float, Field(ge=-180, le=180, description="WGS84 longitude, degrees.")]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
 Region = Annotated[Identifier, Field(
     description="A region id of the region registry in force (TOCSIN_REGION_REGISTRY); "
     "also the message key.")]
@@ -53,7 +53,9 @@ class SensorReading(WireModel):
     """One of the metric's accepted units (``tocsin signals``)."""
     region: Region
     lat: Latitude | None = None
+    """WGS84 latitude, degrees (optional)."""
     lon: Longitude | None = None
+    """WGS84 longitude, degrees (optional)."""
     observed_at: EventTime
     """When it was measured: ISO 8601 with a time zone (``Z`` or ``+08:00``)."""
     department: Department
@@ -83,7 +85,9 @@ class Complaint(WireModel):
     """The citizen's words (masked for phone numbers and ids before anything is stored)."""
     region: Region
     lat: Latitude | None = None
+    """WGS84 latitude, degrees (optional)."""
     lon: Longitude | None = None
+    """WGS84 longitude, degrees (optional)."""
     reporter_phone: Annotated[str, Field(max_length=64)] | None = None
     """Replaced by a keyed pseudonym at ingest (TOCSIN_PSEUDONYM_KEY)."""
     received_at: EventTime
@@ -117,14 +121,17 @@ class MarketEvent(WireModel):
     entity_id: str | None = None
     """Unified social credit code (18 characters, checksum checked) of the business."""
     entity_name: Annotated[str, Field(max_length=256)] | None = None
+    """The business's name (for the duty officer; entities are matched by entity_id)."""
     commodity: Label | None = None
     """What is priced, e.g. pork, rice."""
     price: Annotated[float, Field(ge=0), AfterValidator(finite)] | None = None
+    """A price report's price, in ``unit``."""
     unit: Annotated[str, Field(max_length=32)] | None = None
     """The price's unit, e.g. CNY/kg, CNY/500g, CNY/jin, CNY/L, CNY/item."""
     passed: bool | None = None
     """An inspection's outcome."""
     violation: Annotated[str, Field(max_length=256)] | None = None
+    """What was found wrong (inspection, recall, license_violation)."""
     region: Region
     occurred_at: EventTime
     """When it happened: ISO 8601 with a time zone."""
