@@ -26,7 +26,7 @@ def _tidy(node: Any) -> None:
     """Descriptions on one line (field docstrings span several)."""
     if isinstance(node, dict):
         if isinstance(node.get("description"), str):
-            node["description"] = " ".join(node["description"].split())
+            node["description"] = " ".join(node["description"].split()).replace("``", "`")
         for v in node.values():
             _tidy(v)
     elif isinstance(node, list):
@@ -34,7 +34,7 @@ def _tidy(node: Any) -> None:
             _tidy(v)
 
 
-def _enum(prop: dict[str, Any], values: Iterable[str], note: str) -> None:
+def _enum(prop: dict[str, Any], values: Iterable[str], note: str = "") -> None:
     """Restrict ``prop`` (a string, or a string or null) to ``values``."""
     values = sorted(values)
     if "anyOf" in prop:
@@ -58,14 +58,14 @@ def topic_schemas(regions: Iterable[str], cat: Catalogue) -> dict[str, dict[str,
     regions = sorted(regions)
     for src, topic in SOURCE_TOPICS.items():
         assert out[topic]["title"] == SOURCE_MODELS[src].__name__
-        _enum(out[topic]["properties"]["region"], regions, "(the registry in force)")
+        _enum(out[topic]["properties"]["region"], regions)
     env = out[SOURCE_TOPICS["env"]]
-    _enum(env["properties"]["metric"], cat.metrics, f"(the signal catalogue {cat.path})")
+    _enum(env["properties"]["metric"], cat.metrics, f"Catalogue in force: {cat.path}.")
     _enum(env["properties"]["unit"], {u for s in cat.metrics.values() for u in s.accepted},
-          "(each metric accepts only its own units: see allOf)")
+          "Each metric accepts only its own units (allOf).")
     env["allOf"] = _units_by_metric(cat)
     _enum(out[SOURCE_TOPICS["market"]]["properties"]["unit"], PRICE_UNITS,
-          "(converted to CNY/kg, CNY/L or CNY/item)")
+          "Converted to CNY/kg, CNY/L or CNY/item.")
     _tidy(out)
     return out
 
