@@ -87,7 +87,7 @@ def schema(topic: Annotated[str | None, typer.Option(
     schemas = contract(_settings())
     if topic is not None:
         if topic not in schemas:
-            raise TocsinError(f"no schema for {topic!r}; known: {', '.join(schemas)}")
+            raise TocsinError(f"no schema for topic {topic!r}; known: {', '.join(schemas)}")
         schemas = {topic: schemas[topic]}
     print(json.dumps(schemas, indent=2, ensure_ascii=False))
 
