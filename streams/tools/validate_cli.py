@@ -166,7 +166,8 @@ def validate(
         write_rejections(out, check.rejected)
     for line in summary(check, file):
         typer.echo(line)
-    if src is None and any(r.reason.startswith("needs a 'source'") for r in check.rejected):
+    if src is None and check.rejected and all(r.reason.startswith("needs a 'source'")
+                                              for r in check.rejected):
         typer.echo("hint: a file of one source's records without 'source' fields needs "
                    "--source env, complaint or market")
     if check.rejected:

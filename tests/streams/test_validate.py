@@ -68,14 +68,13 @@ def test_validate_prints_each_rejected_line_and_counts(tmp_path: Path) -> None:
     assert res.exit_code == EXIT_REJECTED, res.output
     printed = res.stdout.splitlines()
     wanted = [why for _, why in REPLAY_CASES if why is not None]
-    assert len(printed) == len(wanted) + 3
+    assert len(printed) == len(wanted) + 2
     for got, want in zip(printed, wanted, strict=False):
         assert got.startswith(want), (got, want)
-    assert printed[-3] == (f"{f}: 10 record(s): 2 accepted, 1 duplicate(s) dropped, "
+    assert printed[-2] == (f"{f}: 10 record(s): 2 accepted, 1 duplicate(s) dropped, "
                            "7 rejected")
-    assert printed[-2] == ("rejected by error type: conflicting_id 1, replay_line 2, "
+    assert printed[-1] == ("rejected by error type: conflicting_id 1, replay_line 2, "
                            "schema 2, unknown_metric 1, unknown_region 1")
-    assert printed[-1].startswith("hint: ") and "--source" in printed[-1]
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["line"] for r in rows] == [2, 3, 4, 7, 8, 9, 11]
     assert rows[0] == {"line": 2, "source": "env", "error_type": "schema",
@@ -96,6 +95,10 @@ def test_source_mode_reads_bare_records(tmp_path: Path) -> None:
         assert lines[1].startswith("line 4: unit 'furlongs' not accepted for pm25")
         assert lines[2].startswith("line 5: reading_id: Field required")
         assert lines[3].endswith("4 record(s): 1 accepted, 0 duplicate(s) dropped, 3 rejected")
+    res = CliRunner().invoke(app, ["validate", str(_write(tmp_path / "b.jsonl",
+                                                          [json.dumps(READING)]))])
+    assert res.exit_code == EXIT_REJECTED  # bare records read as replay lines: a hint
+    assert res.stdout.splitlines()[-1].startswith("hint: ") and "--source" in res.stdout
     good = _write(tmp_path / "c.jsonl", [json.dumps(COMPLAINT)])
     res = CliRunner().invoke(app, ["validate", str(good), "--source", "complaint"])
     assert res.exit_code == 0 and "1 accepted" in res.stdout
