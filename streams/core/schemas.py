@@ -1,171 +1,25 @@
-"""Wire schemas: one UTF-8 JSON object per Kafka message. Field names are the public contract."""
+"""Wire schemas: one UTF-8 JSON object per Kafka message. Field names are the public contract.
+The source topics' records are :mod:`streams.core.source_records`'; ``tocsin schema`` prints
+every topic's JSON Schema (:mod:`streams.core.contract`)."""
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    field_serializer,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, TypeAdapter
 
 from detectors.base import STATUSES, warning_region_of
-from streams.core.uscc import uscc_error
+from streams.core.source_records import (
+    SOURCE_MODELS,
+    SOURCES,
+    Complaint,
+    MarketEvent,
+    SensorReading,
+    Source,
+)
+from streams.core.wire import EventTime, FiniteFloat, Identifier, Label, WireModel
 
-Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
-Label = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
-Department = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-
-
-def _utc(v: datetime) -> datetime:
-    try:
-        return v.astimezone(UTC)
-    except OverflowError as e:  # e.g. 0001-01-01T00:00+01:00: no UTC equivalent
-        raise ValueError(f"time {v.isoformat()} is out of range") from e
-
-
-EventTime = Annotated[AwareDatetime, AfterValidator(_utc)]
-
-
-def _finite(v: float | None) -> float | None:
-    if v is not None and not math.isfinite(v):
-        raise ValueError("must be a finite number")
-    return v
-
-
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
-
-    @field_serializer("*", when_used="json", check_fields=False)
-    def _ser(self, v: Any) -> Any:
-        if isinstance(v, datetime):
-            return v.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        return v
-
-
-def _credit_code(v: str | None) -> str | None:
-    """A unified social credit code, upper-cased; ``ValueError`` if it is not one."""
-    if v is None:
-        return None
-    v = v.strip().upper()
-    err = uscc_error(v)
-    if err:
-        raise ValueError(err)
-    return v
-
-
-class SensorReading(WireModel):
-    """Topic ``tocsin.env.readings``: one environmental sensor reading."""
-
-    reading_id: Identifier
-    sensor_id: Identifier
-    metric: Label
-    value: FiniteFloat
-    unit: Annotated[str, Field(min_length=1, max_length=32)]
-    region: Identifier
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
-    observed_at: EventTime
-    department: Department
-
-    @property
-    def message_id(self) -> str:
-        return self.reading_id
-
-    @property
-    def event_time(self) -> datetime:
-        return self.observed_at
-
-
-class Complaint(WireModel):
-    """Topic ``tocsin.citizen.complaints``: one citizen report.
-
-    The free text may hold personal data.
-    """
-
-    complaint_id: Identifier
-    channel: Literal["hotline", "app", "web", "wechat"]
-    category: Label
-    text: Annotated[str, Field(max_length=10_000)]
-    region: Identifier
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
-    reporter_phone: Annotated[str, Field(max_length=64)] | None = None
-    received_at: EventTime
-    department: Department
-    entity_id: str | None = Field(
-        None, description="Unified social credit code of the business complained about, "
-        "if the complaint names one (counts towards its entity risk).")
-
-    @field_validator("entity_id")
-    @classmethod
-    def _credit_code(cls, v: str | None) -> str | None:
-        return _credit_code(v)
-
-    @property
-    def message_id(self) -> str:
-        return self.complaint_id
-
-    @property
-    def event_time(self) -> datetime:
-        return self.received_at
-
-
-class MarketEvent(WireModel):
-    """Topic ``tocsin.market.events``: price report, inspection, recall or licence violation."""
-
-    event_id: Identifier
-    kind: Literal["price_report", "inspection", "recall", "license_violation"]
-    entity_id: str | None = None
-    entity_name: Annotated[str, Field(max_length=256)] | None = None
-    commodity: Label | None = None
-    price: Annotated[float, Field(ge=0), AfterValidator(_finite)] | None = None
-    unit: Annotated[str, Field(max_length=32)] | None = None
-    passed: bool | None = None
-    violation: Annotated[str, Field(max_length=256)] | None = None
-    region: Identifier
-    occurred_at: EventTime
-    department: Department
-
-    @field_validator("entity_id")
-    @classmethod
-    def _credit_code(cls, v: str | None) -> str | None:
-        return _credit_code(v)
-
-    @model_validator(mode="after")
-    def _kind_fields(self) -> MarketEvent:
-        if self.kind == "price_report":
-            missing = [f for f in ("commodity", "price", "unit") if getattr(self, f) is None]
-            if missing:
-                raise ValueError(f"price_report needs {', '.join(missing)}")
-        if self.kind == "inspection" and self.passed is None:
-            raise ValueError("inspection needs passed (true or false)")
-        return self
-
-    @property
-    def message_id(self) -> str:
-        return self.event_id
-
-    @property
-    def event_time(self) -> datetime:
-        return self.occurred_at
-
-
-#: the three source departments' record streams
-Source = Literal["env", "complaint", "market"]
-SOURCES: tuple[Source, ...] = get_args(Source)
 Status = Literal["new", "update", "resolved", "cancelled"]
 assert get_args(Status) == STATUSES  # the correlator's statuses, on the wire
 Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
@@ -178,22 +32,32 @@ class Evidence(WireModel):
     """One anomaly behind a warning."""
 
     source: Source
+    """The source topic it was found in: env, complaint or market."""
     department: str
+    """The department whose records showed it."""
     region: str
+    """The region it was observed in."""
     signal: str = Field(description="Signal key, e.g. 'env:water_cod:S-harbour-1'.")
     detector: str
+    """The detector that fired (its version is in the warning's audit)."""
     observed: float
+    """The observed value (a reading in the metric's canonical unit, or a count)."""
     expected: float
+    """What the detector expected at that time."""
     score: float = Field(description="Higher = more anomalous (-log10 p).")
     p_value: float = Field(ge=0, le=1)
+    """How likely a value at least this unusual is under normal behaviour."""
     event_time: EventTime
+    """The event time of the record that made it fire."""
     event_ids: list[str] = Field(default_factory=list)
+    """The source records behind it (reading, complaint or event ids)."""
 
 
 class Anomaly(Evidence):
     """Topic ``tocsin.anomalies``: one detector firing (internal, keyed by region)."""
 
     record: Literal["anomaly"] = "anomaly"
+    """The record type on the anomalies topic."""
     anomaly_id: str
     kind: str = Field(description="Signal kind without the instance, e.g. 'env:water_cod'.")
     via: str | None = Field(
@@ -215,6 +79,7 @@ class SourceWatermark(WireModel):
     record: Literal["watermark"] = "watermark"
     source: Source
     partition: int = Field(ge=0)
+    """The source topic's partition."""
     watermark: EventTime
 
 
@@ -225,11 +90,14 @@ class Feedback(WireModel):
 
     record: Literal["feedback"] = "feedback"
     warning_id: str = Field(min_length=1, max_length=200)
+    """The warning decided on (any of its versions)."""
     region: str = Field(min_length=1, max_length=100,
                         description="The warning's region (routes the decision).")
     action: Literal["acknowledge", "confirm", "dismiss", "resolve"]
+    """acknowledge: seen; confirm: a real incident; dismiss: a false alarm; resolve: over."""
     by: str = Field(min_length=1, max_length=100, description="Operator id (not a name).")
     at: EventTime
+    """When the decision was taken (not more than an hour ahead of the clock)."""
     reason: str | None = Field(None, max_length=1000,
                                description="Why; required for dismiss (false alarm).")
 
@@ -260,9 +128,11 @@ class HistoryEntry(WireModel):
 
     action: Literal["acknowledge", "confirm", "dismiss", "resolve"]
     by: str
+    """Operator id."""
     at: EventTime
     reason: str | None = None
     accepted: bool = True
+    """False when the decision was refused (e.g. resolving a resolved warning)."""
     rejected_because: str | None = None
 
 
@@ -273,6 +143,7 @@ class Audit(WireModel):
     rule: str = Field(description="The fusion rule and its parameters.")
     detectors: dict[str, str] = Field(description="Detector name -> version.")
     parameters: dict[str, float] = Field(default_factory=dict)
+    """The rule's numeric parameters in force."""
     event_ids: list[str] = Field(default_factory=list,
                                  description="Every source event behind the evidence.")
     feedback_bar: str | None = Field(None, description="Feedback adaptation in force, if any.")
@@ -283,20 +154,34 @@ class Warning(WireModel):
 
     warning_id: str = Field(description="Stable across all versions of one incident.")
     version: int = Field(ge=1)
+    """1 for the first version, one more for each update."""
     status: Status
+    """new, update, resolved or cancelled (a dismissed false alarm)."""
     region: str
+    """The region the warning is for (a region id of the registry)."""
     scenario: str
+    """The scenario template that matched, e.g. industrial_discharge, food_safety."""
     severity: Severity
+    """CAP severity."""
     urgency: Urgency
+    """CAP urgency."""
     certainty: Certainty
+    """CAP certainty."""
     score: float
+    """Combined evidence strength (sum of the evidence's -log10 p)."""
     departments: list[str]
+    """The departments whose records are evidence."""
     first_seen: EventTime
+    """Event time of the first evidence."""
     last_seen: EventTime
+    """Event time of the latest evidence."""
     evidence: list[Evidence]
     explanation: str
+    """For the duty officer, in words."""
     sent_at: EventTime | None = None
+    """Wall-clock time it was published."""
     history: list[HistoryEntry] = Field(default_factory=list)
+    """Operator decisions so far."""
     audit: Audit | None = None
 
 
@@ -312,6 +197,7 @@ class Condition(WireModel):
         description="notice: one department shows it; warning: two or more.")
     kinds: list[str] = Field(description="Signal kinds city-wide in it, e.g. env:pm25.")
     departments: list[str]
+    """The departments showing it."""
     regions: list[str] = Field(description="Regions whose anomalies made it city-wide.")
     first_seen: EventTime
     last_seen: EventTime
@@ -325,6 +211,7 @@ class EntityRiskRecord(WireModel):
 
     entity_id: str = Field(description="Unified social credit code.")
     region: str
+    """The region of its latest event."""
     score: float = Field(description="-log10 p of its adverse record against the population.")
     risk: float = Field(ge=0, le=1, description="1 - p.")
     weight: float = Field(description="Decayed adverse weight (recall 3, licence violation "
@@ -334,6 +221,7 @@ class EntityRiskRecord(WireModel):
                                    description="Recent adverse events by kind.")
     above_level: bool = Field(description="An entity_risk warning is open.")
     warning_id: str | None = None
+    """Its open entity_risk warning, if any."""
     event_time: EventTime
 
 
@@ -341,9 +229,11 @@ class DeadLetter(WireModel):
     """Topic ``tocsin.deadletter``: a record that failed ingest, with its original bytes."""
 
     source_topic: str
+    """The topic the record was read from."""
     partition: int
     offset: int
     key_b64: str | None = None
+    """The record's key, base64."""
     original_b64: str = Field(
         description="The original bytes (the first 512 KiB when ``truncated``; the whole "
         "record stays at source_topic/partition/offset for that topic's retention).")
@@ -353,15 +243,12 @@ class DeadLetter(WireModel):
     original_sha256: str | None = Field(None, description="SHA-256 of the original record.")
     truncated: bool = False
     reason: str
+    """What is wrong, e.g. "observed_at: Input should have timezone info"."""
     error_type: str
+    """schema, json, encoding, not_an_object, unknown_region, unknown_metric, bad_unit,
+    future_time, ancient_time, conflicting_id or replay_line."""
     failed_at: EventTime
 
-
-SOURCE_MODELS: dict[str, type[SensorReading] | type[Complaint] | type[MarketEvent]] = {
-    "env": SensorReading,
-    "complaint": Complaint,
-    "market": MarketEvent,
-}
 
 PUBLIC_SCHEMAS: dict[str, type[BaseModel]] = {
     "tocsin.env.readings": SensorReading,
@@ -377,4 +264,15 @@ PUBLIC_SCHEMAS: dict[str, type[BaseModel]] = {
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
-    return {topic: m.model_json_schema(mode="serialization") for topic, m in PUBLIC_SCHEMAS.items()}
+    """Each topic's JSON Schema, keyed by topic. Validation mode: what a consumer may
+    validate a message against (every message Tocsin writes validates against it; the
+    serialization mode would see only the catch-all datetime serializer's ``Any``)."""
+    return {topic: m.model_json_schema(mode="validation") for topic, m in PUBLIC_SCHEMAS.items()}
+
+
+__all__ = ["ANOMALY_RECORD", "FEEDBACK_MAX_AHEAD_S", "PUBLIC_SCHEMAS", "SEVERITIES", "SOURCES",
+           "SOURCE_MODELS", "Anomaly", "Audit", "Certainty", "Complaint", "Condition",
+           "DeadLetter", "EntityRiskRecord", "EventTime", "Evidence", "Feedback", "FiniteFloat",
+           "HistoryEntry", "Identifier", "Label", "MarketEvent", "SensorReading", "Severity",
+           "Source", "SourceWatermark", "Status", "Urgency", "Warning", "check_feedback",
+           "json_schemas"]

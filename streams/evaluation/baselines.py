@@ -68,6 +68,7 @@ from streams.core.schemas import (
 )
 from streams.evaluation.replay_score import ReplayLine
 from streams.ingest.ingestor import Ingestor, Origin, Record
+from streams.ingest.rejections import Rejection
 
 BASELINES = ("tocsin", "single", "naive")
 
@@ -143,6 +144,8 @@ class IngestSummary:
     dead_letters: int = 0
     duplicates: int = 0
     bad_lines: int = 0
+    #: every rejected line, in file order (``eval replay --dead-letters-out``)
+    rejected: list[Rejection] = field(default_factory=list)
 
 
 def ingest_replay(lines: Iterable[ReplayLine], registry: RegionRegistry,
@@ -155,6 +158,7 @@ def ingest_replay(lines: Iterable[ReplayLine], registry: RegionRegistry,
     for ln in lines:
         if ln.source is None:
             out.bad_lines += 1
+            out.rejected.append(Rejection.of_bad_line(ln.lineno, ln.error))
             continue
         out.received += 1
         res = ing.ingest(ln.source, ln.raw, Origin(f"replay:{ln.source}", 0, ln.lineno, ln.key))
@@ -162,6 +166,7 @@ def ingest_replay(lines: Iterable[ReplayLine], registry: RegionRegistry,
             out.duplicates += 1
         elif res.dead is not None:
             out.dead_letters += 1
+            out.rejected.append(Rejection.of_dead_letter(res.dead))
         elif res.record is not None:
             out.records.append(res.record)
     return out

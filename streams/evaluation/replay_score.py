@@ -21,6 +21,7 @@ from streams.core.settings import TocsinSettings
 from streams.evaluation.durations import hmm_or_none
 from streams.evaluation.match_fit import misfits
 from streams.ingest.ingestor import Origin
+from streams.ingest.rejections import REPLAY_ORIGIN, Rejection
 from streams.pipeline.inprocess import Pipeline
 from streams.pipeline.stages import partition_for
 
@@ -68,8 +69,6 @@ class ReplayLine:
     raw: bytes
     key: bytes | None
     error: str | None = None
-
-
 
 
 def read_replay(path: Path) -> Iterator[ReplayLine]:
@@ -134,9 +133,14 @@ def feed_each(pipe: Pipeline, lines: Iterable[ReplayLine]
         if ln.source is None:
             yield ln, None
             continue
-        part = partition_for(ln.key, n)
-        yield ln, pipe.feed(ln.source, ln.raw,
-                            Origin(f"replay:{ln.source}", part, ln.lineno, ln.key))
+        yield ln, pipe.feed(ln.source, ln.raw, origin_of(ln, n))
+
+
+def origin_of(ln: ReplayLine, partitions: int) -> Origin:
+    """Where a live worker reads replay line ``ln`` from: its source topic's partition of
+    its key (as ``replay:<source>``, the line number as offset, so a dead letter names it)."""
+    return Origin(f"{REPLAY_ORIGIN}{ln.source}", partition_for(ln.key, partitions), ln.lineno,
+                  ln.key)
 
 
 def decisive_records(pipe: Pipeline, lines: Iterable[ReplayLine]) -> dict[str, ReplayLine]:
@@ -228,8 +232,10 @@ def span_weeks(truth: list[TruthIncident], warnings: Iterable[Warning]) -> float
 
 
 def _replay_counts(events: Path, settings: TocsinSettings, registry: RegionRegistry,
-                   baseline: str) -> tuple[list[Warning], dict[str, Any]]:
-    """The warnings of ``baseline`` over ``events`` and the input's counts."""
+                   baseline: str, rejected: list[Rejection]
+                   ) -> tuple[list[Warning], dict[str, Any]]:
+    """The warnings of ``baseline`` over ``events`` and the input's counts; every line
+    dead-lettered appended to ``rejected``, in file order."""
     from streams.core.signals import signals_for
     from streams.evaluation.baselines import (
         ingest_replay,
@@ -241,13 +247,18 @@ def _replay_counts(events: Path, settings: TocsinSettings, registry: RegionRegis
     if baseline == "naive":
         ing = ingest_replay(read_replay(events), registry, settings.dedup_window,
                             signals_for(settings, registry.ids()))
+        rejected.extend(ing.rejected)
         flags = naive_flags(ing.records)
         return naive_warnings_from_flags(flags), {
             "events": ing.received + ing.bad_lines, "valid": len(ing.records),
             "dead_letters": ing.dead_letters + ing.bad_lines, "duplicates": ing.duplicates,
             "anomalies": len(flags), "citywide_condition_versions": [],  # naive flags
             "limit_prewarnings": 0}
-    pipe, bad = run_pipeline(read_replay(events), settings, registry)
+    bad_lines: list[ReplayLine] = []
+    pipe, bad = run_pipeline(_tap_bad(read_replay(events), bad_lines), settings, registry)
+    rejected.extend(sorted([Rejection.of_bad_line(ln.lineno, ln.error) for ln in bad_lines]
+                           + [Rejection.of_dead_letter(d) for d in pipe.dead_letters],
+                           key=lambda r: r.line))
     warnings = single_warnings(pipe.anomalies) if baseline == "single" else pipe.warnings
     c = pipe.sources.counters
     # city-wide conditions are not incident warnings: listed, never scored as such
@@ -264,15 +275,25 @@ def _replay_counts(events: Path, settings: TocsinSettings, registry: RegionRegis
         "limit_prewarnings": len({w.warning_id for w in pipe.prewarnings})}
 
 
+def _tap_bad(lines: Iterable[ReplayLine], bad: list[ReplayLine]) -> Iterator[ReplayLine]:
+    for ln in lines:
+        if ln.source is None:
+            bad.append(ln)
+        yield ln
+
+
 def evaluate_replay(events: Path, truth: list[TruthIncident], settings: TocsinSettings,
-                    registry: RegionRegistry, baseline: str = "tocsin"
+                    registry: RegionRegistry, baseline: str = "tocsin",
+                    rejected: list[Rejection] | None = None
                     ) -> tuple[dict[str, Any], list[Warning]]:
     """``tocsin eval replay``: score ``baseline`` (tocsin, single or naive) over a replay
-    file against ``truth``; the report and every warning version."""
+    file against ``truth``; the report and every warning version. Every line dead-lettered
+    is appended to ``rejected`` (if given), in file order."""
     import time
 
     t0 = time.perf_counter()
-    warnings, counts = _replay_counts(events, settings, registry, baseline)
+    warnings, counts = _replay_counts(events, settings, registry, baseline,
+                                      [] if rejected is None else rejected)
     elapsed = time.perf_counter() - t0
     report = score(warnings, truth, registry,
                    load_templates(settings.scenarios or DEFAULT_FILE))

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -25,6 +25,9 @@ from streams.core.schemas import SOURCE_MODELS, Complaint, DeadLetter, MarketEve
 from streams.core.signals import packaged
 from streams.core.units import normalise_price, normalise_sensor
 from streams.ingest.privacy import Pseudonymizer, mask_text
+
+if TYPE_CHECKING:
+    from streams.core.settings import TocsinSettings
 
 Record = SensorReading | Complaint | MarketEvent
 
@@ -204,6 +207,19 @@ class Ingestor:
         except RecursionError:
             raise ValidationFailure("malformed JSON: nested too deeply", "json") from None
         return self.parse_obj(source, obj)
+
+
+def ingestor_for(settings: TocsinSettings, registry: RegionRegistry, catalogue: Catalogue,
+                 pseudonymizer: Pseudonymizer | None = None) -> Ingestor:
+    """The ingestor of a worker with ``settings`` (a source stage's, ``tocsin validate``'s):
+    the same checks, tolerances and de-duplication window. ``pseudonymizer``: used when
+    TOCSIN_PSEUDONYM_KEY is not set (None: a random key of this process)."""
+    key = settings.pseudonym_key
+    return Ingestor(registry, settings.dedup_window,
+                    pseudonymizer if key is None else
+                    Pseudonymizer(key.get_secret_value().encode()),
+                    max_ahead_s=settings.max_ahead_s,
+                    min_event_time=settings.min_event_time.timestamp(), catalogue=catalogue)
 
 
 #: a dead letter must fit in one Kafka message (1 MB by default) whatever it carries

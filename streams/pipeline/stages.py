@@ -28,8 +28,7 @@ from streams.core.schemas import (
 )
 from streams.core.settings import TocsinSettings
 from streams.core.signals import signals_for, with_signals
-from streams.ingest.ingestor import Ingestor, Origin
-from streams.ingest.privacy import Pseudonymizer
+from streams.ingest.ingestor import Origin, ingestor_for
 from streams.pipeline.detection import Detection, DetectParams, PreWarningViews
 from streams.pipeline.entities import EntityViews
 from streams.pipeline.records import (
@@ -295,14 +294,9 @@ class SourceStage(EntityViews, PreWarningViews):
     records arrive in producer order, so a replay and a live run see the same sequence."""
 
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
-        key = settings.pseudonym_key
         #: the signal catalogue in force, read once (a bad one stops the start here)
         self.catalogue = signals_for(settings, registry.ids())
-        self.ingestor = Ingestor(registry, settings.dedup_window, None if key is None else
-                                 Pseudonymizer(key.get_secret_value().encode()),
-                                 max_ahead_s=settings.max_ahead_s,
-                                 min_event_time=settings.min_event_time.timestamp(),
-                                 catalogue=self.catalogue)
+        self.ingestor = ingestor_for(settings, registry, self.catalogue)
         self.registry = registry
         self._params = DetectParams(lateness_s=settings.allowed_lateness_s,
                                     calendar=settings.holiday_calendar,

@@ -71,17 +71,25 @@ def _settings(**overrides: object):  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def schema(topic: Annotated[str | None, typer.Option(help="Only this topic's schema.")] = None
+def schema(topic: Annotated[str | None, typer.Option(
+        help="Only this topic's schema (e.g. tocsin.env.readings); 'replay': a replay file's "
+        "line (a record with its 'source'); 'signals': the signal catalogue's metrics, "
+        "categories and units.")] = None,
            ) -> None:
-    """Print the JSON Schema of each message type, keyed by topic."""
-    from streams.core.schemas import json_schemas
+    """Print the typed JSON Schema of each message type, keyed by topic (without
+    TOCSIN_TOPIC_PREFIX), then 'replay' and 'signals'; the regions, metrics and units are
+    those of the region registry and signal catalogue in force.
 
-    schemas = json_schemas()
+    Example: tocsin schema --topic replay
+    """
+    from streams.core.contract import contract
+
+    schemas = contract(_settings())
     if topic is not None:
         if topic not in schemas:
             raise TocsinError(f"no schema for topic {topic!r}; known: {', '.join(schemas)}")
         schemas = {topic: schemas[topic]}
-    print(json.dumps(schemas, indent=2))
+    print(json.dumps(schemas, indent=2, ensure_ascii=False))
 
 
 @topics_app.command("create")
@@ -365,6 +373,15 @@ def _add_signals() -> None:
 
 
 _add_signals()
+
+
+def _add_validate() -> None:
+    from streams.tools.validate_cli import validate
+
+    app.command("validate")(validate)
+
+
+_add_validate()
 
 
 def main() -> None:

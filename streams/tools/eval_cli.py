@@ -26,19 +26,28 @@ def eval_replay(
         help="What to score: tocsin (the pipeline), single (a warning per anomaly episode) "
              "or naive (hourly z-scores / Poisson tails, two departments within 6 h); "
              "see streams/evaluation/baselines.py.")] = "tocsin",
+    dead_letters_out: Annotated[Path | None, typer.Option(
+        help="Write every dead-lettered line as JSONL: line, source, reason, error_type "
+        "(the reasons tocsin validate prints).")] = None,
 ) -> None:
     """Run detection and correlation in-process over a replay file and score it."""
     from streams.core.regions import RegionRegistry
     from streams.core.settings import load_settings
     from streams.evaluation.baselines import BASELINES
     from streams.evaluation.replay_score import evaluate_replay, load_truth
+    from streams.ingest.rejections import Rejection
+    from streams.tools.validate_cli import write_rejections
 
     if baseline not in BASELINES:
         raise typer.BadParameter(f"{baseline!r} is not one of {', '.join(BASELINES)}",
                                  param_hint="'--baseline'")
     s = load_settings(region_registry=regions)
     registry = RegionRegistry.from_csv(s.region_registry)
-    report, warnings = evaluate_replay(events, load_truth(truth), s, registry, baseline)
+    rejected: list[Rejection] = []
+    report, warnings = evaluate_replay(events, load_truth(truth), s, registry, baseline,
+                                       rejected)
+    if dead_letters_out is not None:
+        write_rejections(dead_letters_out, rejected)
     if warnings_out is not None:
         with warnings_out.open("w", encoding="utf-8") as f:
             for w in warnings:
