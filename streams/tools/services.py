@@ -19,7 +19,7 @@ from streams.tools.broker import free_port
 
 PACKAGES = {"prometheus": "prometheus", "promtool": "prometheus",
             "prometheus-alertmanager": "prometheus-alertmanager",
-            "amtool": "prometheus-alertmanager"}
+            "amtool": "prometheus-alertmanager", "kcat": "kcat"}
 
 
 class ServiceUnavailable(TocsinError):
