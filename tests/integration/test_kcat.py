@@ -1,7 +1,8 @@
 """A real client nobody here wrote: kcat (the Debian package, librdkafka) produces a replay
 file's records to the source topics, keyed as ``tocsin replay`` keys them, and reads the
 warnings back; the live worker's warnings equal the in-process replay's (the contract in
-docs/architecture.md). The commands are the ones docs/sources.md shows a data engineer."""
+docs/architecture.md). :func:`produce` and :func:`consume` hold the kcat command lines a
+data engineer would type."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ pytestmark = pytest.mark.integration
 #: no record (and no region name) holds a raw tab
 SEP = b"\t"
 #: Kafka's default partitioner (murmur2, as the Java client, aiokafka and the replay's
-#: ``partition_for``); librdkafka's own default (consistent_random, CRC32) would put a
-#: region on another partition than the one the in-process replay reads it from
+#: ``partition_for``). librdkafka's own default (consistent_random, CRC32) puts regions on
+#: other partitions than the replay reads them from; measured with it: seven warning ids
+#: differed between the worker and the replay
 MURMUR2 = ["-X", "topic.partitioner=murmur2_random"]
 #: replay lines `tocsin replay` sends to the dead-letter topic, not to a source topic
 BAD_LINES = [b"not json at all", b'{"source": "radio", "region": "harbour"}']
@@ -140,9 +142,9 @@ def test_kcat_feeds_a_worker_and_reads_what_the_replay_publishes(
     # the replay file's bad lines and the simulator's malformed records are dead letters
     dead = [DeadLetter.model_validate_json(r["payload"]) for r in consume(kcat, s, DEADLETTER)]
     assert len(dead) == scenario.n_malformed + len(BAD_LINES)
-    bad = [d for d in dead if d.error_type == "replay_line"]
-    assert [d.offset for d in bad] == [scenario_lines(scenario) + i + 1
-                                       for i in range(len(BAD_LINES))]
+    # (the bad lines have no key: each lands on any partition)
+    bad = sorted(d.offset for d in dead if d.error_type == "replay_line")
+    assert bad == [scenario_lines(scenario) + i + 1 for i in range(len(BAD_LINES))]
     assert all(d.reason for d in dead)
 
 
