@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import struct
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from streams.tools.broker import EmbeddedBroker, free_port
 from streams.tools.demo import start_worker, stop_process, wait_drained
 from streams.tools.replay import bad_line_record
 from tests.conftest import docker_answers
-from tests.librdkafka_shim import librdkafka_shim
+from tests.librdkafka_shim import librdkafka_shim, without_response_tags
 from tests.live import Scenario, assert_same_incidents, wait_for_warnings
 from tests.services import ensure_binary
 
@@ -151,3 +152,14 @@ def test_kcat_feeds_a_worker_and_reads_what_the_replay_publishes(
 def scenario_lines(scenario: Scenario) -> int:
     """Lines in the scenario's replay file (the bad lines come after them)."""
     return len(scenario.events.read_bytes().rstrip(b"\n").split(b"\n"))
+
+
+def test_shim_drops_the_api_versions_response_tags_only() -> None:
+    """The response as Tansu 0.6.0 sends it: correlation id, error, three API ranges (each
+    with empty tags), throttle time, then its four default-valued tags."""
+    apis = b"".join(struct.pack(">hhh", k, 0, v) + b"\x00" for k, v in ((0, 11), (1, 17),
+                                                                        (18, 4)))
+    head = struct.pack(">ih", 7, 0) + bytes([3 + 1]) + apis + struct.pack(">i", 0)
+    tags = bytes.fromhex("04" "000101" "0108ffffffffffffffff" "020101" "030100")
+    assert without_response_tags(head + tags) == head + b"\x00"
+    assert without_response_tags(head + b"\x00") == head + b"\x00"
