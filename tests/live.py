@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,18 +34,19 @@ def read_warnings(s: TocsinSettings) -> list[Warning]:
             for v in asyncio.run(read_topic(s, topic_name(s, WARNINGS)))]
 
 
-def wait_for_warnings(s: TocsinSettings, expected: list[Warning], extra_s: float = 30.0
-                      ) -> list[Warning]:
+def wait_for_warnings(s: TocsinSettings, expected: list[Warning], extra_s: float = 30.0,
+                      read: Callable[[], list[Warning]] | None = None) -> list[Warning]:
     """The warnings topic once it holds the incidents of ``expected`` (:func:`incidents`;
     the last versions come once the reorder buffer flushes, ``reorder_idle_s`` after input
     stops), or at the deadline; read once more a second later so a duplicate published
-    late is seen too."""
+    late is seen too. ``read``: how to read the topic (default :func:`read_warnings`)."""
+    read = read or (lambda: read_warnings(s))
     want = incidents(expected)
     deadline = time.monotonic() + s.reorder_idle_s + extra_s
-    while incidents(read_warnings(s)) != want and time.monotonic() < deadline:
+    while incidents(read()) != want and time.monotonic() < deadline:
         time.sleep(1.0)
     time.sleep(1.0)
-    return read_warnings(s)
+    return read()
 
 
 def withdrawn(w: Warning) -> bool:

@@ -45,6 +45,13 @@ def _event_time(raw: bytes) -> float | None:
     return None
 
 
+def bad_line_record(ln: ReplayLine, source_name: str = "replay") -> bytes:
+    """The dead-letter record (JSON, no key) of a line that is not a valid replay line."""
+    d = dead_letter(ln.raw, Origin(f"{source_name}:line", -1, ln.lineno),
+                    ln.error or "bad replay line", "replay_line")
+    return d.model_dump_json().encode()
+
+
 async def start_producer(settings: TocsinSettings, **extra: Any) -> Any:
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
@@ -86,9 +93,7 @@ async def produce(
         for ln in lines:
             et: float | None = None
             if ln.source is None:
-                d = dead_letter(ln.raw, Origin(f"{source_name}:line", -1, ln.lineno),
-                                ln.error or "bad replay line", "replay_line")
-                pending.append(await producer.send(dl_topic, d.model_dump_json().encode()))
+                pending.append(await producer.send(dl_topic, bad_line_record(ln, source_name)))
                 stats.bad_lines += 1
             else:
                 if speed > 0:

@@ -1,7 +1,7 @@
 """Real Prometheus and Alertmanager servers on loopback, in a working directory: for the
 tests (which install the Debian packages ``prometheus`` and ``prometheus-alertmanager`` when
-missing, about 15 s) and for ``tocsin bench --live`` (which never installs anything and
-fails with one line, exit 69, when a binary is missing)."""
+missing, about 15 s; ``kcat`` too, for the kcat test) and for ``tocsin bench --live`` (which
+never installs anything and fails with one line, exit 69, when a binary is missing)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from streams.tools.broker import free_port
 
 PACKAGES = {"prometheus": "prometheus", "promtool": "prometheus",
             "prometheus-alertmanager": "prometheus-alertmanager",
-            "amtool": "prometheus-alertmanager"}
+            "amtool": "prometheus-alertmanager", "kcat": "kcat"}
 
 
 class ServiceUnavailable(TocsinError):
