@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.signals.calendar import DEFAULT_FILE as DEFAULT_HOLIDAYS
 from detectors.signals.calendar import CalendarError, HolidayCalendar, load_calendar
+from streams.core.connect import DEFAULT_BROKER
 from streams.core.errors import ConfigError
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "data" / "regions.csv"
@@ -29,7 +30,7 @@ class TocsinSettings(BaseSettings):
 
     # --- broker -----------------------------------------------------------------
     broker: str = Field(
-        "kafka://127.0.0.1:9092",
+        f"kafka://{DEFAULT_BROKER}",
         description="Kafka bootstrap servers, comma separated, with or without kafka:// scheme.",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
