@@ -34,9 +34,10 @@ def unknown_variable_warnings(environ: Mapping[str, str] | None = None) -> list[
     env = os.environ if environ is None else environ
     known = known_variables()
     out = []
+    suffixes = [k.removeprefix(PREFIX) for k in known]  # the shared prefix would match all
     for name in sorted(n for n in env if n.startswith(PREFIX) and n not in known):
-        near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-        hint = f"did you mean {near[0]}?" if near else "see docs/settings.md"
+        near = difflib.get_close_matches(name.removeprefix(PREFIX), suffixes, n=1, cutoff=0.75)
+        hint = f"did you mean {PREFIX}{near[0]}?" if near else "see docs/settings.md"
         out.append(f"warning: {name} is not a Tocsin setting; {hint}")
     return out
 

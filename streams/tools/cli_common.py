@@ -167,7 +167,7 @@ def run(app: typer.Typer) -> NoReturn:
     for w in unknown_variable_warnings():
         say(w)
     try:
-        rv = app(standalone_mode=False)
+        rv = app(prog_name="tocsin", standalone_mode=False)
     except typer.Abort:
         say("aborted")
         sys.exit(1)
