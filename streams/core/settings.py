@@ -49,7 +49,8 @@ class TocsinSettings(BaseSettings):
         None, description="SASL password (a secret: never logged or printed).")
     broker_unavailable_limit_s: float = Field(
         120.0, gt=0,
-        description="Exit with BrokerUnavailableError after this long without a broker."
+        description="Exit 69 (BrokerUnavailableError) after this long without a broker, at "
+        "start-up (worker, topics create, replay) as when running."
     )
 
     # --- worker -------------------------------------------------------------------
