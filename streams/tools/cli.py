@@ -44,7 +44,7 @@ def broker(port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127
     it and its Tansu process)."""
     from streams.tools.broker import serve
 
-    serve(port, lambda line: console.print(line, soft_wrap=True))
+    serve(port, typer.echo)
 
 
 @app.command(epilog="Example: TOCSIN_PARTITIONS=8 tocsin worker --broker k1:9092,k2:9092")
@@ -130,7 +130,7 @@ def replay(
     from streams.tools.replay import replay_file
 
     stats = replay_file(_settings(broker=broker), readable(file, "the replay file"), speed)
-    console.print(f"sent {stats.sent}, {stats.bad_lines} bad line(s) to the dead-letter topic")
+    typer.echo(f"sent {stats.sent}, {stats.bad_lines} bad line(s) to the dead-letter topic")
 
 
 @app.command(epilog="Example: tocsin explain tw-r1-3f2a9c --file warnings.jsonl")
@@ -201,7 +201,7 @@ def feedback(
             await producer.stop()
 
     asyncio.run(send())
-    console.print(f"sent: {action} {warning_id} by {by}")
+    typer.echo(f"sent: {action} {warning_id} by {by}")
 
 
 @app.command(epilog="Example: tocsin demo --seed 14 --days 7")
