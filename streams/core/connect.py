@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -29,15 +30,20 @@ CLIENT_LOGGERS = ("aiokafka", "kafka")
 
 
 def announce(settings: TocsinSettings, patient: bool) -> float:
-    """Log where this process connects; the deadline (monotonic) of a patient start."""
-    servers = ", ".join(settings.bootstrap_servers)
+    """Log where this process connects (once per address); the deadline (monotonic) of a
+    patient start."""
     limit = settings.broker_unavailable_limit_s
-    if patient:
-        log.info("connecting to %s (waiting up to %g s, TOCSIN_BROKER_UNAVAILABLE_LIMIT_S)",
-                 servers, limit)
-    else:
-        log.info("connecting to %s ...", servers)
+    _log_once(", ".join(settings.bootstrap_servers), limit if patient else None)
     return time.monotonic() + limit
+
+
+@functools.cache
+def _log_once(servers: str, wait_s: float | None) -> None:
+    if wait_s is None:
+        log.info("connecting to %s ...", servers)
+    else:
+        log.info("connecting to %s (waiting up to %g s, TOCSIN_BROKER_UNAVAILABLE_LIMIT_S)",
+                 servers, wait_s)
 
 
 def unreachable(settings: TocsinSettings, exc: BaseException, patient: bool
