@@ -1,7 +1,7 @@
 """What every ``tocsin`` command shares: the ``--broker`` option, the global ``--debug``
 and ``--version`` options, and the one way a command fails: one line on stderr,
-``error: <what is wrong>; <what to do>``, and a documented exit status (README, Exit
-codes): 2 a bad option, setting or input file, 69 the broker (or a service) unavailable,
+``error: <what is wrong>; <what to do>``, and a documented exit status (README,
+Commands): 2 a bad option, setting or input file, 69 the broker (or a service) unavailable,
 70 an internal error. ``--debug`` adds the traceback."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ BrokerOption = Annotated[str | None, typer.Option(
     help=f"Kafka bootstrap servers, host:port[,...] (default: TOCSIN_BROKER, else "
     f"{DEFAULT_BROKER}).", show_default=False)]
 
-#: the command-line parser's usage errors (typer's BadParameter and its bases; typer >= 0.20
+#: the command-line parser's usage errors (typer's BadParameter and its bases; recent typer
 #: vendors click, so its classes are not the ``click`` package's)
 ClickException: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
