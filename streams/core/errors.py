@@ -26,6 +26,8 @@ class RegistryError(ConfigError):
 class BrokerError(TocsinError):
     """The Kafka broker cannot be reached or refused a request."""
 
+    exit_code = EXIT_UNAVAILABLE
+
 
 class BrokerStartError(BrokerError):
     """The embedded broker could not be started."""

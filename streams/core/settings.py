@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.signals.calendar import DEFAULT_FILE as DEFAULT_HOLIDAYS
 from detectors.signals.calendar import CalendarError, HolidayCalendar, load_calendar
+from streams.core.connect import DEFAULT_BROKER
 from streams.core.errors import ConfigError
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "data" / "regions.csv"
@@ -29,7 +30,7 @@ class TocsinSettings(BaseSettings):
 
     # --- broker -----------------------------------------------------------------
     broker: str = Field(
-        "kafka://127.0.0.1:9092",
+        f"kafka://{DEFAULT_BROKER}",
         description="Kafka bootstrap servers, comma separated, with or without kafka:// scheme.",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
@@ -48,7 +49,8 @@ class TocsinSettings(BaseSettings):
         None, description="SASL password (a secret: never logged or printed).")
     broker_unavailable_limit_s: float = Field(
         120.0, gt=0,
-        description="Exit with BrokerUnavailableError after this long without a broker."
+        description="Exit 69 (BrokerUnavailableError) after this long without a broker, at "
+        "start-up (worker, topics create, replay) as when running."
     )
 
     # --- worker -------------------------------------------------------------------

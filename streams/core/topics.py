@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-from streams.core.errors import BrokerError
 from streams.core.settings import TocsinSettings
 
 DAY_MS = 24 * 3600 * 1000
@@ -93,23 +91,20 @@ def topic_name(settings: TocsinSettings, base: str) -> str:
     return settings.topic_prefix + base
 
 
-def admin_client(settings: TocsinSettings, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
+def admin_client(settings: TocsinSettings, patient: bool = True):  # type: ignore[no-untyped-def]
+    """A kafka-python admin client; waits for the broker up to
+    ``TOCSIN_BROKER_UNAVAILABLE_LIMIT_S`` (streams/core/connect.py)."""
     from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError
+
+    from streams.core.connect import connect
 
     kw = settings.kafka_client_kwargs()
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return KafkaAdminClient(client_id=f"{settings.app_id}-admin",
-                                    request_timeout_ms=15000, **kw)
-        except KafkaError as e:
-            if time.monotonic() > deadline:
-                raise BrokerError(
-                    f"cannot reach Kafka at {', '.join(settings.bootstrap_servers)}: {e}; "
-                    "check TOCSIN_BROKER and that the broker is up"
-                ) from e
-            time.sleep(0.5)
+    if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG:  # kafka-python >= 3
+        # it retries within one attempt, 30 s by default: make that attempt the limit's
+        wait_s = settings.broker_unavailable_limit_s if patient else 5.0
+        kw["bootstrap_timeout_ms"] = max(1, int(wait_s * 1000))
+    return connect(lambda: KafkaAdminClient(client_id=f"{settings.app_id}-admin",
+                                            request_timeout_ms=15000, **kw), settings, patient)
 
 
 def create_topics(settings: TocsinSettings) -> dict[str, str]:

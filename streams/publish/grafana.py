@@ -35,7 +35,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 
-from streams.core.errors import InputFileError, TocsinError
+from streams.core.errors import EXIT_UNAVAILABLE, InputFileError, TocsinError
 from streams.core.schemas import Warning
 from streams.publish.retry import Backoff, describe, report
 
@@ -118,6 +118,16 @@ def _describe(e: BaseException) -> str:
         status = _status(e)
         return f"HTTP {status}: {_grafana_message(e)}" if status else _grafana_message(e)
     return describe(e)
+
+
+class GrafanaUnavailable(GrafanaError):
+    """No answer from Grafana (refused, unknown host, TLS): exit 69."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+#: the OS's reason inside a client library's message: "[Errno 111] Connection refused"
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
 class AnnotationSink:
@@ -331,8 +341,10 @@ def push_dashboards(url: str, token: str | None, paths: list[Path],
             except GrafanaException as e:
                 raise _push_error(url, path, e) from e
             except Exception as e:  # connection refused, DNS, TLS ...
-                raise GrafanaError(f"cannot reach Grafana at {url} to upload {path.name}: "
-                                   f"{_describe(e)}") from e
+                why = _ERRNO.search(str(e))
+                raise GrafanaUnavailable(
+                    f"cannot reach Grafana at {url} ({why[1] if why else type(e).__name__}); "
+                    "check --url or TOCSIN_GRAFANA_URL and that Grafana is up") from e
             if isinstance(resp, dict) and resp.get("url"):
                 out.append(urljoin(base, str(resp["url"])))
             elif isinstance(resp, dict) and resp.get("uid"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.core.errors import BrokerError
+from streams.core.errors import ConfigError
 from streams.core.settings import TocsinSettings
 
 
@@ -59,18 +59,23 @@ async def assign_topics(consumer: Any, topics: list[str]) -> None:
     for topic in topics:
         parts = consumer.partitions_for_topic(topic)
         if not parts:
-            raise BrokerError(f"topic {topic} not found; run `tocsin topics create` first")
+            raise ConfigError(f"topic {topic} not found; run `tocsin topics create` first")
         tps += [TopicPartition(topic, p) for p in sorted(parts)]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
 
 
-async def read_topic(settings: TocsinSettings, topic: str, idle_s: float = 1.0) -> list[bytes]:
-    """Every message value currently in ``topic``."""
+async def read_topic(settings: TocsinSettings, topic: str, idle_s: float = 1.0,
+                     patient: bool = True) -> list[bytes]:
+    """Every message value currently in ``topic`` (``patient``: wait for the broker, see
+    streams/core/connect.py)."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), enable_auto_commit=False)
-    await consumer.start()
+    from streams.core.connect import start
+
+    consumer = await start(lambda: AIOKafkaConsumer(**settings.kafka_client_kwargs(),
+                                                    enable_auto_commit=False),
+                           settings, patient)
     out: list[bytes] = []
     try:
         await assign_all(consumer, topic)

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,3 +99,38 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def serve(port: int, say: Callable[[str], None]) -> None:
+    """``tocsin broker``: run Tansu on ``port`` until SIGINT or SIGTERM, then stop it (it
+    runs in its own session, so a signal to this process alone would leave it holding the
+    port)."""
+    b = EmbeddedBroker(port=port)
+    with socket.socket() as probe:
+        try:
+            probe.bind((b.host, port))
+        except OSError as e:
+            raise BrokerStartError(f"cannot listen on {b.host}:{port} ({e.strerror}); pass "
+                                   "another --port or stop what holds it") from e
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds to the finally below
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        b.start()
+        say(f"Tansu listening on {b.bootstrap} (pid {b.proc.pid if b.proc else '?'}); "
+            "Ctrl-C or SIGTERM stops it")
+        while b.proc is not None and b.proc.poll() is None:
+            time.sleep(0.2)
+        code = b.proc.returncode if b.proc else "?"
+        raise BrokerStartError(f"Tansu exited with code {code}; check that nothing else "
+                               f"listens on port {b.port} and start it again")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for s in previous:  # a second signal must not interrupt the stop
+            signal.signal(s, signal.SIG_IGN)
+        b.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)

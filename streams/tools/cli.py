@@ -4,73 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 
-from streams.core.errors import EXIT_USAGE, TocsinError, validation_message
+from streams.core.errors import TocsinError, validation_message
+from streams.tools.cli_common import BrokerOption, TocsinGroup, options, readable, run
+from streams.tools.cli_common import settings_with as _settings
 
 app = typer.Typer(help="Tocsin: cross-department early warning on Kafka.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-topics_app = typer.Typer(help="Topic catalogue.", no_args_is_help=True)
-app.add_typer(topics_app, name="topics")
+                  rich_markup_mode=None,
+                  pretty_exceptions_enable=False, cls=TocsinGroup, callback=options,
+                  epilog="Example: tocsin demo")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
-grafana_app = typer.Typer(help="Grafana dashboards and warning annotations.",
-                          no_args_is_help=True)
-app.add_typer(grafana_app, name="grafana")
-
-
-@grafana_app.command("push")
-def grafana_push(
-    url: Annotated[str | None, typer.Option(
-        help="Grafana base URL (default: TOCSIN_GRAFANA_URL).")] = None,
-    token: Annotated[str | None, typer.Option(
-        help="Service-account token (default: TOCSIN_GRAFANA_TOKEN); never printed.",
-        show_default=False)] = None,
-    folder_uid: Annotated[str | None, typer.Option(
-        help="Folder to put the dashboards in (default: General).")] = None,
-    directory: Annotated[Path | None, typer.Option(
-        "--dir", help="Directory of dashboard JSON files (default: the packaged "
-        "dashboards/json).")] = None,
-) -> None:
-    """Create or overwrite the dashboards in Grafana (POST /api/dashboards/db)."""
-    from streams.core.errors import ConfigError
-    from streams.publish.grafana import dashboard_files, push_dashboards
-
-    try:
-        s = _settings()
-        base = url or s.grafana_url
-        if not base:
-            raise ConfigError("no Grafana URL: pass --url or set TOCSIN_GRAFANA_URL")
-        secret = token if token is not None else (
-            s.grafana_token.get_secret_value() if s.grafana_token is not None else None)
-        if directory is None:  # the packaged dashboards, installed beside streams
-            directory = Path(__file__).resolve().parents[2] / "dashboards" / "json"
-        files = dashboard_files(directory)
-        pushed = push_dashboards(base, secret, files, folder_uid)
-    except TocsinError as e:
-        from rich.markup import escape
-
-        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
-        raise typer.Exit(EXIT_USAGE) from e
-    for path, where in zip(files, pushed, strict=True):
-        typer.echo(f"pushed {path.name} -> {where}")
-
-
-def _settings(**overrides: object):  # type: ignore[no-untyped-def]
-    from streams.core.settings import load_settings
-
-    return load_settings(**overrides)
-
-
-@app.command()
+@app.command(epilog="Example: tocsin schema --topic replay")
 def schema(topic: Annotated[str | None, typer.Option(
         help="Only this topic's schema (e.g. tocsin.env.readings); 'replay': a replay file's "
         "line (a record with its 'source'); 'signals': the signal catalogue's metrics, "
@@ -80,7 +32,6 @@ def schema(topic: Annotated[str | None, typer.Option(
     TOCSIN_TOPIC_PREFIX), then 'replay' and 'signals'; the regions, metrics and units are
     those of the region registry and signal catalogue in force.
 
-    Example: tocsin schema --topic replay
     """
     from streams.core.contract import contract
 
@@ -92,51 +43,24 @@ def schema(topic: Annotated[str | None, typer.Option(
     print(json.dumps(schemas, indent=2, ensure_ascii=False))
 
 
-@topics_app.command("create")
-def topics_create(broker: Annotated[str | None, typer.Option(help="host:port[,...]")] = None
-                  ) -> None:
-    """Create the catalogue's topics (idempotent)."""
-    from streams.core.topics import create_topics
+@app.command(epilog="Example: tocsin broker --port 9092 & TOCSIN_BROKER=127.0.0.1:9092 "
+             "tocsin worker")
+def broker(port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")
+                           ] = 9092) -> None:
+    """Run the embedded Tansu broker on loopback until interrupted (Ctrl-C or SIGTERM stop
+    it and its Tansu process)."""
+    from streams.tools.broker import serve
 
-    for name, outcome in create_topics(_settings(broker=broker)).items():
-        console.print(f"{outcome:8} {name}")
-
-
-@topics_app.command("list")
-def topics_list() -> None:
-    """Print the topic catalogue."""
-    from streams.core.topics import CATALOGUE
-
-    s = _settings()
-    for t in CATALOGUE:
-        console.print(f"{s.topic_prefix + t.name:32} partitions={t.partitions or s.partitions} "
-                      f"retention={t.retention_ms // 3600000}h "
-                      f"{'compacted' if t.compacted else 'delete'}  {t.description}")
+    serve(port, typer.echo)
 
 
-@app.command()
-def broker(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 9092) -> None:
-    """Run the embedded Tansu broker on loopback until interrupted."""
-    from streams.tools.broker import EmbeddedBroker
-
-    b = EmbeddedBroker(port=port).start()
-    console.print(f"Tansu listening on {b.bootstrap}; Ctrl-C stops it")
-    try:
-        while b.proc is not None and b.proc.poll() is None:
-            time.sleep(0.5)
-        raise TocsinError(f"the broker exited with code {b.proc.returncode if b.proc else '?'}")
-    except KeyboardInterrupt:
-        pass
-    finally:
-        b.stop()
-
-
-@app.command()
+@app.command(epilog="Example: TOCSIN_PARTITIONS=8 tocsin worker --broker k1:9092,k2:9092")
 def worker(
-    broker: Annotated[str | None, typer.Option(help="host:port[,...]")] = None,
+    broker: BrokerOption = None,
     loglevel: Annotated[str, typer.Option(help="crit|error|warn|info|debug")] = "info",
 ) -> None:
-    """Run a stream worker (all agents) against TOCSIN_BROKER."""
+    """Run a stream worker (all agents). It waits for the broker up to
+    TOCSIN_BROKER_UNAVAILABLE_LIMIT_S at start, as when running, then exits 69."""
     from streams.core.regions import RegionRegistry
     from streams.runtime.worker import Worker
 
@@ -146,11 +70,13 @@ def worker(
     Worker(s, registry).run(loglevel=loglevel)
 
 
-@app.command()
+@app.command(epilog="Example: tocsin simulate --days 7 --out events.jsonl --truth "
+             "truth.json")
 def simulate(
     seed: Annotated[int, typer.Option(help="Random seed (deterministic output).")] = 7,
     days: Annotated[float | None, typer.Option(
-        help="Simulated days (default 7; 14 with --world random).", show_default=False)] = None,
+        help="Simulated days (default 7, more than 3.5; 14 with --world random).",
+        show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(help="Write events to this JSONL file.")] = None,
     truth: Annotated[Path | None, typer.Option(help="Write ground truth to this JSON file.")
                      ] = None,
@@ -182,6 +108,9 @@ def simulate(
 
     if out is None and not to_kafka:
         raise TocsinError("say where to write: --out FILE.jsonl and/or --to-kafka")
+    for path in (out, truth):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
     s = _settings()
     sim = run_sim(SimConfig(seed=seed, days=7.0 if days is None else days,
                             effect_scale=effect_scale),
@@ -197,21 +126,21 @@ def simulate(
             err.print(f"produced {stats.sent}")
 
 
-@app.command()
+@app.command(epilog="Example: tocsin replay events.jsonl --speed 3600 --broker 127.0.0.1:9092")
 def replay(
     file: Annotated[Path, typer.Argument(help="JSONL file, one message per line with 'source'.")],
     speed: Annotated[float, typer.Option(help="Event-time speed-up, 0 = as fast as possible.")
                      ] = 0.0,
-    broker: Annotated[str | None, typer.Option(help="host:port[,...]")] = None,
+    broker: BrokerOption = None,
 ) -> None:
     """Produce a replay file to the source topics (bad lines go to the dead-letter topic)."""
     from streams.tools.replay import replay_file
 
-    stats = replay_file(_settings(broker=broker), file, speed)
-    console.print(f"sent {stats.sent}, {stats.bad_lines} bad line(s) to the dead-letter topic")
+    stats = replay_file(_settings(broker=broker), readable(file, "the replay file"), speed)
+    typer.echo(f"sent {stats.sent}, {stats.bad_lines} bad line(s) to the dead-letter topic")
 
 
-@app.command()
+@app.command(epilog="Example: tocsin explain tw-r1-3f2a9c --file warnings.jsonl")
 def explain(
     warning_id: Annotated[str, typer.Argument(help="The warning's id (tw-<region>-...).")],
     file: Annotated[Path | None, typer.Option(
@@ -219,7 +148,7 @@ def explain(
         "of the warnings topic.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")
                        ] = False,
-    broker: Annotated[str | None, typer.Option(help="host:port[,...]")] = None,
+    broker: BrokerOption = None,
 ) -> None:
     """Print a warning's versions, evidence, decisions and audit trail."""
     import asyncio
@@ -229,13 +158,10 @@ def explain(
     from streams.tools.explain import render, versions_of
 
     if file is not None:
-        try:
-            raw = file.read_bytes().splitlines()
-        except OSError as e:
-            raise TocsinError(f"cannot read {file}: {e.strerror or e}") from e
+        raw = readable(file, "the warnings file").read_bytes().splitlines()
     else:
         s = _settings(broker=broker)
-        raw = asyncio.run(read_topic(s, topic_name(s, WARNINGS)))
+        raw = asyncio.run(read_topic(s, topic_name(s, WARNINGS), patient=False))
     versions = versions_of(warning_id, raw)
     if as_json:
         print(json.dumps([json.loads(w.model_dump_json()) for w in versions], indent=2,
@@ -244,14 +170,15 @@ def explain(
         typer.echo(render(versions))
 
 
-@app.command()
+@app.command(epilog="Example: tocsin feedback tw-r1-3f2a9c dismiss --region r1 --by op-17 "
+             "--reason 'drill at the plant'")
 def feedback(
     warning_id: Annotated[str, typer.Argument(help="The warning's id.")],
     action: Annotated[str, typer.Argument(help="acknowledge | confirm | dismiss | resolve")],
     region: Annotated[str, typer.Option(help="The warning's region.")],
     by: Annotated[str, typer.Option(help="Your operator id (not your name).")],
     reason: Annotated[str | None, typer.Option(help="Why (required to dismiss).")] = None,
-    broker: Annotated[str | None, typer.Option(help="host:port[,...]")] = None,
+    broker: BrokerOption = None,
 ) -> None:
     """Send a duty officer's decision on a warning to tocsin.feedback."""
     import asyncio
@@ -271,10 +198,9 @@ def feedback(
     s = _settings(broker=broker)
 
     async def send() -> None:
-        from aiokafka import AIOKafkaProducer
+        from streams.tools.replay import start_producer
 
-        producer = AIOKafkaProducer(**s.kafka_client_kwargs())
-        await producer.start()
+        producer = await start_producer(s, patient=False)
         try:
             await producer.send_and_wait(topic_name(s, FEEDBACK), fb.model_dump_json().encode(),
                                          key=fb.region.encode())
@@ -282,17 +208,19 @@ def feedback(
             await producer.stop()
 
     asyncio.run(send())
-    console.print(f"sent: {action} {warning_id} by {by}")
+    typer.echo(f"sent: {action} {warning_id} by {by}")
 
 
-@app.command()
+@app.command(epilog="Example: tocsin demo --seed 14 --days 7")
 def demo(
     seed: Annotated[int, typer.Option(help="Scenario seed.")] = 14,
     days: Annotated[float, typer.Option(help="Simulated days.")] = 7.0,
     speed: Annotated[float, typer.Option(help="Event-time speed-up (seconds per second).")
                      ] = 20000.0,
     broker: Annotated[str | None, typer.Option(
-        help="Use this broker instead of starting the embedded one.")] = None,
+        help="host:port[,...] of a broker to use instead of starting the embedded one "
+        "(default: the embedded one; TOCSIN_BROKER is not read).", show_default=False)
+                      ] = None,
 ) -> None:
     """Embedded broker + worker + a replayed simulated week, watched live; exit 0 only if
     every cross-department incident was detected."""
@@ -302,94 +230,28 @@ def demo(
     raise typer.Exit(0 if result.ok else 1)
 
 
-@app.command()
-def bench(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    events: Annotated[int, typer.Option(help="Pre-produced records (a realistic mix).")
-                      ] = 120_000,
-    partitions: Annotated[int, typer.Option(help="Partitions per topic.")] = 4,
-    latency_s: Annotated[float, typer.Option(help="Seconds of the half-load latency run.")
-                         ] = 20.0,
-    series: Annotated[str, typer.Option(help="Tracked-series counts for the memory figures "
-                                        "(comma separated; empty: skip).")
-                      ] = "10000,100000,1000000",
-    variants: Annotated[bool, typer.Option(help="Measure each faust setting on its own.")
-                        ] = True,
-    live: Annotated[bool, typer.Option(
-        "--live", help="Instead: wall-clock latency of warnings and Alertmanager alerts in "
-        "real time (simulated cities warmed with days of history, then minutes of live "
-        "records with incident onsets; needs prometheus-alertmanager).")] = False,
-    seed: Annotated[int, typer.Option(help="With --live: the worlds' seed.")] = 1,
-    cities: Annotated[int, typer.Option(help="With --live: simulated cities (a worker each, "
-                                        "five incidents each).")] = 6,
-    live_s: Annotated[float, typer.Option(help="With --live: seconds of real time.")] = 300.0,
-    time_scale: Annotated[float, typer.Option(
-        help="With --live: incidents run this many times faster than real ones.")] = 120.0,
-) -> None:
-    """Measure, in one run on one broker: the raw aiokafka limit, faust's default and tuned
-    no-op agents, the full pipeline, latency at half load, memory per tracked series. With
-    --live: warning and alert latency in real time (docs/performance.md, Live latency)."""
-    if live:
-        from streams.bench.live import LiveBenchConfig, run_live
-
-        res = run_live(LiveBenchConfig(seed=seed, cities=cities, partitions=partitions,
-                                       live_s=live_s, time_scale=time_scale,
-                                       log=lambda m: err.print(m)))
-        _print_bench(res, as_json)
-        return
-    from streams.bench.run import BenchConfig, run
-
-    try:
-        counts = tuple(int(x) for x in series.split(",") if x.strip())
-    except ValueError as exc:
-        raise TocsinError(f"--series: comma-separated whole numbers, got {series!r}") from exc
-    res = run(BenchConfig(events=events, partitions=partitions, latency_s=latency_s,
-                          series=counts, variants=variants, log=lambda m: err.print(m)))
-    _print_bench(res, as_json)
-
-
-def _print_bench(res: dict[str, object], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(res, indent=2, sort_keys=True))
-    else:
-        from streams.tools.eval_cli import print_report
-
-        print_report(res, False, tuple(k for k in res if not isinstance(res[k], dict | list)))
-
-
-def _add_eval() -> None:
+def _add_commands() -> None:
+    """The commands defined in their own modules."""
+    from streams.tools.bench_cli import bench
     from streams.tools.eval_cli import eval_app
-
-    app.add_typer(eval_app, name="eval")
-
-
-_add_eval()
-
-
-def _add_signals() -> None:
+    from streams.tools.grafana_cli import grafana_app
     from streams.tools.signals_cli import signals
-
-    app.command("signals")(signals)
-
-
-_add_signals()
-
-
-def _add_validate() -> None:
+    from streams.tools.topics_cli import topics_app
     from streams.tools.validate_cli import validate
 
-    app.command("validate")(validate)
+    app.add_typer(topics_app, name="topics")
+    app.add_typer(eval_app, name="eval")
+    app.add_typer(grafana_app, name="grafana")
+    app.command("signals", epilog="Example: TOCSIN_SIGNALS=my-signals.yaml tocsin signals "
+                "--json")(signals)
+    app.command("bench", epilog="Example: tocsin bench --events 20000 --series '' "
+                "--no-variants")(bench)
+    app.command("validate", epilog="Example: tocsin validate my-readings.jsonl --source env"
+                )(validate)
 
 
-_add_validate()
+_add_commands()
 
 
 def main() -> None:
-    try:
-        app()
-    except TocsinError as e:
-        err.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)  # one line, unwrapped
-        sys.exit(e.exit_code)
-    except ValidationError as e:
-        err.print(f"[red]configuration error:[/] {e}")
-        sys.exit(EXIT_USAGE)
+    run(app)

@@ -9,11 +9,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True)
+eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True,
+                       epilog="Example: tocsin eval replay --events events.jsonl --truth "
+                       "truth.json")
 console = Console()
 
 
-@eval_app.command("replay")
+@eval_app.command("replay", epilog="Example: tocsin eval replay --events events.jsonl "
+                  "--truth truth.json --baseline naive")
 def eval_replay(
     events: Annotated[Path, typer.Option(help="Replay JSONL file.")],
     truth: Annotated[Path, typer.Option(help="Ground-truth JSON list of incidents.")],
@@ -66,7 +69,8 @@ def print_report(report: dict[str, Any], as_json: bool, keys: tuple[str, ...]) -
         console.print(f"{k:24} {report[k]}")
 
 
-@eval_app.command("nab")
+@eval_app.command("nab", epilog="Example: tocsin eval nab --data NAB/data --labels "
+                  "NAB/labels/combined_windows.json")
 def eval_nab(
     data: Annotated[Path, typer.Option(help="NAB data directory (<category>/<file>.csv).")],
     labels: Annotated[Path, typer.Option(help="NAB labels/combined_windows.json.")],
@@ -89,7 +93,7 @@ def eval_nab(
                                     "us_per_event", "bytes_per_series"))
 
 
-@eval_app.command("prewarn")
+@eval_app.command("prewarn", epilog="Example: tocsin eval prewarn --seeds 101,102 --days 30")
 def eval_prewarn(
     seeds: Annotated[str, typer.Option(help="World seeds, comma-separated.")] = "101,102,103",
     days: Annotated[float, typer.Option(help="Simulated days per world.")] = 30.0,
@@ -119,7 +123,7 @@ def eval_prewarn(
     print_report(total, False, tuple(total))
 
 
-@eval_app.command("zoo")
+@eval_app.command("zoo", epilog="Example: tocsin eval zoo --worlds 20 --jobs 4")
 def eval_zoo(
     worlds: Annotated[int, typer.Option(help="How many random worlds (seeds seed-base...).")],
     seed_base: Annotated[int, typer.Option(help="Seed of the first world.")] = 1000,

@@ -39,7 +39,8 @@ Generated from `streams/settings.py` by `python -m streams.tools.reference`; do 
 Every setting is an environment variable with the `TOCSIN_` prefix; a `.env` file in the
 working directory is read too. Secrets (`SecretStr`) are never logged or printed; give them
 to the worker from your secret store (Kubernetes: `deploy/k8s/secret.example.yaml`). Invalid values
-stop the worker at start with the variable's name and what is wrong.
+stop the worker at start with the variable's name and what is wrong; a `TOCSIN_` variable that
+is no setting gets a warning naming the nearest one (`streams/core/environment.py`).
 """
 
 

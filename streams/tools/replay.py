@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from streams.core.errors import BrokerError
 from streams.core.settings import TocsinSettings
 from streams.core.topics import DEADLETTER, SOURCE_TOPICS, topic_name
 from streams.evaluation.replay_score import ReplayLine, read_replay
@@ -52,22 +51,15 @@ def bad_line_record(ln: ReplayLine, source_name: str = "replay") -> bytes:
     return d.model_dump_json().encode()
 
 
-async def start_producer(settings: TocsinSettings, **extra: Any) -> Any:
+async def start_producer(settings: TocsinSettings, patient: bool = True, **extra: Any) -> Any:
+    """A started producer; waits for the broker as :func:`streams.core.connect.start` says."""
     from aiokafka import AIOKafkaProducer
-    from aiokafka.errors import KafkaError
+
+    from streams.core.connect import start
 
     kw = settings.kafka_client_kwargs()
     opts: dict[str, Any] = {"linger_ms": 20, "max_batch_size": 256 * 1024, **extra}
-    producer = AIOKafkaProducer(**kw, **opts)
-    try:
-        await producer.start()
-    except KafkaError as e:
-        await producer.stop()
-        raise BrokerError(
-            f"cannot reach Kafka at {', '.join(settings.bootstrap_servers)}: {e}; "
-            "check TOCSIN_BROKER and that the broker is up"
-        ) from e
-    return producer
+    return await start(lambda: AIOKafkaProducer(**kw, **opts), settings, patient)
 
 
 async def produce(

@@ -67,5 +67,5 @@ def test_worker_over_tls_processes_a_scenario(tmp_path: Path, registry: RegionRe
 async def _probe(s: TocsinSettings) -> None:
     from streams.tools.replay import start_producer
 
-    producer = await start_producer(s, request_timeout_ms=3000)
+    producer = await start_producer(s, patient=False, request_timeout_ms=3000)
     await producer.stop()

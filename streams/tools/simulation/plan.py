@@ -6,6 +6,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from streams.core.errors import ConfigError
 from streams.core.regions import RegionRegistry
 from streams.tools.simulation.model import (
     COMMODITIES,
@@ -31,7 +32,11 @@ def plan_incidents(cfg: SimConfig, rng: random.Random, registry: RegionRegistry,
     t_lo = cfg.start + timedelta(days=cfg.warmup_days)
     t_hi = end - timedelta(hours=36)
     if t_hi <= t_lo:
-        raise ValueError("simulation too short: need warmup_days + 1.5 days at least")
+        shortest = cfg.warmup_days + 1.5
+        raise ConfigError(
+            f"--days {cfg.days:g} is too short: the simulation needs more than {shortest:g} "
+            f"days (a {cfg.warmup_days:g}-day warm-up for the baselines, then 36 h for an "
+            f"incident to play out); pass --days {int(shortest) + 1} or more")
     span = (t_hi - t_lo).total_seconds()
     kinds = [(CROSS_SCENARIOS[i % len(CROSS_SCENARIOS)], True) for i in range(n_cross)]
     kinds += [(NOISE_SCENARIOS[i % len(NOISE_SCENARIOS)], False) for i in range(n_noise)]
