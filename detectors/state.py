@@ -294,7 +294,6 @@ def loads(blob: bytes, externals: dict[str, Any] | None = None) -> Any:
 
 def _register_detectors() -> None:
     """The detectors' own stateful classes, each under a stable name (version 1)."""
-    from detectors import base
     from detectors.fusion import (
         bar,
         citywide,
@@ -323,7 +322,6 @@ def _register_detectors() -> None:
     from detectors.signals.calendar import HolidayCalendar
 
     names: dict[str, type] = {
-        "score": base.Score,
         "sensor_ensemble": sensor.SensorEnsemble,
         "robust_level": sensor_components.RobustLevel,
         "ewma_variance": sensor_components.EwmaVariance,
@@ -337,7 +335,7 @@ def _register_detectors() -> None:
         "event_time_buffer": reorder.EventTimeBuffer,
         "publication_ledger": ledger.Ledger, "published_warning": ledger._Published,
         "incident_version": versions.IncidentVersion,
-        "correlator": correlation.Correlator, "incident": correlation._Incident,
+        "incident": correlation._Incident,
         "city_view": citywide.CityView, "city_condition": citywide._Condition,
         "feedback_bar": bar.FeedbackBar, "feedback_level": bar._Bar,
         "warning_history": history.WarningHistory, "warning_decisions": history._Warning,
@@ -355,11 +353,48 @@ def _register_detectors() -> None:
 
 
 def _register_finding() -> None:
-    """Version 2: ``Finding.entities`` (notes on risky market entities); 1 had none."""
-    from detectors.base import Finding
+    """Finding version 2: ``entities`` (notes on risky market entities), 1 had none;
+    version 3: ``window_s`` (a count's window), 0 (unknown) before. Score version 2:
+    ``window_s``, 0 before."""
+    from detectors.base import Finding, Score
 
-    register("finding", Finding, version=2)
+    register("finding", Finding, version=3)
     register_upgrade("finding", 1, _finding_with_entities)
+    register_upgrade("finding", 2, _finding_with_window)
+    register("score", Score, version=2)
+    register_upgrade("score", 1, _score_with_window)
+    _register_wording()
+
+
+def _register_wording() -> None:
+    """The wording of explanations is configuration: a snapshot holds a placeholder,
+    restored as the plain wording, and the worker sets its own on restore. Correlator
+    version 2 holds it (``wording``); version 1 had none."""
+    from detectors.fusion.correlation import Correlator
+    from detectors.fusion.wording import PLAIN, Wording
+
+    register("wording", Wording, dump=lambda w: None, load=lambda s: PLAIN)
+    register("correlator", Correlator, version=2)
+    register_upgrade("correlator", 1, _correlator_with_wording)
+
+
+def _correlator_with_wording(state: Any) -> Any:
+    """A version-1 correlator's attributes, with the plain wording."""
+    from detectors.fusion.wording import PLAIN
+
+    if isinstance(state, dict) and "wording" not in state:
+        state = {**state, "wording": PLAIN}
+    return state
+
+
+def _finding_with_window(state: Any) -> Any:
+    """A version-2 finding's field values, with no count window (0) appended."""
+    return [*state, 0.0] if isinstance(state, list) and len(state) == 15 else state
+
+
+def _score_with_window(state: Any) -> Any:
+    """A version-1 score's field values, with no count window (0) appended."""
+    return [*state, 0.0] if isinstance(state, list) and len(state) == 3 else state
 
 
 def _finding_with_entities(state: Any) -> Any:

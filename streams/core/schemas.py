@@ -188,6 +188,9 @@ class Evidence(WireModel):
     p_value: float = Field(ge=0, le=1)
     event_time: EventTime
     event_ids: list[str] = Field(default_factory=list)
+    window_s: float | None = Field(
+        None, ge=0, description="A count's window in seconds: observed and expected are the "
+        "events in it; none for a level (a reading or a price).")
 
 
 class Anomaly(Evidence):

@@ -65,7 +65,8 @@ class Worker:
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
         self.settings = settings
         self.sources = SourceStage(settings, registry)
-        self.correlation = CorrelationStage(settings, catalogue=self.sources.catalogue)
+        self.correlation = CorrelationStage(settings, catalogue=self.sources.catalogue,
+                                            zone=settings.zone(registry.timezone))
         self.registry = registry
         self.dead_sent = 0
         self.processed: dict[str, int] = {}  # records fully handled, per agent
