@@ -85,9 +85,8 @@ class Worker:
         self.feedback_topic = self._topic(FEEDBACK)
         self._agent_topics = {topic_name(settings, b) for b in (
             *SOURCE_TOPICS.values(), ANOMALIES, FEEDBACK)}
-        self.publisher, self.cap = build_publisher(
-            settings, registry, self.correlation.templates, self.metrics, self.send,
-            self._topic)
+        self.publisher, self.cap = build_publisher(settings, registry, self.correlation.templates,
+                                                   self.metrics, self.send, self._topic)
         self.checkpointer = Checkpointer(
             settings, self.app, self.metrics, sources=self.sources,
             correlation=self.correlation, cap=self.cap, topic=self._topic(CHECKPOINTS),
