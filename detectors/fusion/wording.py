@@ -12,8 +12,8 @@ same version read the same (:mod:`detectors.fusion.ledger`). The statistics them
 ...             zone=timezone(timedelta(hours=8)))
 >>> w.when(1772604000.123456)
 '2026-03-04 14:00 +08:00'
->>> number(3.2e-7), number(1234567.0), number(27.0687)
-('0.00000032', '1234567', '27.1')
+>>> number(3.2e-7), number(1234567.0), number(27.0687), number(0.00417)
+('nearly 0', '1234567', '27.1', '0.00417')
 >>> usual_range(0.507)
 '0-1'
 """
@@ -113,14 +113,15 @@ def zone_label(d: datetime) -> str:
 
 
 def number(x: float) -> str:
-    """``x`` for a reader: about three significant digits, never scientific notation."""
+    """``x`` for a reader: about three significant digits, never scientific notation
+    (below 0.0001: "nearly 0")."""
     if not math.isfinite(x):
         return "n/a"
     a = abs(x)
     if a >= 100 or (x == round(x) and a < 1e15):
         return f"{x:.0f}"
-    if a < 1e-12:
-        return "0"
+    if a < 1e-4:
+        return "nearly 0"
     digits = max(1, 2 - math.floor(math.log10(a)))
     text = f"{x:.{digits}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
@@ -167,9 +168,12 @@ def usual_range(mu: float) -> str:
 
 
 def _quantile(mu: float, q: float) -> int:
-    """The smallest k with P(X <= k) >= q for X ~ Poisson(mu)."""
+    """The smallest k with P(X <= k) >= q for X ~ Poisson(mu) (above a mean of 1000, its
+    normal approximation)."""
+    if mu > 1000.0:
+        return max(0, round(mu + float(ndtri(q)) * math.sqrt(mu)))
     k = max(0, math.floor(mu - 6.0 * math.sqrt(mu)))
-    while float(gammaincc(k + 1, mu)) < q and k < 10 * mu + 100:
+    while float(gammaincc(k + 1, mu)) < q and k < 2000:
         k += 1
     return k
 
