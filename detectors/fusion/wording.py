@@ -187,8 +187,8 @@ def count_line(parts: list[str], observed: float, expected: float, window_s: flo
                                        ""))
     many = many or one + "s"
     usual = usual_range(expected)
-    return (f"{n} {one if n == 1 else many} in {hours(window_s)}; "
-            f"usually {usual}")
+    within = f"in {hours(window_s)}" if window_s > 0 else "recently"  # (window unknown)
+    return f"{n} {one if n == 1 else many} {within}; usually {usual}"
 
 
 def price_line(commodity: str, observed: float, expected: float) -> str:

@@ -62,6 +62,8 @@ def test_a_count_has_its_window_and_usual_range() -> None:
                 detector="count_surge", window_s=3 * H)
     assert SHANGHAI.signal(g) == "17 odor complaints in 3 h; usually 0-1"
     assert count_line(["market", "recall"], 1, 0.001, H) == "1 recall in 1 h; usually none"
+    assert count_line(["complaint", "odor"], 2, 0.5, 0.0) == "2 odor complaints recently; " \
+        "usually 0-1"
     assert count_line(["market", "inspection_fail"], 5, 12.0, 6 * H).startswith(
         "5 failed inspections in 6 h; usually ")
     assert usual_range(0.0) == "none" and usual_range(12.0).count("-") == 1
