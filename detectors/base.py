@@ -107,6 +107,9 @@ class Finding:
     # notes on the risky market entities behind its events (streams/pipeline/entities.py):
     # shown in the warning's explanation, never used by the correlator's decisions
     entities: tuple[str, ...] = ()
+    #: a count's window (seconds): ``observed`` events in it against ``expected``; 0 for a
+    #: level (a reading or a price)
+    window_s: float = 0.0
 
     @property
     def score(self) -> float:
@@ -116,9 +119,6 @@ class Finding:
     def origin(self) -> str:
         """The region the anomaly was observed in."""
         return self.via or self.region
-
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +131,8 @@ class Score:
     observed: float
     expected: float
     p_value: float
+    #: a count's window (seconds) the observed and expected counts are over; 0 for a level
+    window_s: float = 0.0
 
     @property
     def score(self) -> float:

@@ -294,7 +294,6 @@ def loads(blob: bytes, externals: dict[str, Any] | None = None) -> Any:
 
 def _register_detectors() -> None:
     """The detectors' own stateful classes, each under a stable name (version 1)."""
-    from detectors import base
     from detectors.fusion import (
         bar,
         citywide,
@@ -323,7 +322,6 @@ def _register_detectors() -> None:
     from detectors.signals.calendar import HolidayCalendar
 
     names: dict[str, type] = {
-        "score": base.Score,
         "sensor_ensemble": sensor.SensorEnsemble,
         "robust_level": sensor_components.RobustLevel,
         "ewma_variance": sensor_components.EwmaVariance,
@@ -337,7 +335,7 @@ def _register_detectors() -> None:
         "event_time_buffer": reorder.EventTimeBuffer,
         "publication_ledger": ledger.Ledger, "published_warning": ledger._Published,
         "incident_version": versions.IncidentVersion,
-        "correlator": correlation.Correlator, "incident": correlation._Incident,
+        "incident": correlation._Incident,
         "city_view": citywide.CityView, "city_condition": citywide._Condition,
         "feedback_bar": bar.FeedbackBar, "feedback_level": bar._Bar,
         "warning_history": history.WarningHistory, "warning_decisions": history._Warning,
@@ -351,20 +349,9 @@ def _register_detectors() -> None:
     }
     for name, cls in names.items():
         register(name, cls)
-    _register_finding()
+    from detectors.state_versions import register_versioned
 
-
-def _register_finding() -> None:
-    """Version 2: ``Finding.entities`` (notes on risky market entities); 1 had none."""
-    from detectors.base import Finding
-
-    register("finding", Finding, version=2)
-    register_upgrade("finding", 1, _finding_with_entities)
-
-
-def _finding_with_entities(state: Any) -> Any:
-    """A version-1 finding's field values, with no entity notes appended."""
-    return [*state, ()] if isinstance(state, list) and len(state) == 14 else state
+    register_versioned()
 
 
 _register_detectors()

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol
+
+from detectors.fusion.wording import PLAIN, Wording
 
 HOUR = 3600.0
 #: a condition's level: one department shows it, or several
@@ -197,9 +198,10 @@ class CityView:
 
 
 def explain_condition(status: str, level: str, kinds: tuple[str, ...],
-                      departments: tuple[str, ...], n_regions: int, since: float) -> str:
-    """One short paragraph a duty officer can read."""
-    when = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M UTC")
+                      departments: tuple[str, ...], n_regions: int, since: float,
+                      wording: Wording = PLAIN) -> str:
+    """One short paragraph a duty officer can read (times in ``wording``'s zone)."""
+    when = wording.when(since)
     what = ", ".join(kinds)
     if status == "resolved":
         return (f"Resolved: the city-wide condition ({what}) has ended; local warnings of "

@@ -28,6 +28,7 @@ from detectors.fusion.templates import (
 )
 from detectors.fusion.versions import IncidentVersion, render
 from detectors.fusion.versions import explain as explain  # (was defined here)
+from detectors.fusion.wording import PLAIN, Wording
 
 
 @dataclass(slots=True)
@@ -91,6 +92,7 @@ class Correlator(OpeningRule):
         lags: dict[str, float] | None = None,
         feedback: FeedbackBar | None = None,
         city: CityView | None = None,
+        wording: Wording = PLAIN,
     ) -> None:
         self.window_s = window_s
         self.quiet_s = quiet_s
@@ -118,6 +120,9 @@ class Correlator(OpeningRule):
         self.bar = feedback if feedback is not None else FeedbackBar()
         self.city = city if city is not None else CityView()
         self.history = WarningHistory()
+        # units, names and the time zone of the explanations (configuration: a snapshot
+        # refers to it, the worker supplies its own on restore)
+        self.wording = wording
         # closed incidents' (region, combination), so late feedback still adapts the bar
         self._closed: dict[str, tuple[str, str]] = {}
         self._dismissed: dict[str, _Incident] = {}  # to reopen on a corrective confirm
@@ -330,7 +335,7 @@ class Correlator(OpeningRule):
     def _version(self, inc: _Incident, status: str) -> IncidentVersion:
         inc.scenario = self._scenario({g.kind for g in inc.evidence.values()})
         return render(inc, status, self.template(inc.scenario),
-                      self.history.history(inc.warning_id))
+                      self.history.history(inc.warning_id), self.wording, self.quiet_s)
 
 
 __all__ = ["CityView", "Correlator", "Finding", "IncidentVersion", "Template"]

@@ -16,6 +16,7 @@ explanation saying so.
 
 >>> from dataclasses import replace
 >>> from detectors.fusion.versions import IncidentVersion
+from detectors.fusion.wording import without_action
 >>> v = IncidentVersion("w-1", 1, "new", "r1", "generic", "Minor", "Immediate", "Possible",
 ...                     7.0, 1e-7, ("a", "b"), 10.0, 20.0, (), "x")
 >>> led = Ledger()
@@ -39,6 +40,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from detectors.fusion.versions import IncidentVersion
+from detectors.fusion.wording import without_action
 
 #: warnings whose published contents are remembered (oldest forgotten first)
 MAX_WARNINGS = 20_000
@@ -160,7 +162,7 @@ class Ledger:
         assert e.last is not None
         e.number += 1
         e.last = v = replace(e.last, version=e.number, status="cancelled", urgency="Past",
-                             explanation=f"{WITHDRAWN} {e.last.explanation}")
+                             explanation=f"{WITHDRAWN}\n{without_action(e.last.explanation)}")
         e.last_digest = digest(v)
         self.retracted += 1
         return v

@@ -67,6 +67,8 @@ class LimitSpec(_Strict):
 class MetricSpec(_Strict):
     """One sensor metric."""
 
+    label: str = Field("", description="How warning explanations name it, e.g. COD "
+                       "(default: the metric name).")
     unit: str = Field(min_length=1, description="The canonical unit readings are stored in.")
     accepted: dict[str, Annotated[float, Field(strict=True)]] = Field(
         description="Accepted unit -> factor to the canonical unit (value x factor).")
@@ -112,6 +114,11 @@ class Catalogue:
 
     def get(self, metric: str) -> MetricSpec | None:
         return self.metrics.get(metric)
+
+    def words(self) -> dict[str, tuple[str, str, str]]:
+        """metric -> (label, canonical unit, category): how explanations name it."""
+        return {m: (spec.label or m.replace("_", " "), spec.unit, spec.category)
+                for m, spec in self.metrics.items()}
 
     def directions(self) -> dict[str, str]:
         """metric -> bad direction (up, down, both)."""

@@ -120,8 +120,10 @@ class CountWindows(CountBaseline):
                         best = i
         p_value = min(1.0, best_p * len(others))
         if best < 0:
-            return Score(float(win.closed_here + here), win.expected_here, p_value)
-        return Score(float(others[best] + here), win.expected[best], p_value)
+            return Score(float(win.closed_here + here), win.expected_here, p_value,
+                         self.bucket_s)
+        return Score(float(others[best] + here), win.expected[best], p_value,
+                     self.scales[best] * self.bucket_s)
 
 
 __all__ = ["CountWindows"]

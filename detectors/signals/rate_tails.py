@@ -198,7 +198,7 @@ class RateTails(BucketedDetector[_RateState]):
         win.best = best
         w = wins[best]
         return Score(float(w[1] + here_k), (w[0] + here_n) * win.rate,
-                     min(1.0, best_p * len(wins)))
+                     min(1.0, best_p * len(wins)), self.scales[best] * self.bucket_s)
 
 
 __all__ = ["RateTails"]

@@ -1,5 +1,6 @@
 """The region registry: a CSV with at least ``region,name,lat,lon`` (optional ``parent``,
-``neighbours`` as a ``;``-separated list of region ids)."""
+``neighbours`` as a ``;``-separated list of region ids, ``timezone`` as an IANA name: the
+default zone of warning explanations, ``TOCSIN_TIMEZONE``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.core.errors import RegistryError
 
@@ -21,6 +23,7 @@ class Region:
     lon: float
     parent: str | None = None
     neighbours: frozenset[str] = field(default_factory=frozenset)
+    timezone: str | None = None
 
 
 class RegionRegistry:
@@ -74,9 +77,16 @@ class RegionRegistry:
             neigh = frozenset(
                 n.strip() for n in (row.get("neighbours") or "").split(";") if n.strip()
             )
+            zone = (row.get("timezone") or "").strip() or None
+            if zone is not None:
+                try:
+                    ZoneInfo(zone)
+                except (ZoneInfoNotFoundError, ValueError):
+                    raise RegistryError(f"{p}:{lineno}: unknown time zone {zone!r}: use an "
+                                        "IANA name such as Asia/Shanghai") from None
             regions.append(
                 Region(rid, (row.get("name") or rid).strip(), lat, lon,
-                       (row.get("parent") or "").strip() or None, neigh)
+                       (row.get("parent") or "").strip() or None, neigh, zone)
             )
         return cls(regions)
 
@@ -97,6 +107,12 @@ class RegionRegistry:
             return self._by_id[region]
         except KeyError:
             raise RegistryError(f"unknown region {region!r}") from None
+
+    @property
+    def timezone(self) -> str | None:
+        """The registry's time zone: its regions' ``timezone`` (the first region's when
+        they differ; None without the column)."""
+        return next((r.timezone for r in self._by_id.values() if r.timezone), None)
 
     def neighbours(self, region: str) -> frozenset[str]:
         """Adjacent regions; without adjacency data, regions within 5 km of the centroid."""

@@ -51,6 +51,9 @@ class Evidence(WireModel):
     """The event time of the record that made it fire."""
     event_ids: list[str] = Field(default_factory=list)
     """The source records behind it (reading, complaint or event ids)."""
+    window_s: float | None = Field(
+        None, ge=0, description="A count's window in seconds: observed and expected are the "
+        "events in it; none for a level (a reading or a price).")
 
 
 class Anomaly(Evidence):

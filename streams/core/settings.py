@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ssl
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -156,6 +157,10 @@ class TocsinSettings(BaseSettings):
         None, description="Signal catalogue YAML: every sensor metric accepted, its canonical "
         "and accepted units, bad direction, regulatory limits and the scenario templates it "
         "feeds (default: the packaged signals.yaml; `tocsin signals` lists it).")
+    timezone: str | None = Field(
+        None, description="The duty officers' time zone, an IANA name such as Asia/Shanghai: "
+        "times in warning explanations are shown in it (default: the region registry's "
+        "timezone column, else UTC).")
     grants: Path | None = Field(
         None, description="Sharing grants YAML: per-audience warning views on "
         "tocsin.warnings.view.<audience>, each release audited on tocsin.releases "
@@ -229,6 +234,19 @@ class TocsinSettings(BaseSettings):
                 "releasing past them then reorders the warnings")
         return self
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            zone_info(v, "TOCSIN_TIMEZONE")  # an unknown zone fails at start
+        return v
+
+    def zone(self, registry_zone: str | None = None) -> tzinfo:
+        """The time zone explanations are written in: ``timezone``, else the region
+        registry's (``registry_zone``), else UTC."""
+        name = self.timezone or registry_zone
+        return UTC if name is None else zone_info(name, "TOCSIN_TIMEZONE")
+
     @field_validator("holidays")
     @classmethod
     def _holidays_readable(cls, v: Path | None) -> Path | None:
@@ -298,6 +316,15 @@ def bootstrap_list(broker: str) -> list[str]:
         if part:
             out.append(part)
     return out
+
+
+def zone_info(name: str, where: str) -> ZoneInfo:
+    """The IANA time zone ``name``; :class:`ConfigError` (naming ``where``) if unknown."""
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: unknown time zone {name!r}: use an IANA name such as "
+                          "Asia/Shanghai, Europe/Berlin or UTC") from None
 
 
 def load_holidays(path: Path | None) -> HolidayCalendar:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 
 from detectors import policy
 from detectors.base import Score
@@ -70,6 +71,8 @@ class DetectParams:
     # the signal catalogue in force: when set, a series' limit is the one in force at its
     # station and region (their overrides before the metric-wide one; see _prewarn)
     catalogue: Catalogue | None = None
+    # the duty officers' time zone: the times in pre-warnings' explanations
+    zone: tzinfo = UTC
 
 
 def is_weak(anomaly_id: str) -> bool:
@@ -341,6 +344,7 @@ class Detection(SensorPath):
             anomaly_id=anomaly_id, source=source, department=department, region=region,
             kind=kind, signal=signal, detector=detector, observed=s.observed,
             expected=s.expected, p_value=s.p_value, t=t, event_ids=event_ids,
+            window_s=s.window_s,
         )
 
     @property

@@ -28,7 +28,8 @@ class Pipeline:
         self.settings = settings
         self.sources = SourceStage(settings, registry)
         self.correlation = CorrelationStage(settings, expect_all_sources=False,
-                                            catalogue=self.sources.catalogue)
+                                            catalogue=self.sources.catalogue,
+                                            zone=settings.zone(registry.timezone))
         self._wm: dict[tuple[str, int], float] = {}
         self.dead_letters: list[DeadLetter] = []
         self.anomalies: list[Anomaly] = []

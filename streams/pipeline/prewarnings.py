@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from detectors.base import warning_id
+from detectors.fusion.wording import Wording, number
 from detectors.signals.forecast import LimitForecast
 from detectors.signals.limits import Limit, catalogue_limits
 from detectors.signals.prewarning import DETECTOR, SCENARIO, PreVersion, PreWarning
@@ -62,8 +63,9 @@ class PreWarnings:
         self.series = state["series"]
         self.pending = []
 
-    def observe(self, r: SensorReading, t: float, limit: Limit) -> None:
-        """Learn reading ``r`` (event time ``t``) against ``limit``; queue any version."""
+    def observe(self, r: SensorReading, t: float, limit: Limit, zone: tzinfo = UTC) -> None:
+        """Learn reading ``r`` (event time ``t``) against ``limit``; queue any version
+        (its explanation's times in ``zone``)."""
         key = (r.sensor_id, r.metric)
         s = self.series.get(key)
         if s is None:
@@ -77,7 +79,7 @@ class PreWarnings:
             return
         if v.status == "new":
             s.first_id = r.reading_id
-        self.pending.append(to_warning(v, r, limit, s.first_id))
+        self.pending.append(to_warning(v, r, limit, s.first_id, zone))
 
     def take(self) -> list[Warning]:
         out, self.pending = self.pending, []
@@ -109,21 +111,19 @@ def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def _when(t: float) -> str:
-    return _dt(t).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def prewarning_id(region: str, sensor_id: str, metric: str, opened: float) -> str:
     """The stable id of the pre-warning of ``sensor_id``'s ``metric`` opened at ``opened``."""
     digest = hashlib.sha1(f"{SCENARIO}|{sensor_id}|{metric}|{opened:.0f}".encode())
     return warning_id(region, digest.hexdigest()[:16])
 
 
-def explain(v: PreVersion, r: SensorReading, limit: Limit) -> str:
-    """One paragraph: station, reading, limit and source, crossing and lead time."""
+def explain(v: PreVersion, r: SensorReading, limit: Limit, zone: tzinfo = UTC) -> str:
+    """One paragraph: station, reading, limit and source, crossing and lead time (times
+    to the minute in ``zone``)."""
     f = v.forecast
-    head = (f"Station {r.sensor_id} ({r.metric}) read {r.value:g} {limit.unit} at "
-            f"{_when(r.observed_at.timestamp())}; limit {limit.limit:g} {limit.unit} "
+    _when = Wording(zone=zone).when
+    head = (f"Station {r.sensor_id} ({r.metric}) read {number(r.value)} {limit.unit} at "
+            f"{_when(r.observed_at.timestamp())}; limit {number(limit.limit)} {limit.unit} "
             f"({limit.direction}; {limit.source}).")
     if v.status == "cancelled":
         return f"{head} Forecast withdrawn: the series is no longer projected to cross."
@@ -139,7 +139,8 @@ def explain(v: PreVersion, r: SensorReading, limit: Limit) -> str:
             f"{HORIZON_S / 3600.0:g} h: {f.p_exceed:.2f}.")
 
 
-def to_warning(v: PreVersion, r: SensorReading, limit: Limit, first_id: str) -> Warning:
+def to_warning(v: PreVersion, r: SensorReading, limit: Limit, first_id: str,
+               zone: tzinfo = UTC) -> Warning:
     """The wire record of pre-warning version ``v`` made at reading ``r``."""
     f = v.forecast
     t = r.observed_at.timestamp()
@@ -162,7 +163,7 @@ def to_warning(v: PreVersion, r: SensorReading, limit: Limit, first_id: str) -> 
             signal=f"env:{r.metric}:{r.sensor_id}", detector=DETECTOR, observed=r.value,
             expected=round(expected, 6), score=score, p_value=p_value,
             event_time=_dt(t), event_ids=[r.reading_id])],
-        explanation=explain(v, r, limit), sent_at=datetime.now(UTC),
+        explanation=explain(v, r, limit, zone), sent_at=datetime.now(UTC),
         audit=Audit(
             template=SCENARIO,
             rule=(f"damped Holt forecast {HORIZON_S / 3600.0:g} h ahead crosses the "

@@ -7,8 +7,9 @@ import math
 from datetime import UTC, datetime
 
 from detectors.base import Finding
-from detectors.fusion.citywide import ConditionVersion
-from detectors.fusion.correlation import IncidentVersion
+from detectors.fusion.citywide import ConditionVersion, explain_condition
+from detectors.fusion.correlation import Correlator, IncidentVersion
+from detectors.fusion.wording import PLAIN, Wording, audit_rule
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
     Anomaly,
@@ -34,7 +35,7 @@ def finding_to_anomaly(f: Finding) -> Anomaly:
         department=f.department, region=f.region, signal=f.signal, detector=f.detector,
         observed=_num(f.observed), expected=_num(f.expected), score=round(f.score, 3),
         p_value=f.p_value, event_time=_dt(f.t), event_ids=list(f.event_ids),
-        via=f.via or None, entities=list(f.entities),
+        via=f.via or None, entities=list(f.entities), window_s=f.window_s or None,
     )
 
 
@@ -60,7 +61,7 @@ def anomaly_to_finding(a: Anomaly) -> Finding:
         kind=a.kind, signal=a.signal, detector=a.detector, observed=a.observed,
         expected=a.expected, p_value=a.p_value, t=a.event_time.timestamp(),
         event_ids=tuple(a.event_ids), via=a.via or "", city=a.city,
-        entities=tuple(a.entities),
+        entities=tuple(a.entities), window_s=a.window_s or 0.0,
     )
 
 
@@ -69,6 +70,17 @@ DETECTOR_VERSIONS = {
     "sensor_ensemble": "3", "sustained_shift": "1", "robust_baseline": "2",
     "count_surge": "2", "rate_surge": "2", "entity_risk": "1",
 }
+
+
+def fusion_rule(c: Correlator, v: IncidentVersion) -> tuple[str, dict[str, float]]:
+    """The fusion rule as it applied to warning version ``v`` of correlator ``c``, in
+    plain words, and the parameters that define it, for the audit trail."""
+    params = {"window_s": c.window_s, "quiet_s": c.quiet_s, "support_p": c.support_p,
+              "open_p": c.open_p, "neighbour_decay": c.neighbour_decay,
+              "min_departments": float(c.min_departments)}
+    rule = audit_rule(len(v.departments), [g.source for g in v.evidence], v.region,
+                      c.window_s, any(g.via for g in v.evidence))
+    return rule, params
 
 
 def _audit(v: IncidentVersion, rule: str, parameters: dict[str, float]) -> Audit:
@@ -81,12 +93,17 @@ def _audit(v: IncidentVersion, rule: str, parameters: dict[str, float]) -> Audit
     )
 
 
-def condition_to_record(c: ConditionVersion, sent_at: datetime | None = None) -> Condition:
+def condition_to_record(c: ConditionVersion, sent_at: datetime | None = None,
+                        wording: Wording = PLAIN) -> Condition:
+    """The wire record of ``c``, its explanation in ``wording`` (the zone of the duty
+    officers)."""
+    text = explain_condition(c.status, c.level, c.kinds, c.departments, len(c.regions),
+                             c.first_seen, wording)
     return Condition(
         condition_id=c.condition_id, version=c.version, status=c.status, level=c.level,
         kinds=list(c.kinds), departments=list(c.departments), regions=list(c.regions),
         first_seen=_dt(c.first_seen), last_seen=_dt(c.last_seen),
-        explanation=c.explanation, sent_at=sent_at,
+        explanation=text, sent_at=sent_at,
     )
 
 
@@ -100,7 +117,7 @@ def _explanation(v: IncidentVersion) -> str:
     notes = list(dict.fromkeys(n for g in v.evidence for n in g.entities))
     if not notes:
         return v.explanation
-    return f"{v.explanation} Entities: {'; '.join(notes[:MAX_ENTITY_NOTES])}."
+    return f"{v.explanation}\nEntities: {'; '.join(notes[:MAX_ENTITY_NOTES])}."
 
 
 def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None,
@@ -117,6 +134,7 @@ def version_to_warning(v: IncidentVersion, sent_at: datetime | None = None,
                 region=g.origin, signal=g.signal, detector=g.detector,
                 observed=_num(g.observed), expected=_num(g.expected), score=round(g.score, 3),
                 p_value=g.p_value, event_time=_dt(g.t), event_ids=list(g.event_ids),
+                window_s=g.window_s or None,
             )
             for g in v.evidence
         ],

@@ -132,7 +132,7 @@ class SensorPath:
         else:
             limit = self.p.limits.get(r.metric) if self.p.limits else None
         if limit is not None:
-            self.prewarnings.observe(r, t, limit)
+            self.prewarnings.observe(r, t, limit, self.p.zone)
 
     def _common_mode(self, metric: str, sensor: str, t: float, z: float,
                      need: bool = True) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from detectors.fusion.correlation import Correlator, IncidentVersion
 from detectors.fusion.early import EarlyFiring
@@ -14,6 +14,7 @@ from detectors.fusion.feedback import Decision, InvalidDecision
 from detectors.fusion.ledger import Ledger
 from detectors.fusion.reorder import EventTimeBuffer
 from detectors.fusion.templates import DEFAULT_FILE, load_templates
+from detectors.fusion.wording import Wording
 from detectors.signals.catalogue import Catalogue
 from detectors.signals.station_health import merge_health
 from streams.core.regions import RegionRegistry
@@ -27,7 +28,7 @@ from streams.core.schemas import (
     Warning,
 )
 from streams.core.settings import TocsinSettings
-from streams.core.signals import signals_for, with_signals
+from streams.core.signals import packaged, signals_for, with_signals
 from streams.ingest.ingestor import Origin, ingestor_for
 from streams.pipeline.detection import Detection, DetectParams, PreWarningViews
 from streams.pipeline.entities import EntityViews
@@ -36,6 +37,7 @@ from streams.pipeline.records import (
     city_copy,
     condition_to_record,
     finding_to_anomaly,
+    fusion_rule,
     neighbour_copies,
     version_to_warning,
 )
@@ -64,7 +66,7 @@ class CorrelationStage:
     """
 
     def __init__(self, settings: TocsinSettings, expect_all_sources: bool = True,
-                 catalogue: Catalogue | None = None) -> None:
+                 catalogue: Catalogue | None = None, zone: tzinfo = UTC) -> None:
         self.settings = settings
         # a live worker waits for every source partition (or its idle timeout); the
         # in-process replay, whose input is already in file order, for those seen so far
@@ -75,6 +77,7 @@ class CorrelationStage:
         self.templates = load_templates(settings.scenarios or DEFAULT_FILE)
         if catalogue is not None:  # its metrics' kinds join the templates they feed
             self.templates = with_signals(self.templates, catalogue)
+        self.wording = Wording.of((catalogue or packaged()).words(), zone)
 
     def part(self, partition: int, wall: float = 0.0) -> _CorrelationPartition:
         p = self._parts.get(partition)
@@ -84,7 +87,8 @@ class CorrelationStage:
                 EventTimeBuffer(s.allowed_lateness_s, s.reorder_idle_s, self._expected, wall),
                 Correlator(window_s=s.correlation_window_s, quiet_s=s.quiet_resolve_s,
                            templates=self.templates, neighbour_decay=s.neighbour_decay,
-                           lags={str(k): v for k, v in s.department_lags_s.items()}),
+                           lags={str(k): v for k, v in s.department_lags_s.items()},
+                           wording=self.wording),
             )
         return p
 
@@ -168,7 +172,7 @@ class CorrelationStage:
         for part, p in self._parts.items():
             taken = p.correlator.city.take()
             if part == 0:
-                out.extend(condition_to_record(c, now) for c in taken)
+                out.extend(condition_to_record(c, now, self.wording) for c in taken)
         return out
 
     def held(self) -> int:
@@ -192,6 +196,7 @@ class CorrelationStage:
             # the templates this worker loaded, not the pickled copy
             state.correlator.templates = self.templates.scenarios
             state.correlator.generic = self.templates.generic
+            state.correlator.wording = self.wording
             self._parts[partition] = state
 
     def drop(self, partition: int) -> None:
@@ -200,16 +205,6 @@ class CorrelationStage:
 
     def partitions(self) -> list[int]:
         return sorted(self._parts)
-
-    def rule(self, c: Correlator) -> tuple[str, dict[str, float]]:
-        """The fusion rule and its parameters, for the audit trail."""
-        params = {"window_s": c.window_s, "quiet_s": c.quiet_s, "support_p": c.support_p,
-                  "open_p": c.open_p, "neighbour_decay": c.neighbour_decay,
-                  "min_departments": float(c.min_departments)}
-        return ("each of >= min_departments departments at support_p (Fisher over its "
-                "signals) and Fisher over those departments at open_p, both divided by "
-                "10**feedback_extra; lead evidence local; neighbours' p x "
-                "10**neighbour_decay"), params
 
     def _correlate(
         self, part: int, items: list[tuple[float, Anomaly | Feedback]],
@@ -240,8 +235,7 @@ class CorrelationStage:
         if not versions:
             return []
         now = datetime.now(UTC)
-        rule, params = self.rule(p.correlator)
-        return [version_to_warning(v, now, rule, params) for v in versions]
+        return [version_to_warning(v, now, *fusion_rule(p.correlator, v)) for v in versions]
 
 
 def _feedback_key(fb: Feedback) -> str:
@@ -302,7 +296,8 @@ class SourceStage(EntityViews, PreWarningViews):
                                     calendar=settings.holiday_calendar,
                                     directions=self.catalogue.directions(),
                                     catalogue=self.catalogue,
-                                    entity_level=settings.entity_risk_level)
+                                    entity_level=settings.entity_risk_level,
+                                    zone=settings.zone(registry.timezone))
         self._detection: dict[int, Detection] = {}
         self.counters = Counters()
 

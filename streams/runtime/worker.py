@@ -65,7 +65,8 @@ class Worker:
     def __init__(self, settings: TocsinSettings, registry: RegionRegistry) -> None:
         self.settings = settings
         self.sources = SourceStage(settings, registry)
-        self.correlation = CorrelationStage(settings, catalogue=self.sources.catalogue)
+        self.correlation = CorrelationStage(settings, catalogue=self.sources.catalogue,
+                                            zone=settings.zone(registry.timezone))
         self.registry = registry
         self.dead_sent = 0
         self.processed: dict[str, int] = {}  # records fully handled, per agent
@@ -84,9 +85,8 @@ class Worker:
         self.feedback_topic = self._topic(FEEDBACK)
         self._agent_topics = {topic_name(settings, b) for b in (
             *SOURCE_TOPICS.values(), ANOMALIES, FEEDBACK)}
-        self.publisher, self.cap = build_publisher(
-            settings, registry, self.correlation.templates, self.metrics, self.send,
-            self._topic)
+        self.publisher, self.cap = build_publisher(settings, registry, self.correlation.templates,
+                                                   self.metrics, self.send, self._topic)
         self.checkpointer = Checkpointer(
             settings, self.app, self.metrics, sources=self.sources,
             correlation=self.correlation, cap=self.cap, topic=self._topic(CHECKPOINTS),

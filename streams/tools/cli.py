@@ -148,6 +148,8 @@ def explain(
         "of the warnings topic.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")
                        ] = False,
+    detail: Annotated[bool, typer.Option(help="Also the statistics: p-values, scores, "
+                                         "parameters, source events.")] = False,
     broker: BrokerOption = None,
 ) -> None:
     """Print a warning's versions, evidence, decisions and audit trail."""
@@ -155,7 +157,7 @@ def explain(
 
     from streams.core.topics import WARNINGS, topic_name
     from streams.runtime.kafka_util import read_topic
-    from streams.tools.explain import render, versions_of
+    from streams.tools.explain import officer_zone, render, versions_of
 
     if file is not None:
         raw = readable(file, "the warnings file").read_bytes().splitlines()
@@ -167,7 +169,7 @@ def explain(
         print(json.dumps([json.loads(w.model_dump_json()) for w in versions], indent=2,
                          ensure_ascii=False))
     else:
-        typer.echo(render(versions))
+        typer.echo(render(versions, detail, officer_zone()))
 
 
 @app.command(epilog="Example: tocsin feedback tw-r1-3f2a9c dismiss --region r1 --by op-17 "

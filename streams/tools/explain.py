@@ -4,9 +4,11 @@ from the warnings topic (or a JSONL file of warnings), as a duty officer or audi
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, tzinfo
 
 from pydantic import ValidationError
 
+from detectors.fusion.wording import Wording, hours
 from streams.core.errors import TocsinError
 from streams.core.schemas import Warning
 
@@ -34,44 +36,61 @@ def versions_of(warning_id: str, raw: Iterable[bytes]) -> list[Warning]:
     return [found[v] for v in sorted(found)]
 
 
-def render(versions: list[Warning]) -> str:
-    """Plain text: one block per version, then the evidence and audit of the latest."""
+def officer_zone() -> tzinfo:
+    """The duty officers' time zone: ``TOCSIN_TIMEZONE``, else the region registry's."""
+    from streams.core.regions import RegionRegistry
+    from streams.core.settings import load_settings
+
+    s = load_settings()
+    return s.zone(RegionRegistry.from_csv(s.region_registry).timezone)
+
+
+def render(versions: list[Warning], detail: bool = False, zone: tzinfo = UTC) -> str:
+    """Plain text: one line per version, the latest's explanation, decisions and the rule
+    it warned by (times to the minute in ``zone``); with ``detail`` also the statistics:
+    each version's score, the evidence with its p-values, the rule's parameters, the
+    detectors' versions and the source events."""
+    when = Wording(zone=zone).when
     last = versions[-1]
     lines = [f"warning {last.warning_id}: {last.scenario} in {last.region}, "
              f"{len(versions)} version(s), now {last.status}"]
     for w in versions:
+        score = f" score={w.score:g}" if detail else ""
         lines.append(
-            f"  v{w.version} {w.status:9s} severity={w.severity} certainty={w.certainty} "
-            f"score={w.score:g} departments={','.join(w.departments)} "
-            f"evidence until {w.last_seen.isoformat()}")
-    lines.append("")
-    lines.append(last.explanation)
-    lines.append("")
-    lines.append("evidence:")
-    for e in last.evidence:
-        lines.append(
-            f"  {e.event_time.isoformat()} {e.department} {e.signal} ({e.detector}): "
-            f"observed {e.observed:.4g} vs expected {e.expected:.4g}, p={e.p_value:.1e}; "
-            f"events {', '.join(e.event_ids[:10])}{' ...' if len(e.event_ids) > 10 else ''}")
+            f"  v{w.version} {w.status:9s} {w.certainty}, severity {w.severity}{score}; "
+            f"{', '.join(d.replace('_', ' ') for d in w.departments)}; evidence until "
+            f"{when(w.last_seen.timestamp())}")
+    lines += ["", last.explanation]
+    if detail:
+        lines += ["", "evidence (p: the chance of a signal this strong by coincidence; "
+                  "score: -log10 p):"]
+        for e in last.evidence:
+            window = f" over {hours(e.window_s)}" if e.window_s else ""
+            lines.append(
+                f"  {when(e.event_time.timestamp())} {e.department} {e.signal} "
+                f"({e.detector}): observed {e.observed:.4g} vs expected {e.expected:.4g}"
+                f"{window}, p={e.p_value:.1e}, score={e.score:g}; events "
+                f"{', '.join(e.event_ids[:10])}{' ...' if len(e.event_ids) > 10 else ''}")
     if last.history:
         lines.append("decisions:")
         for h in last.history:
             note = "" if h.accepted else f" [rejected: {h.rejected_because}]"
             reason = f" ({h.reason})" if h.reason else ""
-            lines.append(f"  {h.at.isoformat()} {h.action} by {h.by}{reason}{note}")
+            lines.append(f"  {when(h.at.timestamp())} {h.action} by {h.by}{reason}{note}")
     a = last.audit
     if a is not None:
-        lines.append("audit:")
-        lines.append(f"  template: {a.template}")
-        lines.append(f"  rule: {a.rule}")
-        lines.append("  parameters: " + ", ".join(f"{k}={v:g}" for k, v in
-                                                  sorted(a.parameters.items())))
-        lines.append("  detectors: " + ", ".join(f"{k} v{v}" for k, v in
-                                                 sorted(a.detectors.items())))
+        lines += ["audit:", f"  template: {a.template}", f"  rule: {a.rule}"]
         if a.feedback_bar:
             lines.append(f"  feedback: {a.feedback_bar}")
-        lines.append(f"  source events ({len(a.event_ids)}): {', '.join(a.event_ids)}")
+        if detail:
+            lines.append("  parameters: " + ", ".join(f"{k}={v:g}" for k, v in
+                                                      sorted(a.parameters.items())))
+            lines.append("  detectors: " + ", ".join(f"{k} v{v}" for k, v in
+                                                     sorted(a.detectors.items())))
+            lines.append(f"  source events ({len(a.event_ids)}): {', '.join(a.event_ids)}")
+    if not detail:
+        lines.append("(--detail: the statistics, the rule's parameters and the source events)")
     return "\n".join(lines)
 
 
-__all__ = ["UnknownWarning", "render", "versions_of"]
+__all__ = ["UnknownWarning", "officer_zone", "render", "versions_of"]

@@ -104,7 +104,7 @@ def prefixed_registry(registry: RegionRegistry, prefix: str) -> RegionRegistry:
     never share a region id, so never a warning id."""
     return RegionRegistry([
         Region(prefix + r.region, r.name, r.lat, r.lon, r.parent,
-               frozenset(prefix + n for n in registry.neighbours(r.region)))
+               frozenset(prefix + n for n in registry.neighbours(r.region)), r.timezone)
         for r in registry])
 
 
@@ -112,10 +112,10 @@ def write_registry(registry: RegionRegistry, path: Path) -> Path:
     """``registry`` as the CSV a worker reads (``TOCSIN_REGION_REGISTRY``)."""
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["region", "name", "lat", "lon", "parent", "neighbours"])
+        w.writerow(["region", "name", "lat", "lon", "parent", "neighbours", "timezone"])
         for r in registry:
             w.writerow([r.region, r.name, r.lat, r.lon, r.parent or "",
-                        ";".join(sorted(registry.neighbours(r.region)))])
+                        ";".join(sorted(registry.neighbours(r.region))), r.timezone or ""])
     return path
 
 

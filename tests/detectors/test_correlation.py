@@ -29,7 +29,8 @@ def test_two_departments_in_window_warn_once_then_update() -> None:
     assert [v.status for v in new] == ["new"]
     wid = new[0].warning_id
     assert new[0].scenario == "pollution" and new[0].departments == ("eco", "hotline")
-    assert new[0].first_seen == 0 and "observed" in new[0].explanation
+    assert new[0].first_seen == 0
+    assert "water cod at station r1: 5 against a usual 1" in new[0].explanation
     upd = c.process(f("c", "hotline", "complaint:illness", 3 * H))
     assert [(v.status, v.warning_id, v.version) for v in upd] == [("update", wid, 2)]
     assert new[0].urgency == upd[0].urgency == "Immediate"  # growing evidence

@@ -269,6 +269,8 @@ def test_a_version_1_finding_snapshot_gets_no_entity_notes() -> None:
                 0.0, ("e1",), entities=("note",))
     tree = to_state(f)
     assert from_state(tree) == f
-    tree["n"], tree["s"] = 1, tree["s"][:-1]  # as written before Finding.entities
+    # as written before Finding.entities (and window_s, version 3)
+    tree["n"], tree["s"] = 1, tree["s"][:-2]
     old = from_state(tree)
     assert old.entities == () and old.event_ids == ("e1",) and old.p_value == 1e-3
+    assert old.window_s == 0.0

@@ -104,7 +104,10 @@ def test_every_version_records_its_audit_trail() -> None:
     assert w.audit.template == w.scenario == "pollution"
     assert w.audit.detectors == {"sensor_ensemble": "3", "count_surge": "2"}
     assert w.audit.event_ids == ["ev-a-env", "ev-a-odor"]
-    assert w.audit.parameters["open_p"] == 1e-6 and "Fisher" in w.audit.rule
+    assert w.audit.parameters["open_p"] == 1e-6
+    # the rule in plain words: the departments, what they are, the region and the window
+    assert w.audit.rule.startswith("warned because 2 departments (complaints and sensors) "
+                                   "reported unusual signals in harbour within 6 h")
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +181,14 @@ def test_explain_prints_versions_evidence_decisions_and_audit(tmp_path: Path) ->
     assert res.exit_code == 0, res.output
     out = res.output
     assert "2 version(s), now cancelled" in out  # the duplicated versions are counted once
-    assert "dismiss by op-7 (drill)" in out
-    assert "template: pollution" in out and "sensor_ensemble v3" in out
-    assert "ev-a-env" in out and "observed 9 vs expected 1" in out
+    assert "dismiss by op-7 (drill)" in out and "template: pollution" in out
+    assert "Cancelled at " in out and "dismissed as a false alarm by op-7 (drill)" in out
+    # the statistics only with --detail
+    assert "p=" not in out and "sensor_ensemble v3" not in out and "ev-a-env" not in out
+    res = CliRunner().invoke(app, ["explain", w[0].warning_id, "--file", str(path), "--detail"])
+    assert res.exit_code == 0, res.output
+    assert "sensor_ensemble v3" in res.output and "ev-a-env" in res.output
+    assert "observed 9 vs expected 1" in res.output and "p=" in res.output
     res = CliRunner().invoke(app, ["explain", "tw-nowhere-0", "--file", str(path)])
     assert res.exit_code == 2 and "no warning 'tw-nowhere-0' found" in res.stderr
 
