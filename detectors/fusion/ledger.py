@@ -16,7 +16,6 @@ explanation saying so.
 
 >>> from dataclasses import replace
 >>> from detectors.fusion.versions import IncidentVersion
-from detectors.fusion.wording import without_action
 >>> v = IncidentVersion("w-1", 1, "new", "r1", "generic", "Minor", "Immediate", "Possible",
 ...                     7.0, 1e-7, ("a", "b"), 10.0, 20.0, (), "x")
 >>> led = Ledger()
