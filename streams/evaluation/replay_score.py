@@ -48,7 +48,8 @@ def load_truth(path: Path) -> list[TruthIncident]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise InputFileError(f"cannot read truth file {path}: {e.strerror or e}") from e
+        raise InputFileError(f"cannot read truth file {path}: {e.strerror or e}; check the path "
+                             "(a JSON list of incidents, as tocsin simulate --truth writes)") from e
     except json.JSONDecodeError as e:
         raise InputFileError(f"{path}: not JSON ({e.msg}, line {e.lineno})") from e
     if not isinstance(data, list):
@@ -77,7 +78,8 @@ def read_replay(path: Path) -> Iterator[ReplayLine]:
     try:
         fh = path.open("rb")
     except OSError as e:
-        raise InputFileError(f"cannot read replay file {path}: {e.strerror or e}") from e
+        raise InputFileError(f"cannot read replay file {path}: {e.strerror or e}; check the "
+                             "path") from e
     with fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.rstrip(b"\r\n")

@@ -310,7 +310,7 @@ def _read_dashboard(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise InputFileError(f"cannot read {path}: {e.strerror or e}") from e
+        raise InputFileError(f"cannot read {path}: {e.strerror or e}; check the path") from e
     except ValueError as e:
         raise InputFileError(f"{path} is not valid JSON: {e}") from e
     if isinstance(doc, dict) and isinstance(doc.get("dashboard"), dict):

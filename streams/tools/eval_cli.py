@@ -44,11 +44,20 @@ def eval_replay(
     if baseline not in BASELINES:
         raise typer.BadParameter(f"{baseline!r} is not one of {', '.join(BASELINES)}",
                                  param_hint="'--baseline'")
+    from streams.tools.cli_common import readable
+
+    readable(events, "the replay file")
+    incidents = load_truth(truth)  # both files are checked before anything is built
     s = load_settings(region_registry=regions)
+    if s.pseudonym_key is None:  # pseudonyms are never shown here: no warning about linking
+        import secrets
+
+        from pydantic import SecretStr
+
+        s = s.model_copy(update={"pseudonym_key": SecretStr(secrets.token_hex(32))})
     registry = RegionRegistry.from_csv(s.region_registry)
     rejected: list[Rejection] = []
-    report, warnings = evaluate_replay(events, load_truth(truth), s, registry, baseline,
-                                       rejected)
+    report, warnings = evaluate_replay(events, incidents, s, registry, baseline, rejected)
     if dead_letters_out is not None:
         write_rejections(dead_letters_out, rejected)
     if warnings_out is not None:

@@ -65,7 +65,7 @@ def bare_lines(path: Path, source: str) -> Iterator[ReplayLine]:
     try:
         fh = path.open("rb")
     except OSError as e:
-        raise InputFileError(f"cannot read {path}: {e.strerror or e}") from e
+        raise InputFileError(f"cannot read {path}: {e.strerror or e}; check the path") from e
     with fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.rstrip(b"\r\n")
