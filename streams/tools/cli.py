@@ -228,7 +228,8 @@ def demo(
     every cross-department incident was detected."""
     from streams.tools.demo import run_demo
 
-    result = run_demo(seed, speed, days, broker, console)
+    # tables fit the terminal; prose lines are not hard-wrapped, so a piped log keeps them whole
+    result = run_demo(seed, speed, days, broker, Console(soft_wrap=True))
     raise typer.Exit(0 if result.ok else 1)
 
 
