@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-import threading
 from collections.abc import AsyncIterator, Iterator
+
+from tests.tls_proxy import forwarding, serve_in_thread
 
 API_VERSIONS = 18
 
@@ -82,35 +83,11 @@ async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 @contextlib.contextmanager
 def librdkafka_shim(listen_port: int, target_port: int) -> Iterator[None]:
     """Listen on loopback ``listen_port``, forward to the broker on ``target_port``."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    servers: list[asyncio.base_events.Server] = []
 
-    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        try:
-            tr, tw = await asyncio.open_connection("127.0.0.1", target_port)
-        except OSError:
-            w.close()
-            return
+    async def pipes(r: asyncio.StreamReader, w: asyncio.StreamWriter,
+                    tr: asyncio.StreamReader, tw: asyncio.StreamWriter) -> None:
         pending: set[int] = set()
         await asyncio.gather(_forward(r, tw, pending, True), _forward(tr, w, pending, False))
 
-    async def start() -> None:
-        servers.append(await asyncio.start_server(handle, "127.0.0.1", listen_port))
-        started.set()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    started.wait(10)
-    try:
+    with serve_in_thread(forwarding(target_port, pipes), listen_port):
         yield
-    finally:
-        for srv in servers:
-            loop.call_soon_threadsafe(srv.close)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)

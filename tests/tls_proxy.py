@@ -10,7 +10,7 @@ import contextlib
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 
@@ -36,13 +36,16 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.close()
 
 
-@contextlib.contextmanager
-def tls_proxy(listen_port: int, target_port: int, cert: Path, key: Path) -> Iterator[None]:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(str(cert), str(key))
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    servers: list[asyncio.base_events.Server] = []
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+Pipes = Callable[[asyncio.StreamReader, asyncio.StreamWriter, asyncio.StreamReader,
+                  asyncio.StreamWriter], Awaitable[None]]
+
+
+def forwarding(target_port: int, pipes: Pipes) -> Handler:
+    """A handler that connects each client to the broker on loopback ``target_port`` and
+    runs ``pipes(client_reader, client_writer, broker_reader, broker_writer)``."""
 
     async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         try:
@@ -50,7 +53,19 @@ def tls_proxy(listen_port: int, target_port: int, cert: Path, key: Path) -> Iter
         except OSError:
             w.close()
             return
-        await asyncio.gather(_pipe(r, tw), _pipe(tr, w))
+        await pipes(r, w, tr, tw)
+
+    return handle
+
+
+@contextlib.contextmanager
+def serve_in_thread(handle: Handler, listen_port: int,
+                    ctx: ssl.SSLContext | None = None) -> Iterator[None]:
+    """Serve ``handle`` on loopback ``listen_port`` from an event loop in a thread, until the
+    block ends."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    servers: list[asyncio.base_events.Server] = []
 
     async def start() -> None:
         servers.append(await asyncio.start_server(handle, "127.0.0.1", listen_port, ssl=ctx))
@@ -71,3 +86,16 @@ def tls_proxy(listen_port: int, target_port: int, cert: Path, key: Path) -> Iter
             loop.call_soon_threadsafe(srv.close)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+
+
+@contextlib.contextmanager
+def tls_proxy(listen_port: int, target_port: int, cert: Path, key: Path) -> Iterator[None]:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert), str(key))
+
+    async def pipes(r: asyncio.StreamReader, w: asyncio.StreamWriter,
+                    tr: asyncio.StreamReader, tw: asyncio.StreamWriter) -> None:
+        await asyncio.gather(_pipe(r, tw), _pipe(tr, w))
+
+    with serve_in_thread(forwarding(target_port, pipes), listen_port, ctx):
+        yield
