@@ -103,8 +103,11 @@ def replay_line(lineno: int, obj: dict[str, Any]) -> ReplayLine:
     obj = dict(obj)
     source = obj.pop("source")
     region = obj.get("region")
-    key = region.encode() if isinstance(region, str) else None
-    raw = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    # a lone surrogate (a JSON "\\ud800" escape) is kept as the bytes a producer would send,
+    # so ingest rejects the record with its reason instead of this line crashing
+    key = region.encode("utf-8", "surrogatepass") if isinstance(region, str) else None
+    raw = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "surrogatepass")
     return ReplayLine(lineno, source, raw, key)
 
 

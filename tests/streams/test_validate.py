@@ -130,6 +130,16 @@ def test_a_huge_line_gets_a_short_reason(tmp_path: Path, registry: RegionRegistr
     assert len(check.rejected[0].reason) < 200
 
 
+def test_a_lone_surrogate_escape_is_rejected_with_its_line(tmp_path: Path,
+                                                            registry: RegionRegistry) -> None:
+    """JSON may escape a lone surrogate ("\\ud800"); ingest gets the bytes a producer would
+    send and rejects them, as it rejects the same record arriving from Kafka."""
+    f = _write(tmp_path / "s.jsonl", [_line("complaint", {**COMPLAINT, "complaint_id": "c\ud800"}),
+                                      _line("complaint", {**COMPLAINT, "region": "harb\udc00"})])
+    check = check_lines(read_replay(f), TocsinSettings(), registry)
+    assert [(r.line, r.error_type) for r in check.rejected] == [(1, "encoding"), (2, "encoding")]
+
+
 @st.composite
 def _raw_line(draw: st.DrawFn) -> bytes:
     kind = draw(st.sampled_from(["record", "object", "bytes"]))
@@ -143,7 +153,7 @@ def _raw_line(draw: st.DrawFn) -> bytes:
     source = "env" if base is READING else "complaint"
     keys = draw(st.lists(st.sampled_from(sorted(base)), unique=True))
     values = st.none() | st.integers() | st.text(max_size=12) | st.sampled_from(
-        ["harbour", "2026-03-02T00:00:00", "ug/m3", "nan"])
+        ["harbour", "2026-03-02T00:00:00", "ug/m3", "nan", "c\ud800", "harb\udc00"])
     obj = {**base, **{k: draw(values) for k in keys}}
     return json.dumps({"source": draw(st.sampled_from([source, "x"])), **obj}).encode()
 
