@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,6 +18,17 @@ PREFIX = "TOCSIN_"
 #: variables Tocsin reads outside TocsinSettings (tests/streams/test_cli_failures.py checks
 #: that every ``TOCSIN_`` name in the code is a setting or listed here)
 OTHER_VARIABLES = ("TOCSIN_BENCH_DEBUG",)
+#: what Kubernetes (and docker --link) define for a Service named ``tocsin-...``: not settings
+SERVICE_LINK = re.compile(
+    r"^TOCSIN_\w+?_(SERVICE_HOST|SERVICE_PORT\w*|PORT_\d+_(TCP|UDP|SCTP)\w*)$")
+#: ``<SERVICE>_PORT=tcp://10.0.0.5:9464`` is a link only by its value (a misspelt setting
+#: ending in ``_PORT``, with a plain number, still gets its warning)
+LINK_VALUE = re.compile(r"^(tcp|udp|sctp)://")
+
+
+def _service_link(name: str, value: str) -> bool:
+    return bool(SERVICE_LINK.match(name)
+                or (name.endswith("_PORT") and LINK_VALUE.match(value)))
 
 
 def variable(field: str) -> str:
@@ -35,7 +47,8 @@ def unknown_variable_warnings(environ: Mapping[str, str] | None = None) -> list[
     known = known_variables()
     out = []
     suffixes = [k.removeprefix(PREFIX) for k in known]  # the shared prefix would match all
-    for name in sorted(n for n in env if n.startswith(PREFIX) and n not in known):
+    for name in sorted(n for n in env if n.startswith(PREFIX) and n not in known
+                       and not _service_link(n, env[n])):
         near = difflib.get_close_matches(name.removeprefix(PREFIX), suffixes, n=1, cutoff=0.75)
         hint = f"did you mean {PREFIX}{near[0]}?" if near else "see docs/settings.md"
         out.append(f"warning: {name} is not a Tocsin setting; {hint}")

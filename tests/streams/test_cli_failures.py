@@ -247,6 +247,21 @@ def test_an_unknown_variable_is_warned_with_the_nearest_name(tmp_path: Path) -> 
         "warning: TOCSIN_QWERTY is not a Tocsin setting; see docs/settings.md"]
 
 
+def test_kubernetes_service_links_are_not_warned_about() -> None:
+    """A Service named tocsin-worker gives each pod TOCSIN_WORKER_SERVICE_HOST and the rest
+    (deploy/k8s turns them off; other manifests may not). A misspelt setting is still
+    warned about, even when it ends in _PORT."""
+    links = {"TOCSIN_WORKER_SERVICE_HOST": "10.0.0.5", "TOCSIN_WORKER_SERVICE_PORT": "9464",
+             "TOCSIN_WORKER_SERVICE_PORT_METRICS": "9464",
+             "TOCSIN_WORKER_PORT": "tcp://10.0.0.5:9464",
+             "TOCSIN_WORKER_PORT_9464_TCP": "tcp://10.0.0.5:9464",
+             "TOCSIN_WORKER_PORT_9464_TCP_ADDR": "10.0.0.5"}
+    assert unknown_variable_warnings(links) == []
+    assert unknown_variable_warnings({**links, "TOCSIN_METRIC_PORT": "9464"}) == [
+        "warning: TOCSIN_METRIC_PORT is not a Tocsin setting; did you mean "
+        "TOCSIN_METRICS_PORT?"]
+
+
 def test_every_misspelling_by_one_letter_finds_its_variable() -> None:
     known = known_variables()
     for name in known:
