@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -184,8 +184,10 @@ class FeedbackBar:
         b = self._bars.get((region, combination))
         return 0.0 if b is None else self._now(b, t)
 
-    def explain(self, region: str, combination: str, t: float) -> str:
-        """One short sentence for the duty officer: how far the bar is raised, and why."""
+    def explain(self, region: str, combination: str, t: float,
+                when: Callable[[float], str] = utc_minute) -> str:
+        """One short sentence for the duty officer: how far the bar is raised, and why;
+        ``when`` quotes a decision's time (the correlator's wording: the officer's zone)."""
         b = self._bars.get((region, combination))
         if b is None:
             return "bar at base (no feedback)"
@@ -193,12 +195,12 @@ class FeedbackBar:
         if b.dismissals and b.last_dismissal is not None:
             d = b.last_dismissal
             head = "1 dismissal:" if b.dismissals == 1 else f"{b.dismissals} dismissals, last:"
-            why.append(f"{head} {d.reason!r}, by {d.by}, {utc_minute(d.at)}")
+            why.append(f"{head} {d.reason!r}, by {d.by}, {when(d.at)}")
         if b.confirmations and b.last_confirmation is not None:
             c = b.last_confirmation
             head = ("1 confirmation" if b.confirmations == 1
                     else f"{b.confirmations} confirmations, last")
-            why.append(f"{head} by {c.by}, {utc_minute(c.at)}")
+            why.append(f"{head} by {c.by}, {when(c.at)}")
         extra = self._now(b, t)
         if extra < _SHOWN:
             return f"bar back at base ({'; '.join(why)}; faded)"

@@ -307,7 +307,8 @@ class Correlator(OpeningRule):
             self._add(inc, g)
         inc.combination = self._combo(chosen)
         if self.bar.extra_score(region, inc.combination, inc.last_seen) > 0:
-            inc.bar_note = self.bar.explain(region, inc.combination, inc.last_seen)
+            inc.bar_note = self.bar.explain(region, inc.combination, inc.last_seen,
+                                            self.wording.when)
         self._open.setdefault(region, []).append(inc)
         return self._version(inc, "new")
 

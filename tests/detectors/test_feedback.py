@@ -251,6 +251,20 @@ def test_explain_names_reason_operator_and_time() -> None:
     assert bar.explain("r1", POLLUTION, T0 + 100 * DAY).startswith("bar back at base (")
 
 
+def test_explain_quotes_times_in_the_officers_zone() -> None:
+    """The correlator passes its wording's clock: the same zone as the rest of the text."""
+    from zoneinfo import ZoneInfo
+
+    from detectors.fusion.wording import Wording
+
+    bar = FeedbackBar(half_life_s=7 * DAY)
+    bar.learn(dismiss(), "r1", POLLUTION)
+    when = Wording(zone=ZoneInfo("Asia/Shanghai")).when
+    assert bar.explain("r1", POLLUTION, T0, when) == (
+        "bar raised by 2.0 (1 dismissal: 'factory test, known', by op-7, "
+        "2026-01-01 18:00 CST); halves every 7 days")
+
+
 def test_max_keys_evicts_keys_closest_to_base() -> None:
     bar = FeedbackBar(max_keys=10, half_life_s=DAY)
     bar.learn(dismiss("tw-old", t=T0), "r-old", POLLUTION)  # decayed by the time of the rest
