@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 #: exit statuses of every command and of the worker (sysexits.h), documented in the README
+EXIT_REJECTED = 1  # tocsin validate: the file was read, and some of its lines were rejected
 EXIT_USAGE = 2  # a bad option, setting or input file
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the broker, or the checkpoints, cannot be reached
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: an internal error (a batch failed half-way)

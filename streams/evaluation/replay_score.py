@@ -105,10 +105,15 @@ def replay_line(lineno: int, obj: dict[str, Any]) -> ReplayLine:
     region = obj.get("region")
     # a lone surrogate (a JSON "\\ud800" escape) is kept as the bytes a producer would send,
     # so ingest rejects the record with its reason instead of this line crashing
-    key = region.encode("utf-8", "surrogatepass") if isinstance(region, str) else None
     raw = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(
         "utf-8", "surrogatepass")
-    return ReplayLine(lineno, source, raw, key)
+    return ReplayLine(lineno, source, raw, region_key(region))
+
+
+def region_key(region: object) -> bytes | None:
+    """The message key of a record whose ``region`` field is ``region``: its UTF-8 bytes (a
+    lone surrogate kept, as a producer would send it), none if it is not a string."""
+    return region.encode("utf-8", "surrogatepass") if isinstance(region, str) else None
 
 
 def run_pipeline(lines: Iterable[ReplayLine], settings: TocsinSettings,

@@ -164,7 +164,7 @@ def explain(
     else:
         s = _settings(broker=broker)
         raw = asyncio.run(read_topic(s, topic_name(s, WARNINGS), patient=False))
-    versions = versions_of(warning_id, raw)
+    versions = versions_of(warning_id, raw, None if file is None else str(file))
     if as_json:
         print(json.dumps([json.loads(w.model_dump_json()) for w in versions], indent=2,
                          ensure_ascii=False))

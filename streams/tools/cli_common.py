@@ -66,6 +66,26 @@ def readable(path: Path, what: str) -> Path:
     return path
 
 
+def writable(path: Path | None, what: str) -> None:
+    """Check, before any work is done, that ``path`` (if given) can be written: its folder
+    is made if missing; a folder in its place or no write permission is one error line."""
+    if path is None:
+        return
+    import os
+
+    from streams.core.errors import InputFileError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputFileError(f"cannot write {what} {path}: {e.strerror or e}; check the "
+                             "path") from e
+    if path.is_dir() or not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise InputFileError(f"cannot write {what} {path}: "
+                             f"{'a folder' if path.is_dir() else 'permission denied'}; "
+                             "give another path")
+
+
 def _version(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version

@@ -44,10 +44,14 @@ def eval_replay(
     if baseline not in BASELINES:
         raise typer.BadParameter(f"{baseline!r} is not one of {', '.join(BASELINES)}",
                                  param_hint="'--baseline'")
-    from streams.tools.cli_common import readable
+    from streams.tools.cli_common import readable, writable
 
     readable(events, "the replay file")
-    incidents = load_truth(truth)  # both files are checked before anything is built
+    incidents = load_truth(truth)  # every file is checked before anything is built
+    if regions is not None:
+        readable(regions, "the --regions file")
+    writable(dead_letters_out, "--dead-letters-out")
+    writable(warnings_out, "--warnings-out")
     s = load_settings(region_registry=regions)
     if s.pseudonym_key is None:  # pseudonyms are never shown here: no warning about linking
         import secrets

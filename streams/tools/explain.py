@@ -17,9 +17,11 @@ class UnknownWarning(TocsinError):
     """No version of the asked warning was found."""
 
 
-def versions_of(warning_id: str, raw: Iterable[bytes]) -> list[Warning]:
+def versions_of(warning_id: str, raw: Iterable[bytes], where: str | None = None
+                ) -> list[Warning]:
     """Every version of ``warning_id`` in ``raw`` (unparseable records skipped), by version,
-    duplicates (the same version delivered twice) dropped."""
+    duplicates (the same version delivered twice) dropped; ``where``: the file read, if not
+    the warnings topic."""
     found: dict[int, Warning] = {}
     for value in raw:
         try:
@@ -29,10 +31,11 @@ def versions_of(warning_id: str, raw: Iterable[bytes]) -> list[Warning]:
         if w.warning_id == warning_id:
             found.setdefault(w.version, w)
     if not found:
-        raise UnknownWarning(
-            f"no warning {warning_id!r} found; check the id (it starts "
-            "with 'tw-<region>-') and that TOCSIN_BROKER / TOCSIN_TOPIC_PREFIX point at the "
-            "cluster that issued it")
+        there = (f"in {where}; check the id (it starts with 'tw-<region>-') and that the file "
+                 "holds warnings (eval replay --warnings-out writes them)" if where else
+                 "; check the id (it starts with 'tw-<region>-') and that TOCSIN_BROKER / "
+                 "TOCSIN_TOPIC_PREFIX point at the cluster that issued it")
+        raise UnknownWarning(f"no warning {warning_id!r} found {there}".replace(" ;", ";"))
     return [found[v] for v in sorted(found)]
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from streams.core.errors import ConfigError, InputFileError
+from streams.core.errors import EXIT_REJECTED, ConfigError, InputFileError
 from streams.ingest.rejections import Rejection
 
 if TYPE_CHECKING:  # the replay file's reader is evaluation's, imported when used
@@ -22,8 +22,6 @@ if TYPE_CHECKING:  # the replay file's reader is evaluation's, imported when use
     from streams.core.settings import TocsinSettings
     from streams.evaluation.replay_score import ReplayLine
 
-#: exit status when a line was rejected (0: all accepted; 2: unreadable file, bad option)
-EXIT_REJECTED = 1
 
 
 @dataclass
@@ -78,8 +76,9 @@ def _region_key(raw: bytes) -> bytes | None:
         obj = json.loads(raw)
     except (ValueError, RecursionError):
         return None
-    region = obj.get("region") if isinstance(obj, dict) else None
-    return region.encode() if isinstance(region, str) else None
+    from streams.evaluation.replay_score import region_key
+
+    return region_key(obj.get("region")) if isinstance(obj, dict) else None
 
 
 def check_lines(lines: Iterable[ReplayLine], settings: TocsinSettings,
@@ -154,7 +153,11 @@ def validate(
     from streams.core.regions import RegionRegistry
     from streams.core.settings import load_settings
     from streams.evaluation.replay_score import read_replay
+    from streams.tools.cli_common import readable, writable
 
+    if regions is not None:
+        readable(regions, "the --regions file")
+    writable(out, "--out")
     s = load_settings(region_registry=regions)
     src = None if source is None else source_of(source, s.topic_prefix)
     registry = RegionRegistry.from_csv(s.region_registry)
