@@ -26,7 +26,7 @@ from detectors.fusion.templates import (
     TemplateSet,
     load_templates,
 )
-from detectors.fusion.versions import IncidentVersion, render
+from detectors.fusion.versions import QUIET_S, IncidentVersion, render
 from detectors.fusion.versions import explain as explain  # (was defined here)
 from detectors.fusion.wording import PLAIN, Wording
 
@@ -78,7 +78,7 @@ class Correlator(OpeningRule):
     def __init__(
         self,
         window_s: float = 6 * 3600.0,
-        quiet_s: float = 12 * 3600.0,
+        quiet_s: float = QUIET_S,
         min_departments: int = 2,
         templates: Iterable[Template] | TemplateSet | None = None,
         update_score_step: float = 2.0,

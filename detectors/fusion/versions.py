@@ -24,6 +24,9 @@ from detectors.fusion.wording import (
 if TYPE_CHECKING:
     from detectors.fusion.correlation import _Incident
 
+#: how long an incident with no new evidence stays open (TOCSIN_QUIET_RESOLVE_S defaults to it)
+QUIET_S = 12 * 3600.0
+
 
 @dataclass(frozen=True, slots=True)
 class IncidentVersion:
@@ -50,7 +53,7 @@ class IncidentVersion:
 
 
 def render(inc: _Incident, status: str, tpl: Template, history: tuple[Entry, ...],
-           wording: Wording = PLAIN, quiet_s: float = 12 * 3600.0) -> IncidentVersion:
+           wording: Wording = PLAIN, quiet_s: float = QUIET_S) -> IncidentVersion:
     """Version ``inc.version`` of incident ``inc`` (of scenario template ``tpl``, with
     the operators' ``history``) in ``status``, its explanation in ``wording``
     (``quiet_s``: the correlator's quiet time, named when it resolves); records its
@@ -87,7 +90,7 @@ def render(inc: _Incident, status: str, tpl: Template, history: tuple[Entry, ...
 def explain(region: str, tpl: Template, ev: tuple[Finding, ...], status: str,
             certainty: str = "Possible", *, history: tuple[Entry, ...] = (),
             wording: Wording = PLAIN, resolved_at: float = math.nan,
-            quiet_s: float = 12 * 3600.0, since: float | None = None) -> str:
+            quiet_s: float = QUIET_S, since: float | None = None) -> str:
     """What a duty officer reads: a headline (certainty, scenario, region, departments,
     since when), up to :data:`MAX_SIGNALS` signal lines (the strongest first), then the
     recommended action (an open version) or how it ended (a closed one: ``resolved_at``,

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from detectors.fusion.versions import QUIET_S
 from detectors.signals.calendar import DEFAULT_FILE as DEFAULT_HOLIDAYS
 from detectors.signals.calendar import CalendarError, HolidayCalendar, load_calendar
 from streams.core.connect import DEFAULT_BROKER
@@ -130,7 +131,7 @@ class TocsinSettings(BaseSettings):
         "died are silent until another takes them over, and must hold the buffer back till then.",
     )
     quiet_resolve_s: float = Field(
-        12 * 3600.0, gt=0, description="An incident with no new evidence for this long resolves."
+        QUIET_S, gt=0, description="An incident with no new evidence for this long resolves."
     )
     neighbour_decay: float = Field(
         1.0, ge=0,

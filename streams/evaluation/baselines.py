@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from detectors.base import P_FLOOR, normal_sf, poisson_sf
+from detectors.fusion.versions import QUIET_S
 from detectors.signals.catalogue import Catalogue
 from streams.core.regions import RegionRegistry
 from streams.core.schemas import (
@@ -80,7 +81,6 @@ MIN_HISTORY = 24  # previous hourly values a series needs before it can flag
 MIN_COMPLAINTS = 2
 MIN_MARKET_COUNT = 1
 PAIR_WINDOW_S = 6 * 3600.0
-QUIET_S = 12 * 3600.0
 
 
 
